@@ -1,0 +1,68 @@
+# twinledger — the two commands a new user needs are `make demo` and `make test`.
+# Every target installs what it needs first and is safe to run twice.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install demo test test-fast lint contracts check-artifacts bench gas lock clean chain-up chain-down
+
+install: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY_STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(NPM_STAMP): package-lock.json package.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## contracts: compile contracts/src into contracts/artifacts (commit the result)
+contracts: install
+	$(PY) scripts/compile.py
+
+## check-artifacts: fail when the committed artifacts differ from a fresh compile
+check-artifacts: install
+	$(PY) scripts/compile.py --check
+
+lint: install
+	$(VENV)/bin/ruff check sdk node tests scripts
+	$(VENV)/bin/ruff format --check sdk node tests scripts
+	$(VENV)/bin/mypy
+
+## test: everything installed, artifacts checked, lint, all tests
+test: install check-artifacts lint
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -x
+
+## demo: start a local stack and walk through a twin's lifecycle
+demo: install
+	$(PY) scripts/demo.py
+
+## gas: measure gas per operation and write docs/gas.md
+gas: install
+	$(PY) scripts/bench/gas.py
+
+bench: gas
+
+## lock: re-resolve the Python lock file after changing pyproject.toml
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q pip-tools
+	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+
+chain-up: install
+	$(VENV)/bin/twinledger chain up
+
+chain-down: install
+	$(VENV)/bin/twinledger chain down
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

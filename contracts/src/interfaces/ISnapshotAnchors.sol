@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title ISnapshotAnchors
+/// @notice Commitments to off-chain data: a twin's snapshot head (one manifest digest per sequence number) or the
+/// Merkle root of a batch of leaves (snapshots, access receipts, model updates) in OpenZeppelin StandardMerkleTree
+/// format, with the CID of the batch's leaf list.
+interface ISnapshotAnchors {
+    /// @notice What the leaves of a batch are.
+    enum BatchKind {
+        Snapshots,
+        AccessReceipts,
+        ModelUpdates
+    }
+
+    /// @notice The head of a twin's snapshot chain was anchored.
+    event SnapshotAnchored(uint256 indexed twinId, uint256 indexed seq, address indexed anchorer, bytes32 manifestDigest);
+
+    /// @notice A Merkle batch was anchored.
+    event BatchAnchored(
+        bytes32 indexed root, BatchKind indexed kind, address indexed anchorer, uint256 count, string leavesCid
+    );
+
+    /// @dev `seq` must be greater than the twin's last anchored sequence number `headSeq`.
+    error SnapshotSeqNotIncreasing(uint256 twinId, uint256 seq, uint256 headSeq);
+    /// @dev Sequence numbers are uint32.
+    error SnapshotSeqOverflow(uint256 seq);
+    /// @dev A digest or root must not be zero.
+    error ZeroDigest();
+    /// @dev The batch root is anchored already (by `anchorer`).
+    error BatchAlreadyAnchored(bytes32 root, address anchorer);
+    /// @dev A batch needs at least one and at most 2^32-1 leaves.
+    error InvalidBatchCount(uint256 count);
+    /// @dev The kind value is outside BatchKind.
+    error InvalidBatchKind(uint8 kind);
+    /// @dev The leaf list CID must not be empty.
+    error EmptyLeavesCid();
+
+    /// @notice Anchors the manifest digest of snapshot `seq` of `twinId` (owner or approved operator).
+    function anchorSnapshot(uint256 twinId, uint256 seq, bytes32 manifestDigest) external;
+
+    /// @notice Anchors the Merkle root of a batch of `count` leaves listed at `leavesCid`.
+    function anchorBatch(uint8 kind, bytes32 root, uint256 count, string calldata leavesCid) external;
+
+    /// @notice Who anchored `root`, when, of which kind and with how many leaves (anchorer zero: not anchored).
+    function batchOf(bytes32 root)
+        external
+        view
+        returns (address anchorer, uint256 anchoredAt, BatchKind kind, uint256 count);
+}
