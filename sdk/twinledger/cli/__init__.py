@@ -1,0 +1,1 @@
+"""The `twinledger` command line."""

@@ -1,0 +1,47 @@
+"""Entry point of the `twinledger` command: one typer sub-app per concept."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from twinledger.errors import TwinledgerError
+
+app = typer.Typer(
+    name="twinledger",
+    help="Ownership, consent and provenance for digital twins.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# (module, command name): each module defines `app`, a typer.Typer for that concept.
+SUBCOMMANDS: list[tuple[str, str]] = [
+]
+for module_name, command in SUBCOMMANDS:
+    app.add_typer(importlib.import_module(module_name).app, name=command)
+
+
+def main() -> None:
+    """Run the CLI; a TwinledgerError becomes a readable message and its exit code, not a traceback."""
+    try:
+        app(standalone_mode=False)
+    except TwinledgerError as error:
+        err = Console(stderr=True)
+        err.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        if error.hint:
+            err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
+        sys.exit(error.exit_code)
+    except (typer.Exit, SystemExit) as done:
+        code = getattr(done, "exit_code", getattr(done, "code", 0))
+        sys.exit(code or 0)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as click_error:  # click's usage errors carry their own exit code and message
+        show = getattr(click_error, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(click_error, "exit_code", 2))
