@@ -33,7 +33,16 @@ SETTINGS: dict = {
     "optimizer": {"enabled": True, "runs": 10000}, "viaIR": False,
     "evmVersion": "cancun",
     "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout", "devdoc"]}
+        "*": {
+            "*": [
+                "abi",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.immutableReferences",
+                "storageLayout",
+                "devdoc",
+            ]
+        }
     },
 }
 IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\']*\s+from\s+)?["\']([^"\']+)["\']\s*;', re.MULTILINE)
@@ -114,6 +123,7 @@ def compile_artifacts() -> dict[str, str]:
                 "abi": data["abi"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+                "immutableReferences": data["evm"]["deployedBytecode"].get("immutableReferences", {}),
                 "storageLayout": data["storageLayout"],
                 "devdoc": data["devdoc"],
             }

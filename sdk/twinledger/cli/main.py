@@ -19,6 +19,8 @@ app = typer.Typer(
 
 # (module, command name): each module defines `app`, a typer.Typer for that concept.
 SUBCOMMANDS: list[tuple[str, str]] = [
+    ("twinledger.cli.chain", "chain"),
+    ("twinledger.cli.contracts", "contracts"),
 ]
 for module_name, command in SUBCOMMANDS:
     app.add_typer(importlib.import_module(module_name).app, name=command)
@@ -27,16 +29,15 @@ for module_name, command in SUBCOMMANDS:
 def main() -> None:
     """Run the CLI; a TwinledgerError becomes a readable message and its exit code, not a traceback."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code (typer.Exit) instead of exiting.
+        result = app(standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else 0)
     except TwinledgerError as error:
         err = Console(stderr=True)
         err.print(f"[bold red]error:[/] {error.message}", highlight=False)
         if error.hint:
             err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
         sys.exit(error.exit_code)
-    except (typer.Exit, SystemExit) as done:
-        code = getattr(done, "exit_code", getattr(done, "code", 0))
-        sys.exit(code or 0)
     except typer.Abort:
         sys.exit(130)
     except Exception as click_error:  # click's usage errors carry their own exit code and message

@@ -1,0 +1,53 @@
+"""The account that signs transactions: env var, keystore file, or anvil's dev key on a local chain."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from twinledger.chain.localchain import DEFAULT_CHAIN_ID, DEV_KEYS
+from twinledger.errors import AuthError, InvalidInput, NotFound
+
+
+def load_keystore(path: Path, passphrase: str) -> LocalAccount:
+    """Decrypt an eth-account keystore v3 file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no keystore at {path}", hint="create one with `twinledger wallet create`") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{path} is not a keystore (JSON): {error.msg}") from None
+    try:
+        key = Account.decrypt(data, passphrase)
+    except ValueError:
+        raise AuthError(f"wrong passphrase for keystore {path}", hint="check TWINLEDGER_PASSPHRASE") from None
+    return Account.from_key(key)
+
+
+def signer_from_env(chain_id: int | None = None) -> LocalAccount | None:
+    """The configured signer, or None.
+
+    `TWINLEDGER_PRIVATE_KEY`, else `TWINLEDGER_KEYSTORE` with `TWINLEDGER_PASSPHRASE`, else on a local
+    dev chain (chain id 31337) anvil's first dev key.
+    """
+    key = os.environ.get("TWINLEDGER_PRIVATE_KEY")
+    if key:
+        try:
+            return Account.from_key(key)
+        except ValueError:
+            raise InvalidInput(
+                "TWINLEDGER_PRIVATE_KEY is not a valid private key", hint="32 bytes as hex"
+            ) from None
+    keystore = os.environ.get("TWINLEDGER_KEYSTORE")
+    if keystore:
+        passphrase = os.environ.get("TWINLEDGER_PASSPHRASE")
+        if passphrase is None:
+            raise AuthError("TWINLEDGER_KEYSTORE is set but TWINLEDGER_PASSPHRASE is not")
+        return load_keystore(Path(keystore), passphrase)
+    if chain_id == DEFAULT_CHAIN_ID:
+        return Account.from_key(DEV_KEYS[0])
+    return None
