@@ -1,0 +1,80 @@
+"""Shared fixtures: a real anvil per test session on a free port, the contracts on it, accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from twinledger.chain.client import ChainClient
+from twinledger.chain.deploy import Deployment, deploy
+from twinledger.chain.ledger import FederatedLedger, TwinLedger
+from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port, rpc_call
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """RPC URL of an anvil started for this session; stopped by PID at the end."""
+    chain = LocalChain(tmp_path_factory.mktemp("anvil"), port=free_port())
+    status = chain.up()
+    assert status.rpc_url is not None
+    try:
+        yield status.rpc_url
+    finally:
+        chain.down()
+
+
+@pytest.fixture(scope="session")
+def accounts() -> list[LocalAccount]:
+    """anvil's funded dev accounts: [0] deploys, the others play owners, operators, relayers."""
+    return [Account.from_key(k) for k in DEV_KEYS]
+
+
+@pytest.fixture(scope="session")
+def deployment(
+    anvil: str, accounts: list[LocalAccount], tmp_path_factory: pytest.TempPathFactory
+) -> Deployment:
+    client = ChainClient(anvil, accounts[0])
+    deployed, created = deploy(client, tmp_path_factory.mktemp("deployments"))
+    assert created
+    return deployed
+
+
+@pytest.fixture
+def fresh_state(anvil: str, deployment: Deployment) -> Iterator[None]:
+    """Each test starts from the freshly deployed chain state (evm_snapshot / evm_revert)."""
+    snapshot = rpc_call(anvil, "evm_snapshot")
+    try:
+        yield
+    finally:
+        rpc_call(anvil, "evm_revert", [snapshot])
+
+
+@pytest.fixture
+def ledger_as(anvil: str, deployment: Deployment, fresh_state: None) -> Callable[[LocalAccount], TwinLedger]:
+    """ledger_as(account): the TwinLedger bindings sending from `account`."""
+
+    def bind(account: LocalAccount) -> TwinLedger:
+        return TwinLedger(ChainClient(anvil, account), deployment.twin_ledger)
+
+    return bind
+
+
+@pytest.fixture
+def federated_as(
+    anvil: str, deployment: Deployment, fresh_state: None
+) -> Callable[[LocalAccount], FederatedLedger]:
+    def bind(account: LocalAccount) -> FederatedLedger:
+        return FederatedLedger(ChainClient(anvil, account), deployment.federated_ledger)
+
+    return bind
+
+
+def increase_time(rpc_url: str, seconds: int) -> None:
+    rpc_call(rpc_url, "evm_increaseTime", [seconds])
+    rpc_call(rpc_url, "evm_mine")
