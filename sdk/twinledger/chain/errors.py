@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
 from twinledger.chain import artifacts
@@ -84,7 +84,8 @@ def decode_revert(data: bytes | str) -> ContractRevert:
     if entry is None:
         return ContractRevert("UnknownRevert", {"data": raw})
     name, types, names = entry
-    values = abi_decode(types, raw[4:])
+    decoded = abi_decode(types, raw[4:])
+    values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, decoded, strict=True)]
     return ContractRevert(name, dict(zip(names, values, strict=True)))
 
 
