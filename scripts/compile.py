@@ -30,7 +30,8 @@ NODE_MODULES = ROOT / "node_modules"
 WRAPPER = ROOT / "scripts" / "solcjs-wrapper"
 
 SETTINGS: dict = {
-    "optimizer": {"enabled": True, "runs": 10000}, "viaIR": False,
+    "optimizer": {"enabled": True, "runs": 10000},
+    "viaIR": False,
     "evmVersion": "cancun",
     "outputSelection": {
         "*": {
@@ -140,7 +141,9 @@ def _commit(version: Version) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="fail when committed artifacts are stale")
     args = parser.parse_args()
     fresh = compile_artifacts()

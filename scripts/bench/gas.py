@@ -1,0 +1,209 @@
+"""Gas per ledger operation on a fresh anvil, beside peer contracts' reference figures and our targets.
+
+    python scripts/bench/gas.py            # prints the table and writes docs/gas.md
+    python scripts/bench/gas.py --check    # exit 1 when an operation exceeds its bound
+
+Gas is deterministic for the same bytecode, inputs and chain: tests/contracts/test_gas.py asserts the bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_utils import keccak
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "sdk"))
+
+from twinledger.chain.client import ChainClient  # noqa: E402
+from twinledger.chain.deploy import deploy  # noqa: E402
+from twinledger.chain.ledger import GrantRequest  # noqa: E402
+from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port  # noqa: E402
+from twinledger.chain.types import BatchKind  # noqa: E402
+
+DEVICE_DID = "did:key:z6MkfXXpsrRGDxsSxf473MVmg9dtsDJuJKzMZztAA2jwWhws"  # 56 chars, a typical did:key
+GRANTEE_DID = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+LEAVES_CID = "bafybeigmix7t42i6jacydtquhet7srwvgpizfg7gjbq7627d35mjomtu64"
+
+# Measured on anvil 1.7.1, solc 0.8.28, 200 runs (from the contracts issue).
+REFERENCES = [
+    ("EAS attest", 339_456), ("EAS revoke", 77_142),
+    ("ethr-did-registry addDelegate", 55_128), ("ethr-did-registry revokeDelegate", 37_659),
+    ("ethr-did-registry setAttributeSigned (first)", 80_489), ("ethr-did-registry setAttributeSigned", 46_313),
+    ("OpenZeppelin ERC721 mint", 68_759), ("OpenZeppelin ERC721 mint + 59-char URI", 138_307),
+    ("OpenZeppelin AccessControl grantRole", 51_454), ("OpenZeppelin AccessControl revokeRole", 29_512),
+    ("floor: event-only anchor", 23_234), ("floor: fresh storage slot + event", 45_413),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    target: int | None  # from the contracts issue
+    bound: int  # what tests assert: the target where we meet it, else today's figure (see the analysis)
+
+
+OPERATIONS = [
+    Operation("register (new owner, device DID)", 90_000, 90_000),
+    Operation("register (child twin, device DID)", 90_000, 90_000),
+    Operation("grant", 52_000, 53_200),
+    Operation("grantBySig (owner's first)", 60_000, 65_900),
+    Operation("grantBySig (later)", 60_000, 65_900),
+    Operation("revoke", 30_000, 30_000),
+    Operation("anchorSnapshot (first)", 52_000, 52_000),
+    Operation("anchorSnapshot (second and later)", 35_000, 35_000),
+    Operation("anchorBatch (10 leaves)", 60_000, 60_000),
+    Operation("anchorBatch (10,000 leaves)", 60_000, 60_000),
+    Operation("commitUpdate", 60_000, 60_000),
+    Operation("checkpoint", 70_000, 70_000),
+    Operation("createTask", None, 120_000),
+    Operation("transfer (safeTransferFrom, to a new holder)", None, 65_000),
+]
+
+
+def measure() -> dict[str, int]:
+    """Run every operation once on a fresh chain and return gasUsed by operation name."""
+    owner, relayer, aggregator = (Account.from_key(k) for k in DEV_KEYS[1:4])
+    gas: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        chain = LocalChain(Path(tmp) / "chain", port=free_port())
+        status = chain.up()
+        try:
+            rpc = str(status.rpc_url)
+            deployment, _ = deploy(ChainClient(rpc, Account.from_key(DEV_KEYS[0])), Path(tmp) / "deployments")
+            ledger, federated = deployment.bind(ChainClient(rpc, owner))
+            relay_ledger, _ = deployment.bind(ChainClient(rpc, relayer))
+            _, agg_federated = deployment.bind(ChainClient(rpc, aggregator))
+            now = ledger.client.chain_time()
+
+            system, r = ledger.register("system", metadata_digest=keccak(b"meta"), device_did=DEVICE_DID)
+            gas["register (new owner, device DID)"] = r.gas_used
+            component, r = ledger.register("component", parent_id=system, device_did=DEVICE_DID)
+            gas["register (child twin, device DID)"] = r.gas_used
+            grant = GrantRequest.of(system, GRANTEE_DID, "research", "read", now + 86_400)
+            gas["grant"] = ledger.grant(grant).gas_used
+            for label, purpose in (
+                ("grantBySig (owner's first)", "research"),
+                ("grantBySig (later)", "maintenance"),
+            ):
+                request = GrantRequest.of(component, GRANTEE_DID, purpose, "read", now + 86_400)
+                signed = ledger.sign_grant(owner, request, deadline=now + 3600)
+                gas[label] = relay_ledger.submit_signed(signed).gas_used
+            gas["revoke"] = ledger.revoke(system, GRANTEE_DID, "research").gas_used
+            gas["anchorSnapshot (first)"] = ledger.anchor_snapshot(system, 1, keccak(b"m1")).gas_used
+            gas["anchorSnapshot (second and later)"] = ledger.anchor_snapshot(
+                system, 2, keccak(b"m2")
+            ).gas_used
+            for label, count in (("anchorBatch (10 leaves)", 10), ("anchorBatch (10,000 leaves)", 10_000)):
+                root = keccak(label.encode())
+                gas[label] = ledger.anchor_batch(BatchKind.SNAPSHOTS, root, count, LEAVES_CID).gas_used
+            task, r = agg_federated.create_task(GRANTEE_DID, "research", keccak(b"model-0"))
+            gas["createTask"] = r.gas_used
+            ledger.grant(GrantRequest.of(component, GRANTEE_DID, "research", "train", now + 86_400))
+            gas["commitUpdate"] = federated.commit_update(task, 1, component, keccak(b"update"), 500).gas_used
+            gas["checkpoint"] = agg_federated.checkpoint(
+                task, 1, keccak(b"model-1"), keccak(b"root"), 1, 500
+            ).gas_used
+            gas["transfer (safeTransferFrom, to a new holder)"] = ledger.transfer(
+                component, relayer.address
+            ).gas_used
+        finally:
+            chain.down()
+    return gas
+
+
+ANALYSIS = """
+## Where `grant` and `grantBySig` miss their targets
+
+Both carry the grantee's DID string in the `Granted` event, as the issue requires, and the gas of every unavoidable
+part can be added up from the EVM's price list:
+
+| part | `grant` | `grantBySig` |
+|---|---:|---:|
+| transaction base | 21,000 | 21,000 |
+| calldata (56-char did:key, keccak purpose; plus nonce, deadline, 65-byte signature) | 2,240 | ~4,020 |
+| new grant slot (cold SSTORE 0 → non-zero) | 22,100 | 22,100 |
+| owner check (cold SLOAD of the twin record) | 2,100 | 2,100 |
+| per-owner nonce (cold SLOAD + SSTORE of the account record, packed with the ERC-721 balance) | – | 5,000 |
+| `ecrecover` precompile | – | 3,000 |
+| `Granted` event (LOG4: twin, DID hash, purpose; scopes, expiry, DID string) | 3,411 | 3,411 |
+| **floor before any other instruction** | **50,851** | **~60,630** |
+
+So `grantBySig ≤ 60,000` cannot be met while keeping per-owner nonces and the DID in the event, and `grant ≤ 52,000`
+leaves 1,149 gas for ABI decoding, validation, hashing and encoding, where idiomatic Solidity spends about 2,100
+(measured with `debug_traceTransaction`). What was tried: packing the grant by hand into one word (saved 1,166: a
+struct assignment compiled to four read-modify-writes), dropping the grantor from the event (it is in storage and is
+always the owner at that block; saved 256), a single-keccak grant key (8), emitting the event in assembly (88),
+the via-IR pipeline (worse: its linear selector dispatch costs ~600 here), and 10,000 optimizer runs instead of 200
+(~250 per call, kept: calls are many, deployment is once). Not done, because each would cost users more than the gas: dropping indexed topics
+(auditors filter grants by DID hash and purpose), per-twin instead of per-owner nonces (saves 2,100, still over),
+or checking ownership lazily (a grant by a non-owner would succeed silently instead of reverting).
+
+The bound the tests assert for these two is today's figure, so any regression fails CI.
+"""
+
+
+def render(gas: dict[str, int]) -> str:
+    lines = [
+        "# Gas per operation",
+        "",
+        "Generated by `python scripts/bench/gas.py` (also `make gas`) on anvil 1.7.1 with the committed artifacts",
+        "(solc 0.8.28, optimizer 10,000 runs, EVM cancun). Gas is deterministic; `tests/contracts/test_gas.py` asserts",
+        "the bound column.",
+        "",
+        "| operation | gasUsed | target | met | bound asserted |",
+        "|---|---:|---:|:---:|---:|",
+    ]
+    for op in OPERATIONS:
+        used = gas[op.name]
+        target = f"{op.target:,}" if op.target else "–"
+        met = "–" if op.target is None else ("yes" if used <= op.target else "**no**")
+        lines.append(f"| {op.name} | {used:,} | {target} | {met} | {op.bound:,} |")
+    lines += ["", "## Peer contracts (reference figures)", "", "| operation | gasUsed |", "|---|---:|"]
+    lines += [f"| {name} | {value:,} |" for name, value in REFERENCES]
+    lines += [
+        "",
+        "Ratios: `register` with a device DID costs "
+        f"{gas['register (new owner, device DID)'] / 68_759:.2f}× an OpenZeppelin ERC721 mint without one; "
+        f"`grant` {gas['grant'] / 51_454:.2f}× AccessControl grantRole (which stores no expiry, scope or DID); "
+        f"`revoke` {gas['revoke'] / 29_512:.2f}× revokeRole; a batch anchor of 10,000 receipts "
+        f"{gas['anchorBatch (10,000 leaves)'] / 10_000:.1f} gas per receipt.",
+    ]
+    return "\n".join(lines) + "\n" + ANALYSIS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="do not write docs/gas.md; exit 1 on a bound exceeded"
+    )
+    args = parser.parse_args()
+    gas = measure()
+    table = Table(title="gas per operation (anvil)")
+    for column in ("operation", "gasUsed", "target", "ratio to target"):
+        table.add_column(column, justify="right" if column != "operation" else "left")
+    for op in OPERATIONS:
+        ratio = f"{gas[op.name] / op.target:.3f}" if op.target else "–"
+        table.add_row(op.name, f"{gas[op.name]:,}", f"{op.target:,}" if op.target else "–", ratio)
+    Console().print(table)
+    over = [op.name for op in OPERATIONS if gas[op.name] > op.bound]
+    if not args.check:
+        (ROOT / "docs" / "gas.md").write_text(render(gas))
+        print("wrote docs/gas.md")
+    if over:
+        print("over bound: " + ", ".join(over))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
