@@ -1,0 +1,3 @@
+from twinledger.cli.main import main
+
+main()
