@@ -194,7 +194,7 @@ def main() -> int:
     for op in OPERATIONS:
         ratio = f"{gas[op.name] / op.target:.3f}" if op.target else "–"
         table.add_row(op.name, f"{gas[op.name]:,}", f"{op.target:,}" if op.target else "–", ratio)
-    Console().print(table)
+    Console(emoji=False).print(table)
     over = [op.name for op in OPERATIONS if gas[op.name] > op.bound]
     if not args.check:
         (ROOT / "docs" / "gas.md").write_text(render(gas))

@@ -33,7 +33,7 @@ def main() -> None:
         result = app(standalone_mode=False)
         sys.exit(result if isinstance(result, int) else 0)
     except TwinledgerError as error:
-        err = Console(stderr=True)
+        err = Console(stderr=True, emoji=False)
         err.print(f"[bold red]error:[/] {error.message}", highlight=False)
         if error.hint:
             err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
