@@ -92,9 +92,7 @@ def main() -> int:
         f"   The chain keeps running with its state in {DATA_DIR / 'chain'}; stop it with "
         f"`TWINLEDGER_DATA_DIR={DATA_DIR} .venv/bin/twinledger chain down`."
     )
-    console.print(
-        "   Next: docs/gas.md for what each operation costs; `.venv/bin/twinledger --help` for the CLI."
-    )
+    console.print("   Next: docs/gas.md for what each operation costs; `.venv/bin/twinledger --help` for the CLI.")
     return 0
 
 

@@ -36,9 +36,7 @@ def accounts() -> list[LocalAccount]:
 
 
 @pytest.fixture(scope="session")
-def deployment(
-    anvil: str, accounts: list[LocalAccount], tmp_path_factory: pytest.TempPathFactory
-) -> Deployment:
+def deployment(anvil: str, accounts: list[LocalAccount], tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     client = ChainClient(anvil, accounts[0])
     deployed, created = deploy(client, tmp_path_factory.mktemp("deployments"))
     assert created
@@ -66,9 +64,7 @@ def ledger_as(anvil: str, deployment: Deployment, fresh_state: None) -> Callable
 
 
 @pytest.fixture
-def federated_as(
-    anvil: str, deployment: Deployment, fresh_state: None
-) -> Callable[[LocalAccount], FederatedLedger]:
+def federated_as(anvil: str, deployment: Deployment, fresh_state: None) -> Callable[[LocalAccount], FederatedLedger]:
     def bind(account: LocalAccount) -> FederatedLedger:
         return FederatedLedger(ChainClient(anvil, account), deployment.federated_ledger)
 

@@ -98,9 +98,7 @@ def measure() -> dict[str, int]:
                 gas[label] = relay_ledger.submit_signed(signed).gas_used
             gas["revoke"] = ledger.revoke(system, GRANTEE_DID, "research").gas_used
             gas["anchorSnapshot (first)"] = ledger.anchor_snapshot(system, 1, keccak(b"m1")).gas_used
-            gas["anchorSnapshot (second and later)"] = ledger.anchor_snapshot(
-                system, 2, keccak(b"m2")
-            ).gas_used
+            gas["anchorSnapshot (second and later)"] = ledger.anchor_snapshot(system, 2, keccak(b"m2")).gas_used
             for label, count in (("anchorBatch (10 leaves)", 10), ("anchorBatch (10,000 leaves)", 10_000)):
                 root = keccak(label.encode())
                 gas[label] = ledger.anchor_batch(BatchKind.SNAPSHOTS, root, count, LEAVES_CID).gas_used
@@ -108,12 +106,8 @@ def measure() -> dict[str, int]:
             gas["createTask"] = r.gas_used
             ledger.grant(GrantRequest.of(component, GRANTEE_DID, "research", "train", now + 86_400))
             gas["commitUpdate"] = federated.commit_update(task, 1, component, keccak(b"update"), 500).gas_used
-            gas["checkpoint"] = agg_federated.checkpoint(
-                task, 1, keccak(b"model-1"), keccak(b"root"), 1, 500
-            ).gas_used
-            gas["transfer (safeTransferFrom, to a new holder)"] = ledger.transfer(
-                component, relayer.address
-            ).gas_used
+            gas["checkpoint"] = agg_federated.checkpoint(task, 1, keccak(b"model-1"), keccak(b"root"), 1, 500).gas_used
+            gas["transfer (safeTransferFrom, to a new holder)"] = ledger.transfer(component, relayer.address).gas_used
         finally:
             chain.down()
     return gas
@@ -180,12 +174,8 @@ def render(gas: dict[str, int]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="do not write docs/gas.md; exit 1 on a bound exceeded"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="do not write docs/gas.md; exit 1 on a bound exceeded")
     args = parser.parse_args()
     gas = measure()
     table = Table(title="gas per operation (anvil)")

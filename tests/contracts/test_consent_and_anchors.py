@@ -21,9 +21,7 @@ def test_grant_authorizes_until_expiry_and_records_the_grantor(anvil, ledger_as,
     owner = ledger_as(accounts[1])
     twin, _ = owner.register("asset")
     expiry = _expiry(owner, DAY)
-    granted = (
-        owner.grant(GrantRequest.of(twin, DID_A, "research", "read,train", expiry)).event("Granted").args
-    )
+    granted = owner.grant(GrantRequest.of(twin, DID_A, "research", "read,train", expiry)).event("Granted").args
     assert granted["did"] == DID_A and granted["didHash"] == keccak(text=DID_A)
     assert granted["purpose"] == purpose_code("research")
     assert (granted["scopes"], granted["expiry"]) == (Scope.READ | Scope.TRAIN, expiry)
@@ -59,19 +57,13 @@ def test_grant_validation_reverts(ledger_as, accounts):
     now = owner.client.chain_time()
     fn = owner.contract.functions
     purpose = purpose_code("research")
-    reverts(
-        "InvalidScopes", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 0x08, now + DAY)), scopes=8
-    )
+    reverts("InvalidScopes", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 0x08, now + DAY)), scopes=8)
     reverts("InvalidScopes", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 0x20, now + DAY)))
-    reverts(
-        "InvalidExpiry", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 1, now - 1)), expiry=now - 1
-    )
+    reverts("InvalidExpiry", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 1, now - 1)), expiry=now - 1)
     reverts("InvalidExpiry", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 1, 2**40)))
     reverts("InvalidPurpose", lambda: owner.client.send(fn.grant(twin, DID_A, b"\x00" * 32, 1, now + DAY)))
     reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "did", purpose, 1, now + DAY)))
-    reverts(
-        "NotTwinController", lambda: stranger.grant(GrantRequest.of(twin, DID_A, purpose, "read", now + DAY))
-    )
+    reverts("NotTwinController", lambda: stranger.grant(GrantRequest.of(twin, DID_A, purpose, "read", now + DAY)))
     reverts("TwinNotFound", lambda: owner.grant(GrantRequest.of(99, DID_A, purpose, "read", now + DAY)))
     reverts("NotTwinController", lambda: stranger.revoke(twin, DID_A, "research"))
 
@@ -174,17 +166,11 @@ def test_anchor_batch_records_root_once(ledger_as, accounts):
     )
     anchorer, at, kind, count = node.batch_of(root)
     assert (anchorer, kind, count) == (accounts[4].address, BatchKind.ACCESS_RECEIPTS, 12) and at > 0
-    reverts(
-        "BatchAlreadyAnchored", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, root, 1, LEAVES_CID), root=root
-    )
+    reverts("BatchAlreadyAnchored", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, root, 1, LEAVES_CID), root=root)
     fn = node.contract.functions
-    reverts(
-        "InvalidBatchKind", lambda: node.client.send(fn.anchorBatch(3, keccak(b"x"), 1, LEAVES_CID)), kind=3
-    )
+    reverts("InvalidBatchKind", lambda: node.client.send(fn.anchorBatch(3, keccak(b"x"), 1, LEAVES_CID)), kind=3)
     reverts("ZeroDigest", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, b"\x00" * 32, 1, LEAVES_CID))
     reverts("InvalidBatchCount", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 0, LEAVES_CID))
-    reverts(
-        "InvalidBatchCount", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 2**32, LEAVES_CID)
-    )
+    reverts("InvalidBatchCount", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 2**32, LEAVES_CID))
     reverts("EmptyLeavesCid", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 1, ""))
     assert node.batch_of(keccak(b"y"))[0] == "0x0000000000000000000000000000000000000000"

@@ -28,9 +28,7 @@ def test_round_lifecycle(ledger_as, federated_as, accounts):
     participant = federated_as(accounts[1])
     committed = participant.commit_update(task, 1, twin, keccak(b"update"), 100).event("UpdateCommitted").args
     assert (committed["round"], committed["twinId"], committed["numSamples"]) == (1, twin, 100)
-    done = aggregator.checkpoint(task, 1, keccak(b"model-1"), keccak(b"root"), 1, 100).event(
-        "RoundCheckpointed"
-    )
+    done = aggregator.checkpoint(task, 1, keccak(b"model-1"), keccak(b"root"), 1, 100).event("RoundCheckpointed")
     assert done.args["modelDigest"] == keccak(b"model-1") and done.args["count"] == 1
     record = aggregator.task(task)
     assert (record.open_round, record.closed, record.aggregator_did_hash) == (
@@ -50,9 +48,7 @@ def test_commit_requires_train_consent_for_the_tasks_purpose(ledger_as, federate
     owner, _, twin, task, _ = _setup(ledger_as, federated_as, accounts)
     participant = federated_as(accounts[1])
     expiry = owner.client.chain_time() + 3600
-    reverts(
-        "TrainingNotAuthorized", lambda: participant.commit_update(task, 1, twin, DIGEST, 10), twinId=twin
-    )
+    reverts("TrainingNotAuthorized", lambda: participant.commit_update(task, 1, twin, DIGEST, 10), twinId=twin)
     owner.grant(GrantRequest.of(twin, AGGREGATOR_DID, "research", "read", expiry))  # READ is not TRAIN
     reverts("TrainingNotAuthorized", lambda: participant.commit_update(task, 1, twin, DIGEST, 10))
     owner.grant(GrantRequest.of(twin, AGGREGATOR_DID, "maintenance", "train", expiry))  # wrong purpose

@@ -82,9 +82,7 @@ def test_cli_chain_and_contracts_commands(tmp_path):
     port = str(free_port())
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
+        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
     try:
         up = run("chain", "up", "--port", port, "--json")

@@ -81,9 +81,7 @@ def test_hierarchy_depth_is_bounded(ledger_as, accounts):
     for _ in range(8):  # a chain of 8: the deepest twin has 7 ancestors
         parent, _ = owner.register("component", parent_id=parent)
     ninth, _ = owner.register("component", parent_id=parent)  # 8 ancestors: still within MAX_DEPTH
-    reverts(
-        "HierarchyTooDeep", lambda: owner.register("component", parent_id=ninth), parentId=ninth, maxDepth=8
-    )
+    reverts("HierarchyTooDeep", lambda: owner.register("component", parent_id=ninth), parentId=ninth, maxDepth=8)
 
 
 def test_set_parent_needs_control_of_both_twins(ledger_as, accounts):
@@ -118,9 +116,7 @@ def test_erc721_reverts(ledger_as, accounts, deployment):
     reverts("ERC721NonexistentToken", lambda: owner.client.call(fn.getApproved(42)))
     reverts("ERC721InvalidApprover", lambda: stranger.approve(accounts[2].address, twin))
     reverts("ERC721InvalidOperator", lambda: owner.client.send(fn.setApprovalForAll(ZERO, True)))
-    reverts(
-        "ERC721InvalidReceiver", lambda: owner.client.send(fn.transferFrom(accounts[1].address, ZERO, twin))
-    )
+    reverts("ERC721InvalidReceiver", lambda: owner.client.send(fn.transferFrom(accounts[1].address, ZERO, twin)))
     reverts(
         "ERC721IncorrectOwner",
         lambda: owner.client.send(fn.transferFrom(accounts[2].address, accounts[3].address, twin)),

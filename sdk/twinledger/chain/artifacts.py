@@ -23,9 +23,7 @@ class Artifact:
     bytecode: str
     deployed_bytecode: str
     compiler_version: str
-    immutable_ranges: tuple[
-        tuple[int, int], ...
-    ]  # (start, length) in the runtime code, filled at deploy time
+    immutable_ranges: tuple[tuple[int, int], ...]  # (start, length) in the runtime code, filled at deploy time
     sha256: str  # of the artifact file: identifies exactly what was deployed
 
 
@@ -68,9 +66,7 @@ def load(name: str) -> Artifact:
         deployed_bytecode=data["deployedBytecode"],
         compiler_version=data["compiler"]["version"],
         immutable_ranges=tuple(
-            (int(r["start"]), int(r["length"]))
-            for refs in data.get("immutableReferences", {}).values()
-            for r in refs
+            (int(r["start"]), int(r["length"])) for refs in data.get("immutableReferences", {}).values() for r in refs
         ),
         sha256=hashlib.sha256(raw).hexdigest(),
     )

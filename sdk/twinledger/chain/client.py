@@ -56,9 +56,7 @@ class EventDecoder:
                 if item["type"] != "event":
                     continue
                 event = contract.events[item["name"]]()
-                topic = Web3.keccak(
-                    text=f"{item['name']}({','.join(_canonical_type(i) for i in item['inputs'])})"
-                )
+                topic = Web3.keccak(text=f"{item['name']}({','.join(_canonical_type(i) for i in item['inputs'])})")
                 self._by_topic[(contract.address.lower(), bytes(topic))] = event
 
     def decode(self, log: Any) -> ChainEvent | None:

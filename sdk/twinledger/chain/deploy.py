@@ -33,9 +33,7 @@ class Deployment:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except FileNotFoundError:
-            raise NotFound(
-                f"no deployment file at {path}", hint="run `twinledger contracts deploy`"
-            ) from None
+            raise NotFound(f"no deployment file at {path}", hint="run `twinledger contracts deploy`") from None
         except (TypeError, json.JSONDecodeError) as error:
             raise IntegrityError(f"{path} is not a twinledger deployment file: {error}") from None
 
@@ -51,9 +49,7 @@ def verify(client: ChainClient, deployment: Deployment) -> list[str]:
     """What is wrong with `deployment` on this chain (empty list: it matches the artifacts)."""
     problems = []
     if deployment.chain_id != client.chain_id:
-        problems.append(
-            f"deployment is for chain {deployment.chain_id}, the RPC serves chain {client.chain_id}"
-        )
+        problems.append(f"deployment is for chain {deployment.chain_id}, the RPC serves chain {client.chain_id}")
     for name, address in (
         ("TwinLedger", deployment.twin_ledger),
         ("FederatedLedger", deployment.federated_ledger),
@@ -66,9 +62,7 @@ def verify(client: ChainClient, deployment: Deployment) -> list[str]:
     if not problems:
         wired = FederatedLedger(client, deployment.federated_ledger).ledger_address()
         if wired.lower() != deployment.twin_ledger.lower():
-            problems.append(
-                f"FederatedLedger is wired to {wired}, not to TwinLedger {deployment.twin_ledger}"
-            )
+            problems.append(f"FederatedLedger is wired to {wired}, not to TwinLedger {deployment.twin_ledger}")
     return problems
 
 
@@ -84,10 +78,7 @@ def deploy(
             return existing, False
         if any(p.startswith("code at") or p.startswith("FederatedLedger is wired") for p in problems):
             raise IntegrityError(
-                "the contracts recorded in "
-                + str(path)
-                + " do not match the artifacts: "
-                + "; ".join(problems),
+                "the contracts recorded in " + str(path) + " do not match the artifacts: " + "; ".join(problems),
                 hint="deploy anew with `twinledger contracts deploy --force`, or point at another chain",
             )
         # No code at the recorded addresses: the chain was reset. Deploy anew.

@@ -39,9 +39,7 @@ def signer_from_env(chain_id: int | None = None) -> LocalAccount | None:
         try:
             return Account.from_key(key)
         except ValueError:
-            raise InvalidInput(
-                "TWINLEDGER_PRIVATE_KEY is not a valid private key", hint="32 bytes as hex"
-            ) from None
+            raise InvalidInput("TWINLEDGER_PRIVATE_KEY is not a valid private key", hint="32 bytes as hex") from None
     keystore = os.environ.get("TWINLEDGER_KEYSTORE")
     if keystore:
         passphrase = os.environ.get("TWINLEDGER_PASSPHRASE")

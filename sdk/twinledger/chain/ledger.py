@@ -72,9 +72,7 @@ class GrantRequest:
     expiry: int
 
     @classmethod
-    def of(
-        cls, twin_id: int, did: str, purpose: str | bytes, scopes: Scope | str | int, expiry: int
-    ) -> GrantRequest:
+    def of(cls, twin_id: int, did: str, purpose: str | bytes, scopes: Scope | str | int, expiry: int) -> GrantRequest:
         return cls(int(twin_id), did, purpose_code(purpose), Scope.parse(scopes), int(expiry))
 
     def as_tuple(self) -> tuple[int, str, bytes, int, int]:
@@ -149,9 +147,7 @@ class TwinLedger:
         device_did: str = "",
     ) -> tuple[int, TxResult]:
         """Mint a twin to the sending account; returns the new twin id."""
-        fn = self.contract.functions.register(
-            int(TwinKind.parse(kind)), parent_id, metadata_digest, device_did
-        )
+        fn = self.contract.functions.register(int(TwinKind.parse(kind)), parent_id, metadata_digest, device_did)
         result = self._send(fn)
         return int(result.event("TwinRegistered").args["twinId"]), result
 
@@ -175,9 +171,7 @@ class TwinLedger:
         return self._send(self.contract.functions.approve(Web3.to_checksum_address(to), twin_id))
 
     def set_approval_for_all(self, operator: str, approved: bool) -> TxResult:
-        return self._send(
-            self.contract.functions.setApprovalForAll(Web3.to_checksum_address(operator), approved)
-        )
+        return self._send(self.contract.functions.setApprovalForAll(Web3.to_checksum_address(operator), approved))
 
     def twin(self, twin_id: int) -> TwinRecord:
         owner, parent, kind, head = self.client.call(self.contract.functions.twinOf(twin_id))
@@ -190,9 +184,7 @@ class TwinLedger:
         return int(self.client.call(self.contract.functions.balanceOf(Web3.to_checksum_address(owner))))
 
     def is_controller(self, twin_id: int, account: str) -> bool:
-        return bool(
-            self.client.call(self.contract.functions.isController(twin_id, Web3.to_checksum_address(account)))
-        )
+        return bool(self.client.call(self.contract.functions.isController(twin_id, Web3.to_checksum_address(account))))
 
     def total_twins(self) -> int:
         return int(self.client.call(self.contract.functions.totalTwins()))
@@ -232,9 +224,7 @@ class TwinLedger:
 
     def grant_of(self, twin_id: int, did: str, purpose: str | bytes) -> GrantRecord:
         did_hash, code = raw_did_hash(did), purpose_code(purpose)
-        grantor, scopes, expiry, granted_at = self.client.call(
-            self.contract.functions.grantOf(twin_id, did_hash, code)
-        )
+        grantor, scopes, expiry, granted_at = self.client.call(self.contract.functions.grantOf(twin_id, did_hash, code))
         return GrantRecord(twin_id, did_hash, code, str(grantor), Scope(scopes), int(expiry), int(granted_at))
 
     def nonce_of(self, owner: str) -> int:
@@ -286,9 +276,7 @@ class TwinLedger:
         """Submit a signed grant or revocation from the client's account (which pays the gas)."""
         if consent.action == "grant":
             request = (consent.twin_id, consent.did, consent.purpose, int(consent.scopes), consent.expiry)
-            fn = self.contract.functions.grantBySig(
-                request, consent.nonce, consent.deadline, consent.signature
-            )
+            fn = self.contract.functions.grantBySig(request, consent.nonce, consent.deadline, consent.signature)
         else:
             fn = self.contract.functions.revokeBySig(
                 consent.twin_id,
@@ -337,9 +325,7 @@ class FederatedLedger:
     def commit_update(
         self, task_id: int, round_: int, twin_id: int, update_digest: bytes, num_samples: int
     ) -> TxResult:
-        return self._send(
-            self.contract.functions.commitUpdate(task_id, round_, twin_id, update_digest, num_samples)
-        )
+        return self._send(self.contract.functions.commitUpdate(task_id, round_, twin_id, update_digest, num_samples))
 
     def checkpoint(
         self,
@@ -350,21 +336,15 @@ class FederatedLedger:
         count: int,
         total_samples: int,
     ) -> TxResult:
-        fn = self.contract.functions.checkpoint(
-            task_id, round_, model_digest, updates_root, count, total_samples
-        )
+        fn = self.contract.functions.checkpoint(task_id, round_, model_digest, updates_root, count, total_samples)
         return self._send(fn)
 
     def close_task(self, task_id: int) -> TxResult:
         return self._send(self.contract.functions.closeTask(task_id))
 
     def task(self, task_id: int) -> TaskRecord:
-        aggregator, open_round, closed, did_hash, purpose = self.client.call(
-            self.contract.functions.taskOf(task_id)
-        )
-        return TaskRecord(
-            task_id, str(aggregator), int(open_round), bool(closed), bytes(did_hash), bytes(purpose)
-        )
+        aggregator, open_round, closed, did_hash, purpose = self.client.call(self.contract.functions.taskOf(task_id))
+        return TaskRecord(task_id, str(aggregator), int(open_round), bool(closed), bytes(did_hash), bytes(purpose))
 
 
 def all_events(ledger: TwinLedger, federated: FederatedLedger | None = None) -> EventDecoder:

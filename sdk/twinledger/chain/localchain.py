@@ -129,9 +129,7 @@ class LocalChain:
             chain_id = int(str(rpc_call(url, "eth_chainId")), 16)
             block = int(str(rpc_call(url, "eth_blockNumber")), 16)
         except (httpx.HTTPError, Unavailable):
-            return ChainStatus(
-                running=False, pid=int(str(record["pid"])), rpc_url=url, data_dir=str(self.data_dir)
-            )
+            return ChainStatus(running=False, pid=int(str(record["pid"])), rpc_url=url, data_dir=str(self.data_dir))
         return ChainStatus(True, url, int(str(record["pid"])), chain_id, block, str(self.data_dir))
 
     # ------------------------------------------------------------------ lifecycle

@@ -29,9 +29,7 @@ DeploymentsOption = typer.Option(
 def _client(rpc_url: str | None, keystore: Path | None = None) -> ChainClient:
     client = ChainClient(rpc_url or "http://127.0.0.1:8545")
     if keystore is not None:
-        passphrase = os.environ.get("TWINLEDGER_PASSPHRASE") or typer.prompt(
-            "keystore passphrase", hide_input=True
-        )
+        passphrase = os.environ.get("TWINLEDGER_PASSPHRASE") or typer.prompt("keystore passphrase", hide_input=True)
         client.account = load_keystore(keystore, passphrase)
     else:
         client.account = signer_from_env(client.chain_id)
@@ -76,9 +74,7 @@ def show(
     if json_out:
         print_json({**deployment.__dict__, "problems": problems})
     else:
-        print_mapping(
-            f"deployment on chain {client.chain_id}", {**deployment.__dict__, "verified": not problems}
-        )
+        print_mapping(f"deployment on chain {client.chain_id}", {**deployment.__dict__, "verified": not problems})
         for problem in problems:
             console.print(f"[red]✗[/] {problem}")
     if problems:

@@ -1,0 +1,143 @@
+"""How each contract event changes the derived tables. The same function serves live indexing and replay."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+Row = dict[str, Any]
+
+
+def hexs(value: Any) -> str:
+    return "0x" + bytes(value).hex() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def encode_args(args: dict[str, Any]) -> str:
+    return json.dumps({k: hexs(v) if isinstance(v, bytes | bytearray) else v for k, v in args.items()}, sort_keys=True)
+
+
+def _registered(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO twins VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        (a["twinId"], a["owner"], a["parentId"], a["kind"], a["metadataDigest"], a["deviceDid"],
+         a["deviceDidHash"], ev["block_number"]),
+    )  # fmt: skip
+
+
+def _transfer(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    if a["from"] == ZERO_ADDRESS:
+        return  # the mint: TwinRegistered (same transaction, next log) creates the row
+    db.execute("UPDATE twins SET owner = ? WHERE twin_id = ?", (a["to"], a["tokenId"]))
+    db.execute("DELETE FROM token_approvals WHERE twin_id = ?", (a["tokenId"],))
+
+
+def _approval(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    if a["approved"] == ZERO_ADDRESS:
+        db.execute("DELETE FROM token_approvals WHERE twin_id = ?", (a["tokenId"],))
+    else:
+        db.execute("INSERT OR REPLACE INTO token_approvals VALUES (?, ?)", (a["tokenId"], a["approved"]))
+
+
+def _approval_for_all(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    if a["approved"]:
+        db.execute("INSERT OR IGNORE INTO operators VALUES (?, ?)", (a["owner"], a["operator"]))
+    else:
+        db.execute("DELETE FROM operators WHERE owner = ? AND operator = ?", (a["owner"], a["operator"]))
+
+
+def _device(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("UPDATE twins SET device_did = ?, device_did_hash = ? WHERE twin_id = ?",
+               (a["deviceDid"], a["deviceDidHash"], a["twinId"]))  # fmt: skip
+
+
+def _parent(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("UPDATE twins SET parent_id = ? WHERE twin_id = ?", (a["newParentId"], a["twinId"]))
+
+
+def _snapshot(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("INSERT OR REPLACE INTO snapshot_anchors VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (a["twinId"], a["seq"], a["manifestDigest"], a["anchorer"], ev["block_number"], ev["tx_hash"],
+                ev["log_index"]))  # fmt: skip
+    db.execute("UPDATE twins SET head_seq = MAX(head_seq, ?) WHERE twin_id = ?", (a["seq"], a["twinId"]))
+
+
+def _batch(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (a["root"], a["kind"], a["anchorer"], a["count"], a["leavesCid"], ev["block_number"],
+                ev["tx_hash"]))  # fmt: skip
+
+
+def _granted(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    # The grantor is not in the event (it costs gas): it is the twin's owner at this block, which the index knows.
+    owner = db.execute("SELECT owner FROM twins WHERE twin_id = ?", (a["twinId"],)).fetchone()
+    db.execute(
+        "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+        (a["twinId"], a["didHash"], a["purpose"], owner["owner"] if owner else ZERO_ADDRESS, a["scopes"],
+         a["expiry"], ev["timestamp"], a["did"], ev["block_number"], ev["tx_hash"]),
+    )  # fmt: skip
+
+
+def _revoked(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    # Kept, marked revoked, so a refused read can say "revoked" rather than "no grant".
+    db.execute("UPDATE grants SET revoked_block = ?, revoked_tx = ? WHERE twin_id = ? AND did_hash = ? AND purpose = ?",
+               (ev["block_number"], ev["tx_hash"], a["twinId"], a["didHash"], a["purpose"]))  # fmt: skip
+
+
+def _task(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, 1, 0)",
+               (a["taskId"], a["aggregator"], a["aggregatorDid"], a["purpose"], a["initialModelDigest"]))  # fmt: skip
+
+
+def _update(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    # A later commit of the same twin in the same round supersedes the earlier one.
+    db.execute("INSERT OR REPLACE INTO model_updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (a["taskId"], a["round"], a["twinId"], a["committer"], a["updateDigest"], a["numSamples"],
+                ev["block_number"], ev["tx_hash"], ev["log_index"]))  # fmt: skip
+
+
+def _checkpoint(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (a["taskId"], a["round"], a["modelDigest"], a["updatesRoot"], a["count"], a["totalSamples"],
+                ev["block_number"], ev["tx_hash"]))  # fmt: skip
+    db.execute("UPDATE tasks SET open_round = ? WHERE task_id = ?", (a["round"] + 1, a["taskId"]))
+
+
+def _task_closed(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+    db.execute("UPDATE tasks SET closed = 1 WHERE task_id = ?", (a["taskId"],))
+
+
+APPLY: dict[str, Callable[[sqlite3.Connection, Row, Row], None]] = {
+    "TwinRegistered": _registered,
+    "Transfer": _transfer,
+    "Approval": _approval,
+    "ApprovalForAll": _approval_for_all,
+    "DeviceBound": _device,
+    "ParentChanged": _parent,
+    "SnapshotAnchored": _snapshot,
+    "BatchAnchored": _batch,
+    "Granted": _granted,
+    "Revoked": _revoked,
+    "TaskCreated": _task,
+    "UpdateCommitted": _update,
+    "RoundCheckpointed": _checkpoint,
+    "TaskClosed": _task_closed,
+}
+
+
+def twin_of_event(name: str, args: Row) -> int | None:
+    """The twin an event is about (for the audit trail), if any."""
+    for key in ("twinId", "tokenId"):
+        if key in args:
+            return int(args[key])
+    return None
+
+
+def apply(db: sqlite3.Connection, event: Row) -> None:
+    """Apply one stored event row (args decoded from JSON, bytes as 0x-hex) to the derived tables."""
+    handler = APPLY.get(event["name"])
+    if handler is not None:
+        handler(db, event["args"], event)

@@ -1,0 +1,57 @@
+"""Node settings: every value from the environment (TWINLEDGER_*) or a .env-style config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from twinledger import config
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWINLEDGER_", env_file=None, extra="ignore", validate_default=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8700, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=config.data_dir)
+
+    # chain
+    rpc_url: str | None = Field(None, description="JSON-RPC URL; unset: start or reuse the local anvil")
+    deployments_file: Path | None = Field(None, description="deployments/<chainId>.json; unset: data_dir's")
+    private_key: SecretStr | None = Field(None, description="key that pays for anchors and relayed consents")
+    confirmations: int = Field(0, ge=0, description="blocks behind the head the index stays")
+    poll_interval: float = Field(0.5, gt=0, description="seconds between chain polls")
+    freshness_window: float = Field(10.0, gt=0, description="seconds the index may go without seeing the head")
+    log_chunk: int = Field(2000, ge=1, description="blocks per eth_getLogs request")
+
+    # storage
+    store: Literal["embedded", "kubo"] = "embedded"
+    kubo_api: str = "/ip4/127.0.0.1/tcp/5001/http"
+
+    # anchoring
+    anchor_batch_size: int = Field(16, ge=1, description="snapshots or receipts per Merkle batch")
+    anchor_batch_seconds: float = Field(5.0, gt=0, description="longest wait before a partial batch is anchored")
+
+    # limits
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    relay_per_signer_per_minute: int = Field(10, ge=1)
+    signature_window: int = Field(300, ge=1, description="seconds a signed request is valid")
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "node" / "index.sqlite"
+
+    @property
+    def resolved_deployments_file(self) -> Path:
+        return self.deployments_file or self.data_dir / "deployments"
+
+    def public_view(self) -> dict[str, object]:
+        """Effective values for `twinledger node config`: secrets shown as set or unset, never their value."""
+        values = self.model_dump()
+        for name, value in values.items():
+            if isinstance(getattr(self, name), SecretStr):
+                values[name] = "(set)" if value else "(unset)"
+        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
