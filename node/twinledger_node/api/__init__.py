@@ -1,0 +1,1 @@
+"""HTTP API of the node: one router per resource."""
