@@ -51,7 +51,7 @@ def multihash_of(cid: CID) -> bytes:
 
 
 def block_key(cid: CID) -> str:
-    """The block store key: base32 of the multihash, like Kubo's flatfs, so v0 and v1 of a block share a file."""
+    """Store key: base32 of the multihash (as Kubo's flatfs), so v0 and v1 of a block share one file."""
     return base64.b32encode(multihash_of(cid)).decode().rstrip("=")
 
 

@@ -1,12 +1,12 @@
 """dag-pb and UnixFS protobuf encoding, written by hand.
 
-Why not a library: no maintained Python package produces dag-pb/UnixFS blocks byte-identical to Kubo's (boxo's)
-importer. The CID of a file depends on every byte of every node, so the field order and the "always write Name
-and Tsize, even when empty" quirks of boxo's encoder are reproduced exactly here:
+Why not a library: no maintained Python package produces dag-pb/UnixFS blocks byte-identical to Kubo's
+(boxo's) importer. The CID of a file depends on every byte of every node, so the field order and the
+"always write Name and Tsize, even when empty" quirks of boxo's encoder are reproduced exactly here:
 
 * PBNode: every Link (field 2) first, then Data (field 1), links sorted stably by name (boxo sorts on encode).
 * PBLink: Hash (1), Name (2, written even when empty), Tsize (3).
-* UnixFS Data (proto2): Type (1), Data (2), filesize (3), blocksizes (4, not packed), hashType (5), fanout (6).
+* UnixFS Data (proto2): Type (1), Data (2), filesize (3), blocksizes (4, unpacked), hashType (5), fanout (6).
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def _fields(buf: bytes, what: str) -> list[tuple[int, int | bytes]]:
                 raise ValueError(f"unsupported wire type {wire}")
     except ValueError as error:
         raise IntegrityError(
-            f"malformed {what}: {error}", hint="the block is not valid dag-pb; re-fetch it from a trusted peer"
+            f"malformed {what}: {error}",
+            hint="the block is not valid dag-pb; re-fetch it from a trusted peer",
         ) from None
     return out
 

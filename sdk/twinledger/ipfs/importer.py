@@ -169,7 +169,8 @@ def check_readable(path: Path, options: ImportOptions) -> None:
                     pass
             except OSError as error:
                 raise InvalidInput(
-                    f"cannot read {entry}: {error.strerror}", hint="fix the file's permissions or leave it out"
+                    f"cannot read {entry}: {error.strerror}",
+                    hint="fix the file's permissions or leave it out",
                 ) from None
 
 
@@ -179,7 +180,9 @@ def _walk(path: Path, options: ImportOptions, *, top: bool = False) -> Iterator[
     except FileNotFoundError:
         raise NotFound(f"{path} does not exist", hint="check the path") from None
     except OSError as error:
-        raise InvalidInput(f"cannot read {path}: {error.strerror}", hint="check the path's permissions") from None
+        raise InvalidInput(
+            f"cannot read {path}: {error.strerror}", hint="check the path's permissions"
+        ) from None
     yield path
     if stat.S_ISDIR(mode):
         for child in _list_dir(path, options):
@@ -192,7 +195,9 @@ def _list_dir(path: Path, options: ImportOptions) -> list[Path]:
     try:
         names = sorted(os.listdir(path))
     except OSError as error:
-        raise InvalidInput(f"cannot list {path}: {error.strerror}", hint="check the directory's permissions") from None
+        raise InvalidInput(
+            f"cannot list {path}: {error.strerror}", hint="check the directory's permissions"
+        ) from None
     return [path / name for name in names if options.hidden or not name.startswith(".")]
 
 
@@ -247,7 +252,9 @@ def _hamt_hash(name: bytes) -> bytes:
     return h1.to_bytes(8, "big")
 
 
-def _build_shard(sink: BlockSink, links: list[PBLink], options: ImportOptions, *, depth: int, size: int) -> _Child:
+def _build_shard(
+    sink: BlockSink, links: list[PBLink], options: ImportOptions, *, depth: int, size: int
+) -> _Child:
     fanout = options.hamt_fanout
     bits = fanout.bit_length() - 1
     if bits != 8:

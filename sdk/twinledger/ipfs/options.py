@@ -24,7 +24,7 @@ class ImportOptions:
     layout: Layout = "balanced"
     # Directories switch to a HAMT when their estimated size passes this many bytes (boxo HAMTShardingSize).
     hamt_threshold: int = 256 * 1024
-    # "links": boxo's legacy estimate (name + CID bytes per link); "block": the encoded directory block's size.
+    # "links": boxo's legacy estimate (name + CID bytes per link); "block": the encoded directory block size.
     hamt_size_estimation: SizeEstimation = "links"
     hamt_fanout: int = 256
     hidden: bool = False
