@@ -19,6 +19,7 @@ app = typer.Typer(
 
 # (module, command name): each module defines `app`, a typer.Typer for that concept.
 SUBCOMMANDS: list[tuple[str, str]] = [
+    ("twinledger.cli.ipfs", "ipfs"),
 ]
 for module_name, command in SUBCOMMANDS:
     app.add_typer(importlib.import_module(module_name).app, name=command)

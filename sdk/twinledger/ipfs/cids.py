@@ -26,7 +26,7 @@ def parse_cid(text: str | bytes | CID) -> CID:
     except (ValueError, KeyError, TypeError) as error:
         shown = text if isinstance(text, str) else text.hex()
         raise InvalidInput(
-            f"'{shown}' is not a CID ({error})",
+            f"'{shown}' is not a CID",
             hint="pass a CID such as Qm... (v0) or bafy... (v1), as printed by `twinledger ipfs add`",
         ) from None
     return cid if cid.version == 0 or isinstance(text, str) else cid.set(base="base32")
