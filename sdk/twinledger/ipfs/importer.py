@@ -248,7 +248,7 @@ def build_directory(sink: BlockSink, entries: list[tuple[bytes, _Child]], option
 
 def _hamt_hash(name: bytes) -> bytes:
     # boxo hashes names with murmur3 x64 128 (seed 0) and keeps h1, big-endian (spaolacci/murmur3 New64)
-    h1, _h2 = mmh3.hash64(name, 0, True, False)
+    h1, _h2 = mmh3.hash64(name, seed=0, x64arch=True, signed=False)
     return h1.to_bytes(8, "big")
 
 
