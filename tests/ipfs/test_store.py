@@ -170,9 +170,13 @@ def test_concurrent_threads_and_processes(tmp_path: Path) -> None:
         """
     )
     files = [str(tmp_path / f"p{index}") for index in range(len(payloads))]
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(repo), *files], stdout=subprocess.PIPE, text=True)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(repo), *files], stdout=subprocess.PIPE, text=True)
+    ]
     procs.append(
-        subprocess.Popen([sys.executable, "-c", script, str(repo), *reversed(files)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(repo), *reversed(files)], stdout=subprocess.PIPE, text=True
+        )
     )
     store = FileBlockStore(repo)
     errors: list[BaseException] = []

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ipfs_helpers import g1, load_vectors
+
 from twinledger.ipfs import FileBlockStore, ImportOptions, add_path, cat, compute_cid, import_car, parse_cid
 
 VECTORS = load_vectors()
