@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -28,8 +29,8 @@ NOT_FOUND = {"Message": f"block was not found locally (offline): ipld: could not
 
 
 class _Replay(BaseHTTPRequestHandler):
-    responses: dict[str, tuple[int, str, bytes]] = {}
-    requests: list[tuple[str, dict[str, list[str]]]] = []
+    responses: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
+    requests: ClassVar[list[tuple[str, dict[str, list[str]]]]] = []
 
     def do_POST(self) -> None:
         url = urlparse(self.path)

@@ -81,10 +81,7 @@ def add(
     options = ImportOptions.from_kubo_flags(flags)
     if path.is_dir() and not recursive:
         raise InvalidInput(f"{path} is a directory", hint="add -r to add a directory tree")
-    if only_hash:
-        result = compute_cid(path, options)
-    else:
-        result = add_path(_store(repo), path, options, pin=pin)
+    result = compute_cid(path, options) if only_hash else add_path(_store(repo), path, options, pin=pin)
     typer.echo(str(result.cid) if quieter else f"added {result.cid} {path.name}")
 
 
