@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,21 +304,19 @@ class FileBlockStore:
             return removed
 
     # -- imports ------------------------------------------------------------------------------------------
-    def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult:
+    def _import_and_pin(self, build: Callable[[Transaction], ImportResult], *, pin: bool) -> ImportResult:
         with _flock(self._gc_lock, fcntl.LOCK_SH):  # held until pinned, so gc cannot take the new blocks
             with self.transaction() as tx:
-                result = import_path(tx, path, options)
+                result = build(tx)
             if pin:
                 self.pin(result.cid)
         return result
 
+    def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult:
+        return self._import_and_pin(lambda tx: import_path(tx, path, options), pin=pin)
+
     def add_stream(self, stream: BinaryIO, options: ImportOptions, *, pin: bool = True) -> ImportResult:
-        with _flock(self._gc_lock, fcntl.LOCK_SH):  # held until pinned, so gc cannot take the new blocks
-            with self.transaction() as tx:
-                result = import_stream(tx, stream, options)
-            if pin:
-                self.pin(result.cid)
-        return result
+        return self._import_and_pin(lambda tx: import_stream(tx, stream, options), pin=pin)
 
     def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> list[CID]:
         from twinledger.ipfs.car import read_car_into
