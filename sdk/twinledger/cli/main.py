@@ -21,6 +21,7 @@ app = typer.Typer(
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.chain", "chain"),
     ("twinledger.cli.contracts", "contracts"),
+    ("twinledger.cli.ipfs", "ipfs"),
 ]
 for module_name, command in SUBCOMMANDS:
     app.add_typer(importlib.import_module(module_name).app, name=command)

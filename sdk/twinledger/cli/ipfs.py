@@ -1,0 +1,182 @@
+"""`twinledger ipfs`: add, cat, get, pin, gc, car and stat against the configured store (embedded or Kubo)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twinledger.errors import InvalidInput
+from twinledger.ipfs import (
+    BlockStore,
+    ImportOptions,
+    IPFSConfig,
+    add_path,
+    cat,
+    compute_cid,
+    export_car,
+    get_to_path,
+    import_car,
+    open_store,
+    parse_cid,
+)
+
+app = typer.Typer(
+    help="Content-addressed storage: Kubo-identical CIDs, pins, CAR files.", no_args_is_help=True
+)
+pin_app = typer.Typer(help="Recursive pins: pinned DAGs survive gc.", no_args_is_help=True)
+car_app = typer.Typer(help="CAR v1 archives of DAGs.", no_args_is_help=True)
+app.add_typer(pin_app, name="pin")
+app.add_typer(car_app, name="car")
+
+RepoOption = Annotated[
+    Path | None, typer.Option("--repo", help="embedded store directory (default $TWINLEDGER_IPFS_PATH)")
+]
+
+
+def _store(repo: Path | None) -> BlockStore:
+    config = IPFSConfig.from_env()
+    if repo is not None:
+        config = IPFSConfig(backend="embedded", path=repo, kubo_addr=config.kubo_addr)
+    return open_store(config)
+
+
+@app.command()
+def add(
+    path: Annotated[Path, typer.Argument(help="file or directory to add")],
+    recursive: Annotated[bool, typer.Option("-r", "--recursive", help="add a directory tree")] = False,
+    quieter: Annotated[bool, typer.Option("-Q", "--quieter", help="print only the root CID")] = False,
+    only_hash: Annotated[
+        bool, typer.Option("-n", "--only-hash", help="compute the CID, store nothing")
+    ] = False,
+    cid_version: Annotated[int | None, typer.Option("--cid-version")] = None,
+    raw_leaves: Annotated[str | None, typer.Option("--raw-leaves", help="true|false")] = None,
+    chunker: Annotated[str | None, typer.Option("-s", "--chunker", help="size-N")] = None,
+    max_file_links: Annotated[int | None, typer.Option("--max-file-links")] = None,
+    trickle: Annotated[bool, typer.Option("-t", "--trickle", help="trickle DAG layout")] = False,
+    profile: Annotated[str | None, typer.Option("--profile", help="unixfs-v0-2015 | unixfs-v1-2025")] = None,
+    hidden: Annotated[
+        bool, typer.Option("-H", "--hidden", help="include files whose names start with .")
+    ] = False,
+    pin: Annotated[bool, typer.Option("--pin/--no-pin", help="pin the result (Kubo's default)")] = True,
+    repo: RepoOption = None,
+) -> None:
+    """Add a file or directory, like `ipfs add`, and print its CID."""
+    flags: list[str] = []
+    for name, value in (
+        ("--cid-version", cid_version),
+        ("--raw-leaves", raw_leaves),
+        ("--chunker", chunker),
+        ("--max-file-links", max_file_links),
+        ("--profile", profile),
+    ):
+        if value is not None:
+            flags.append(f"{name}={value}")
+    if trickle:
+        flags.append("--trickle")
+    if hidden:
+        flags.append("--hidden")
+    options = ImportOptions.from_kubo_flags(flags)
+    if path.is_dir() and not recursive:
+        raise InvalidInput(f"{path} is a directory", hint="add -r to add a directory tree")
+    result = compute_cid(path, options) if only_hash else add_path(_store(repo), path, options, pin=pin)
+    typer.echo(str(result.cid) if quieter else f"added {result.cid} {path.name}")
+
+
+@app.command("cat")
+def cat_command(cid: str, repo: RepoOption = None) -> None:
+    """Write a file's bytes to stdout (every block verified against its CID)."""
+    root = parse_cid(cid)
+    out = sys.stdout.buffer
+    for chunk in cat(_store(repo), root):
+        out.write(chunk)
+    out.flush()
+
+
+@app.command()
+def get(
+    cid: str,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="where to write (default: the CID)")
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Write a file or directory tree out of the store."""
+    root = parse_cid(cid)
+    dest = output or Path(str(root))
+    get_to_path(_store(repo), root, dest)
+    typer.echo(f"saved {root} to {dest}")
+
+
+@app.command()
+def stat(cid: str, repo: RepoOption = None) -> None:
+    """Size of one block."""
+    info = _store(repo).stat(parse_cid(cid))
+    typer.echo(f"Key: {info.cid}\nSize: {info.size}")
+
+
+@app.command()
+def gc(repo: RepoOption = None) -> None:
+    """Delete every block that no pin reaches."""
+    removed = _store(repo).gc()
+    for cid in removed:
+        typer.echo(f"removed {cid}")
+    typer.echo(f"{len(removed)} blocks removed")
+
+
+@pin_app.command("add")
+def pin_add(cid: str, repo: RepoOption = None) -> None:
+    """Pin a DAG recursively (all of it must be in the store)."""
+    root = parse_cid(cid)
+    _store(repo).pin(root)
+    typer.echo(f"pinned {root} recursively")
+
+
+@pin_app.command("rm")
+def pin_rm(cid: str, repo: RepoOption = None) -> None:
+    root = parse_cid(cid)
+    _store(repo).unpin(root)
+    typer.echo(f"unpinned {root}")
+
+
+@pin_app.command("ls")
+def pin_ls(repo: RepoOption = None) -> None:
+    for cid in _store(repo).pins():
+        typer.echo(f"{cid} recursive")
+
+
+@car_app.command("export")
+def car_export(
+    cid: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="CAR file to write")],
+    repo: RepoOption = None,
+) -> None:
+    """Export the DAG under CID as a CAR v1 file (Kubo's block order)."""
+    root = parse_cid(cid)
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            export_car(_store(repo), root, out)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    typer.echo(f"exported {root} to {output}")
+
+
+@car_app.command("import")
+def car_import(
+    file: Path,
+    pin_roots: Annotated[bool, typer.Option("--pin-roots/--no-pin-roots")] = True,
+    repo: RepoOption = None,
+) -> None:
+    """Import a CAR v1 file; every block is verified, a bad CAR changes nothing."""
+    try:
+        stream = file.open("rb")
+    except OSError as error:
+        raise InvalidInput(f"cannot read {file}: {error.strerror}", hint="check the path") from None
+    with stream:
+        roots = import_car(_store(repo), stream, pin_roots=pin_roots)
+    for root in roots:
+        typer.echo(f"imported root {root}")

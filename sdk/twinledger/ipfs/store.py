@@ -1,0 +1,345 @@
+"""The embedded block store: content-addressed files on disk, recursive pins, garbage collection.
+
+Layout under the store root (see docs/ipfs.md):
+  blocks/<XY>/<KEY>.data  one file per block; KEY is base32 of the multihash (as Kubo's flatfs),
+                          XY its next-to-last two characters, so directories stay small
+  tmp/                    blocks being written; never read as blocks, swept by gc
+  pins.json               recursive pins, rewritten atomically
+  gc.lock                 writers hold it shared, gc exclusive, so gc never deletes a block being added
+  pins.lock               serialises read-modify-write of pins.json across processes
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from multiformats import CID
+
+from twinledger.errors import IntegrityError, InvalidInput, NotFound
+from twinledger.ipfs.cids import IDENTITY, block_key, parse_cid, to_cid, verify_block
+from twinledger.ipfs.dag import walk_dag
+from twinledger.ipfs.importer import ImportResult, import_path, import_stream
+from twinledger.ipfs.options import ImportOptions
+
+_WRITE_THREADS = 4
+_MAX_IN_FLIGHT = 16  # blocks queued for the writer threads: bounds memory whatever the file size
+
+
+@dataclass(frozen=True)
+class BlockStat:
+    cid: CID
+    size: int
+
+
+@runtime_checkable
+class BlockStore(Protocol):
+    """What the node needs from IPFS; the embedded store and the Kubo backend both provide it."""
+
+    def has(self, cid: CID) -> bool: ...
+    def get(self, cid: CID) -> bytes: ...
+    def put(self, cid: CID, data: bytes) -> None: ...
+    def delete(self, cid: CID) -> None: ...
+    def stat(self, cid: CID) -> BlockStat: ...
+    def pin(self, cid: CID) -> None: ...
+    def unpin(self, cid: CID) -> None: ...
+    def pins(self) -> list[CID]: ...
+    def gc(self) -> list[CID]: ...
+    def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult: ...
+    def add_stream(self, stream: BinaryIO, options: ImportOptions, *, pin: bool = True) -> ImportResult: ...
+    def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> list[CID]: ...
+    def export_car(self, root: CID, out: BinaryIO) -> None: ...
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+class Transaction:
+    """Blocks staged in tmp/ (written and fsynced by worker threads) and renamed into place on commit.
+
+    Nothing is visible in the store until ``commit``; ``rollback`` removes every staged file, which is how a
+    refused CAR or a failed import leaves the store unchanged.
+    """
+
+    def __init__(self, store: FileBlockStore) -> None:
+        self._store = store
+        self._staged: dict[str, tuple[CID, Path]] = {}
+        self._pending: deque[Future[None]] = deque()
+        self._pool = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="blockstore-write")
+
+    def put_block(self, cid: bytes, data: bytes) -> None:
+        self.put(to_cid(cid), data)
+
+    def put(self, cid: CID, data: bytes) -> None:
+        """Stage a block; the caller has already checked that ``data`` hashes to ``cid``."""
+        key = block_key(cid)
+        if key in self._staged or self._store._path_of_key(key).exists():
+            return
+        fd, name = tempfile.mkstemp(dir=self._store.tmp_dir, prefix=key[-8:], suffix=".staged")
+        self._staged[key] = (cid, Path(name))
+        self._pending.append(self._pool.submit(_write_and_sync, fd, data))
+        while len(self._pending) > _MAX_IN_FLIGHT:
+            self._pending.popleft().result()
+
+    def has(self, cid: CID) -> bool:
+        return block_key(cid) in self._staged or self._store.has(cid)
+
+    def get(self, cid: CID) -> bytes:
+        staged = self._staged.get(block_key(cid))
+        if staged is None:
+            return self._store.get(cid)
+        self._drain()
+        data = staged[1].read_bytes()
+        verify_block(cid, data)
+        return data
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def commit(self) -> None:
+        self._drain()
+        self._pool.shutdown()
+        touched: set[Path] = set()
+        for key, (_cid, temp) in self._staged.items():
+            final = self._store._path_of_key(key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, final)
+            touched.add(final.parent)
+        for directory in touched:
+            _fsync_dir(directory)
+        self._staged.clear()
+
+    def rollback(self) -> None:
+        for future in self._pending:
+            with contextlib.suppress(Exception):
+                future.result()
+        self._pending.clear()
+        self._pool.shutdown()
+        for _cid, temp in self._staged.values():
+            temp.unlink(missing_ok=True)
+        self._staged.clear()
+
+
+def _write_and_sync(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileBlockStore:
+    """The embedded block store (see the module docstring for the on-disk layout)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.blocks_dir = self.root / "blocks"
+        self.tmp_dir = self.root / "tmp"
+        try:
+            self.blocks_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InvalidInput(
+                f"cannot create the block store at {self.root}: {error.strerror}",
+                hint="point TWINLEDGER_IPFS_PATH at a writable directory",
+            ) from None
+        self._gc_lock = self.root / "gc.lock"
+        self._pins_lock = self.root / "pins.lock"
+        self._pins_file = self.root / "pins.json"
+
+    def __repr__(self) -> str:
+        return f"FileBlockStore({str(self.root)!r})"
+
+    # -- blocks -------------------------------------------------------------------------------------------
+    def _path_of_key(self, key: str) -> Path:
+        return self.blocks_dir / key[-3:-1] / f"{key}.data"
+
+    def _path(self, cid: CID) -> Path:
+        return self._path_of_key(block_key(cid))
+
+    def has(self, cid: CID) -> bool:
+        return cid.hashfun.code == IDENTITY or self._path(cid).exists()
+
+    def get(self, cid: CID) -> bytes:
+        if cid.hashfun.code == IDENTITY:
+            return bytes(cid.raw_digest)
+        path = self._path(cid)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(
+                f"block {cid} is not in the store", hint="add the content or import a CAR that holds it"
+            ) from None
+        try:
+            verify_block(cid, data)
+        except IntegrityError as error:
+            raise IntegrityError(f"{error.message} (file {path})", hint=error.hint) from None
+        return data
+
+    def put(self, cid: CID, data: bytes) -> None:
+        verify_block(cid, data)
+        with self.transaction() as tx:
+            tx.put(cid, data)
+
+    def delete(self, cid: CID) -> None:
+        with _flock(self._gc_lock, fcntl.LOCK_EX):
+            if bytes(cid.digest) in self._pinned_multihashes():
+                raise InvalidInput(f"block {cid} is pinned", hint="unpin the DAG that holds it first")
+            try:
+                self._path(cid).unlink()
+            except FileNotFoundError:
+                raise NotFound(f"block {cid} is not in the store", hint="nothing to delete") from None
+
+    def stat(self, cid: CID) -> BlockStat:
+        try:
+            return BlockStat(cid, self._path(cid).stat().st_size)
+        except FileNotFoundError:
+            raise NotFound(f"block {cid} is not in the store", hint="add the content first") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Stage blocks and make them visible together; on any error none of them appear."""
+        with _flock(self._gc_lock, fcntl.LOCK_SH):
+            tx = Transaction(self)
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            tx.commit()
+
+    def iter_keys(self) -> Iterator[tuple[str, Path]]:
+        for shard in sorted(self.blocks_dir.iterdir()):
+            for path in sorted(shard.glob("*.data")):
+                yield path.name.removesuffix(".data"), path
+
+    # -- pins ---------------------------------------------------------------------------------------------
+    def _read_pins(self) -> list[CID]:
+        try:
+            raw = json.loads(self._pins_file.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as error:
+            raise IntegrityError(
+                f"pin file {self._pins_file} is unreadable ({error})", hint="restore it from a backup"
+            ) from None
+        return [parse_cid(text) for text in raw["recursive"]]
+
+    def _write_pins(self, pins: list[CID]) -> None:
+        fd, name = tempfile.mkstemp(dir=self.tmp_dir, suffix=".pins")
+        payload = json.dumps({"version": 1, "recursive": sorted({str(cid) for cid in pins})}, indent=1)
+        _write_and_sync(fd, payload.encode())
+        os.replace(name, self._pins_file)
+        _fsync_dir(self.root)
+
+    def pin(self, cid: CID) -> None:
+        """Pin ``cid`` and everything below it; refused (pins unchanged) unless the whole DAG is present."""
+        with _flock(self._gc_lock, fcntl.LOCK_SH):
+            for _ in walk_dag(cid, self.get):
+                pass
+            with _flock(self._pins_lock, fcntl.LOCK_EX):
+                pins = self._read_pins()
+                if all(bytes(p) != bytes(cid) for p in pins):
+                    self._write_pins([*pins, cid])
+
+    def unpin(self, cid: CID) -> None:
+        with _flock(self._pins_lock, fcntl.LOCK_EX):
+            pins = self._read_pins()
+            kept = [p for p in pins if bytes(p) != bytes(cid)]
+            if len(kept) == len(pins):
+                raise NotFound(f"{cid} is not pinned", hint="`twinledger ipfs pin ls` lists the pins")
+            self._write_pins(kept)
+
+    def pins(self) -> list[CID]:
+        with _flock(self._pins_lock, fcntl.LOCK_SH):
+            return self._read_pins()
+
+    def _pinned_multihashes(self) -> set[bytes]:
+        reachable: set[bytes] = set()
+        for root in self.pins():
+            for cid, _ in walk_dag(root, self.get):
+                reachable.add(bytes(cid.digest))
+        return reachable
+
+    def gc(self) -> list[CID]:
+        """Delete every block no recursive pin reaches, and abandoned staging files; returns what went."""
+        with _flock(self._gc_lock, fcntl.LOCK_EX):
+            keep = {_key_of_multihash(mh) for mh in self._pinned_multihashes()}
+            removed: list[CID] = []
+            for key, path in self.iter_keys():
+                if key not in keep:
+                    path.unlink()
+                    removed.append(_cid_of_key(key))
+            for leftover in self.tmp_dir.iterdir():  # staging files of writers that crashed
+                leftover.unlink(missing_ok=True)
+            return removed
+
+    # -- imports ------------------------------------------------------------------------------------------
+    def _import_and_pin(self, build: Callable[[Transaction], ImportResult], *, pin: bool) -> ImportResult:
+        with _flock(self._gc_lock, fcntl.LOCK_SH):  # held until pinned, so gc cannot take the new blocks
+            with self.transaction() as tx:
+                result = build(tx)
+            if pin:
+                self.pin(result.cid)
+        return result
+
+    def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult:
+        return self._import_and_pin(lambda tx: import_path(tx, path, options), pin=pin)
+
+    def add_stream(self, stream: BinaryIO, options: ImportOptions, *, pin: bool = True) -> ImportResult:
+        return self._import_and_pin(lambda tx: import_stream(tx, stream, options), pin=pin)
+
+    def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> list[CID]:
+        from twinledger.ipfs.car import read_car_into
+
+        with _flock(self._gc_lock, fcntl.LOCK_SH):
+            with self.transaction() as tx:
+                roots = read_car_into(tx, stream, require_complete=pin_roots)
+            if pin_roots:
+                for root in roots:
+                    self.pin(root)
+        return roots
+
+    def export_car(self, root: CID, out: BinaryIO) -> None:
+        from twinledger.ipfs.car import write_car
+
+        write_car(out, [root], walk_dag(root, self.get))
+
+
+def _key_of_multihash(multihash: bytes) -> str:
+    return base64.b32encode(multihash).decode().rstrip("=")
+
+
+def _cid_of_key(key: str) -> CID:
+    """Blocks are stored by multihash, so like Kubo's `repo gc` we name them as CIDv1 raw."""
+    multihash = base64.b32decode(key + "=" * (-len(key) % 8))
+    return to_cid(b"\x01\x55" + multihash)

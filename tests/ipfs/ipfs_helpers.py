@@ -1,0 +1,36 @@
+"""Test helpers: the Kubo vectors file (required, never skipped), generator G1, store snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from twinledger.ipfs import FileBlockStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VECTORS_PATH = REPO_ROOT.parent / "shared" / "vectors" / "kubo_vectors.json"
+
+
+def load_vectors() -> dict[str, Any]:
+    if not VECTORS_PATH.is_file():
+        raise FileNotFoundError(
+            f"Kubo vectors missing at {VECTORS_PATH}: clone the repo with shared/ beside it (as CI does)"
+        )
+    return json.loads(VECTORS_PATH.read_text())
+
+
+def g1(seed: str, size: int) -> bytes:
+    """Generator G1 of the vectors file: the ChaCha20 keystream keyed by SHA-256(seed)."""
+    key = hashlib.sha256(seed.encode()).digest()
+    return Cipher(algorithms.ChaCha20(key, b"\0" * 16), None).encryptor().update(b"\0" * size)
+
+
+def store_snapshot(store: FileBlockStore) -> tuple[list[str], str]:
+    """Every block key and the pin file: equal snapshots mean the store is unchanged."""
+    keys = [key for key, _ in store.iter_keys()]
+    pins = store.root / "pins.json"
+    return keys, pins.read_text() if pins.exists() else ""

@@ -1,0 +1,77 @@
+"""`twinledger ipfs` through the real entry point (a subprocess), as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ipfs_helpers import store_snapshot
+
+from twinledger.ipfs import FileBlockStore
+
+
+def _run(repo: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "TWINLEDGER_IPFS_PATH": str(repo),
+        "TWINLEDGER_IPFS_BACKEND": "embedded",
+        "COLUMNS": "300",
+    }
+    code = "from twinledger.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, "ipfs", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
+
+
+def test_add_cat_pin_car_gc(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (tmp_path / "h.txt").write_text("hello world")
+    added = _run(repo, "add", "-Q", "h.txt", cwd=tmp_path)
+    assert added.stdout.strip() == "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD", added.stderr
+    v1 = _run(repo, "add", "-Q", "--cid-version=1", "h.txt", cwd=tmp_path).stdout.strip()
+    assert v1 == "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+    assert _run(repo, "cat", v1, cwd=tmp_path).stdout == "hello world"
+    assert _run(repo, "car", "export", v1, "-o", "h.car", cwd=tmp_path).returncode == 0
+    assert _run(repo, "pin", "rm", v1, cwd=tmp_path).returncode == 0
+    assert "1 blocks removed" in _run(repo, "gc", cwd=tmp_path).stdout
+    assert _run(repo, "car", "import", "h.car", cwd=tmp_path).stdout.strip() == f"imported root {v1}"
+    assert v1 in _run(repo, "pin", "ls", cwd=tmp_path).stdout
+    assert "Size: 11" in _run(repo, "stat", v1, cwd=tmp_path).stdout
+    assert _run(repo, "get", v1, "-o", "copy.txt", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "copy.txt").read_text() == "hello world"
+
+
+def test_only_hash_stores_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (tmp_path / "h.txt").write_text("hello world")
+    out = _run(repo, "add", "-n", "-Q", "--profile=unixfs-v1-2025", "h.txt", cwd=tmp_path)
+    assert out.stdout.strip() == "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+    assert store_snapshot(FileBlockStore(repo)) == ([], "")
+
+
+def test_bad_input_is_one_clear_line_and_changes_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (tmp_path / "h.txt").write_text("hello world")
+    (tmp_path / "bad.car").write_bytes(b"\x05\xa1\x61")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "ok.txt").write_text("y")
+    os.mkfifo(tmp_path / "dir" / "pipe")  # neither file nor directory: refused before any block is written
+    cases = {
+        ("add", "--chunker=rabin", "h.txt"): "chunker 'rabin' is not supported",
+        ("add", "--cid-version=7", "h.txt"): "--cid-version=7 is not a CID version",
+        ("add", "--profile=nope", "h.txt"): "unknown import profile 'nope'",
+        ("add", "missing.txt"): "missing.txt does not exist",
+        ("cat", "Qmnotacid"): "'Qmnotacid' is not a CID",
+        ("cat", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"): "is not in the store",
+        ("car", "import", "bad.car"): "CAR truncated in the header",
+        ("add", "dir"): "is a directory",
+        ("add", "-r", "dir"): "pipe is not a file, directory or symlink",
+        ("add", "h.txt/inside"): "cannot read h.txt/inside",
+    }
+    for args, message in cases.items():
+        done = _run(repo, *args, cwd=tmp_path)
+        first_line = done.stderr.splitlines()[0]
+        assert done.returncode != 0, args
+        assert message in first_line, (args, done.stderr)
+        assert store_snapshot(FileBlockStore(repo)) == ([], ""), args
