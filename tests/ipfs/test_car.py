@@ -24,9 +24,7 @@ IPFS_CAR = REPO_ROOT / "node_modules" / ".bin" / "ipfs-car"
 def _node(*args: str) -> dict[str, object]:
     node = shutil.which("node")
     assert node, "node is required (make install puts the npm dev dependencies in place)"
-    done = subprocess.run(
-        [node, str(NODE_SCRIPT), *args], capture_output=True, text=True, cwd=REPO_ROOT, check=True
-    )
+    done = subprocess.run([node, str(NODE_SCRIPT), *args], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     return json.loads(done.stdout)
 
 

@@ -19,9 +19,7 @@ def _run(repo: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         "COLUMNS": "300",
     }
     code = "from twinledger.cli.main import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, "ipfs", *args], capture_output=True, text=True, env=env, cwd=cwd
-    )
+    return subprocess.run([sys.executable, "-c", code, "ipfs", *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
 def test_add_cat_pin_car_gc(tmp_path: Path) -> None:

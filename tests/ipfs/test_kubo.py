@@ -101,8 +101,7 @@ def test_add_passes_kubo_import_flags(kubo: tuple[KuboStore, type[_Replay]], tmp
     assert path == "/api/v0/add"
     # ipfshttpclient sends Python's "True"; Kubo parses flags with Go's strconv.ParseBool, which accepts it
     sent = {
-        k: [v.lower() for v in query[k]]
-        for k in ("cid-version", "raw-leaves", "chunker", "trickle", "max-file-links")
+        k: [v.lower() for v in query[k]] for k in ("cid-version", "raw-leaves", "chunker", "trickle", "max-file-links")
     }
     assert sent == {
         "cid-version": ["1"],

@@ -133,9 +133,7 @@ _CRASHING_WRITER = textwrap.dedent(
 
 def test_crash_during_put_leaves_no_corrupt_block(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CRASHING_WRITER, str(repo)], stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, "-c", _CRASHING_WRITER, str(repo)], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "HALF"
@@ -170,13 +168,9 @@ def test_concurrent_threads_and_processes(tmp_path: Path) -> None:
         """
     )
     files = [str(tmp_path / f"p{index}") for index in range(len(payloads))]
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(repo), *files], stdout=subprocess.PIPE, text=True)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(repo), *files], stdout=subprocess.PIPE, text=True)]
     procs.append(
-        subprocess.Popen(
-            [sys.executable, "-c", script, str(repo), *reversed(files)], stdout=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, "-c", script, str(repo), *reversed(files)], stdout=subprocess.PIPE, text=True)
     )
     store = FileBlockStore(repo)
     errors: list[BaseException] = []

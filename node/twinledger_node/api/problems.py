@@ -21,7 +21,8 @@ class Problem(Exception):
 
     def __init__(self, status: int, slug: str, title: str, detail: str, *, hint: str | None = None, **extra: Any):
         super().__init__(detail)
-        self.status, self.slug, self.title, self.detail, self.hint, self.extra = status, slug, title, detail, hint, extra
+        self.status, self.slug, self.title = status, slug, title
+        self.detail, self.hint, self.extra = detail, hint, extra
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"type": PROBLEM_BASE + self.slug, "title": self.title, "status": self.status}

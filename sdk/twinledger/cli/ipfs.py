@@ -23,9 +23,7 @@ from twinledger.ipfs import (
     parse_cid,
 )
 
-app = typer.Typer(
-    help="Content-addressed storage: Kubo-identical CIDs, pins, CAR files.", no_args_is_help=True
-)
+app = typer.Typer(help="Content-addressed storage: Kubo-identical CIDs, pins, CAR files.", no_args_is_help=True)
 pin_app = typer.Typer(help="Recursive pins: pinned DAGs survive gc.", no_args_is_help=True)
 car_app = typer.Typer(help="CAR v1 archives of DAGs.", no_args_is_help=True)
 app.add_typer(pin_app, name="pin")
@@ -48,18 +46,14 @@ def add(
     path: Annotated[Path, typer.Argument(help="file or directory to add")],
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="add a directory tree")] = False,
     quieter: Annotated[bool, typer.Option("-Q", "--quieter", help="print only the root CID")] = False,
-    only_hash: Annotated[
-        bool, typer.Option("-n", "--only-hash", help="compute the CID, store nothing")
-    ] = False,
+    only_hash: Annotated[bool, typer.Option("-n", "--only-hash", help="compute the CID, store nothing")] = False,
     cid_version: Annotated[int | None, typer.Option("--cid-version")] = None,
     raw_leaves: Annotated[str | None, typer.Option("--raw-leaves", help="true|false")] = None,
     chunker: Annotated[str | None, typer.Option("-s", "--chunker", help="size-N")] = None,
     max_file_links: Annotated[int | None, typer.Option("--max-file-links")] = None,
     trickle: Annotated[bool, typer.Option("-t", "--trickle", help="trickle DAG layout")] = False,
     profile: Annotated[str | None, typer.Option("--profile", help="unixfs-v0-2015 | unixfs-v1-2025")] = None,
-    hidden: Annotated[
-        bool, typer.Option("-H", "--hidden", help="include files whose names start with .")
-    ] = False,
+    hidden: Annotated[bool, typer.Option("-H", "--hidden", help="include files whose names start with .")] = False,
     pin: Annotated[bool, typer.Option("--pin/--no-pin", help="pin the result (Kubo's default)")] = True,
     repo: RepoOption = None,
 ) -> None:
@@ -98,9 +92,7 @@ def cat_command(cid: str, repo: RepoOption = None) -> None:
 @app.command()
 def get(
     cid: str,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="where to write (default: the CID)")
-    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="where to write (default: the CID)")] = None,
     repo: RepoOption = None,
 ) -> None:
     """Write a file or directory tree out of the store."""

@@ -72,9 +72,7 @@ class IPFSConfig:
     def from_env(cls) -> IPFSConfig:
         backend = os.environ.get("TWINLEDGER_IPFS_BACKEND", "embedded")
         if backend not in ("embedded", "kubo"):
-            raise InvalidInput(
-                f"TWINLEDGER_IPFS_BACKEND={backend} is not a backend", hint="set it to embedded or kubo"
-            )
+            raise InvalidInput(f"TWINLEDGER_IPFS_BACKEND={backend} is not a backend", hint="set it to embedded or kubo")
         return cls(
             backend=backend,  # type: ignore[arg-type]
             path=Path(os.environ.get("TWINLEDGER_IPFS_PATH", str(cls.path))),
@@ -96,9 +94,7 @@ def import_file(
     return store.add_stream(stream, options or ImportOptions(), pin=pin)
 
 
-def add_path(
-    store: BlockStore, path: Path, options: ImportOptions | None = None, *, pin: bool = True
-) -> ImportResult:
+def add_path(store: BlockStore, path: Path, options: ImportOptions | None = None, *, pin: bool = True) -> ImportResult:
     return store.add_path(path, options or ImportOptions(), pin=pin)
 
 

@@ -40,9 +40,7 @@ def write_car(out: BinaryIO, roots: list[CID], blocks: Iterable[tuple[CID, bytes
 
 
 def _corrupt(message: str) -> IntegrityError:
-    return IntegrityError(
-        message, hint="the CAR is corrupt or truncated; nothing was imported; fetch it again"
-    )
+    return IntegrityError(message, hint="the CAR is corrupt or truncated; nothing was imported; fetch it again")
 
 
 def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
@@ -110,9 +108,7 @@ def read_car_into(staging: StagingArea, stream: BinaryIO, *, require_complete: b
     except Exception as error:  # dag_cbor raises several decoder-specific error types
         raise _corrupt(f"CAR header is not valid dag-cbor ({error})") from None
     if not isinstance(header, dict) or header.get("version") != 1:
-        raise InvalidInput(
-            "not a CAR v1 file (header version is not 1)", hint="convert CAR v2 files to v1 first"
-        )
+        raise InvalidInput("not a CAR v1 file (header version is not 1)", hint="convert CAR v2 files to v1 first")
     raw_roots = header.get("roots")
     if not isinstance(raw_roots, list) or not all(isinstance(root, CID) for root in raw_roots):
         raise _corrupt("CAR header 'roots' is not a list of CIDs")

@@ -23,16 +23,12 @@ def block_links(cid: CID, data: bytes) -> list[CID]:
         try:
             return [to_cid(link.cid) for link in links]
         except (ValueError, KeyError) as error:
-            raise IntegrityError(
-                f"block {cid} has a malformed link ({error})", hint="re-fetch the block"
-            ) from None
+            raise IntegrityError(f"block {cid} has a malformed link ({error})", hint="re-fetch the block") from None
     if code == DAG_CBOR:
         try:
             value = dag_cbor.decode(data)
         except Exception as error:  # dag_cbor raises several decoder-specific error types
-            raise IntegrityError(
-                f"block {cid} is not valid dag-cbor ({error})", hint="re-fetch the block"
-            ) from None
+            raise IntegrityError(f"block {cid} is not valid dag-cbor ({error})", hint="re-fetch the block") from None
         found: list[CID] = []
         _collect_cbor_links(value, found)
         return found

@@ -105,9 +105,7 @@ class _FileBuilder:
 
     def internal(self, children: list[_Child]) -> _Child:
         filesize = sum(child.filesize for child in children)
-        data = encode_unixfs(
-            UnixFSData(UnixFSType.FILE, filesize=filesize, blocksizes=[c.filesize for c in children])
-        )
+        data = encode_unixfs(UnixFSData(UnixFSType.FILE, filesize=filesize, blocksizes=[c.filesize for c in children]))
         block = encode_node([PBLink(c.cid, b"", c.tsize) for c in children], data)
         cid = block_cid(block, codec=DAG_PB, version=self.node_version)
         self.sink.put_block(cid, block)
@@ -180,9 +178,7 @@ def _walk(path: Path, options: ImportOptions, *, top: bool = False) -> Iterator[
     except FileNotFoundError:
         raise NotFound(f"{path} does not exist", hint="check the path") from None
     except OSError as error:
-        raise InvalidInput(
-            f"cannot read {path}: {error.strerror}", hint="check the path's permissions"
-        ) from None
+        raise InvalidInput(f"cannot read {path}: {error.strerror}", hint="check the path's permissions") from None
     yield path
     if stat.S_ISDIR(mode):
         for child in _list_dir(path, options):
@@ -195,9 +191,7 @@ def _list_dir(path: Path, options: ImportOptions) -> list[Path]:
     try:
         names = sorted(os.listdir(path))
     except OSError as error:
-        raise InvalidInput(
-            f"cannot list {path}: {error.strerror}", hint="check the directory's permissions"
-        ) from None
+        raise InvalidInput(f"cannot list {path}: {error.strerror}", hint="check the directory's permissions") from None
     return [path / name for name in names if options.hidden or not name.startswith(".")]
 
 
@@ -252,9 +246,7 @@ def _hamt_hash(name: bytes) -> bytes:
     return h1.to_bytes(8, "big")
 
 
-def _build_shard(
-    sink: BlockSink, links: list[PBLink], options: ImportOptions, *, depth: int, size: int
-) -> _Child:
+def _build_shard(sink: BlockSink, links: list[PBLink], options: ImportOptions, *, depth: int, size: int) -> _Child:
     fanout = options.hamt_fanout
     bits = fanout.bit_length() - 1
     if bits != 8:
@@ -279,7 +271,5 @@ def _build_shard(
             shard_links.append(PBLink(child.cid, prefix, child.tsize))
     # go-bitfield's Bytes() drops leading zero bytes (kept compatible with the earlier big.Int bitfield)
     field_bytes = bitfield.to_bytes((bitfield.bit_length() + 7) // 8, "big")
-    data = encode_unixfs(
-        UnixFSData(UnixFSType.HAMT_SHARD, data=field_bytes, hash_type=MURMUR3_X64_64, fanout=fanout)
-    )
+    data = encode_unixfs(UnixFSData(UnixFSType.HAMT_SHARD, data=field_bytes, hash_type=MURMUR3_X64_64, fanout=fanout))
     return _put_pb(sink, encode_node(shard_links, data), shard_links, options, size)

@@ -126,9 +126,7 @@ def parse_chunker(spec: str) -> int:
         )
     size = _parse_int("--chunker", size_text) if size_text else 256 * 1024
     if not 0 < size <= CHUNK_SIZE_LIMIT:
-        raise InvalidInput(
-            f"chunker size {size} is out of range", hint=f"use size-N with 1 <= N <= {CHUNK_SIZE_LIMIT}"
-        )
+        raise InvalidInput(f"chunker size {size} is out of range", hint=f"use size-N with 1 <= N <= {CHUNK_SIZE_LIMIT}")
     return size
 
 
