@@ -87,7 +87,8 @@ class Envelope:
             if not isinstance(entry["kid"], str) or not isinstance(entry["sealed_key"], str):
                 raise MalformedEnvelope("a recipient's kid and sealed_key are strings")
             try:
-                sealed = base64.urlsafe_b64decode(entry["sealed_key"] + "=" * (-len(entry["sealed_key"]) % 4))
+                padded = entry["sealed_key"] + "=" * (-len(entry["sealed_key"]) % 4)
+                sealed = base64.b64decode(padded, altchars=b"-_", validate=True)
             except (ValueError, binascii.Error) as exc:
                 raise MalformedEnvelope("a sealed_key is not base64url") from exc
             recipients.append(SealedKey(kid=entry["kid"], sealed_key=sealed))
