@@ -55,7 +55,9 @@ def setup():
     owner = DidKey.generate()
     grant = make_grant()
     chain = InMemoryGrants()
-    chain.grant(7, GRANTEE, "dpv:ScientificResearch", int(Scope.READ | Scope.TRAIN | Scope.AUDIT), grant.expires_at)
+    chain.grant(
+        7, GRANTEE, "dpv:ScientificResearch", int(Scope.READ | Scope.TRAIN | Scope.AUDIT), grant.expires_at
+    )
     vc = asyncio.run(issue_consent_receipt(owner, grant))
     return owner, grant, chain, vc
 
@@ -70,14 +72,15 @@ def test_scopes_and_purpose_match_contracts():
 
 def test_issue_and_verify(setup):
     owner, grant, chain, vc = setup
-    assert vc["issuer"] == owner.did and "proof" in vc
+    assert vc["issuer"] == owner.did
+    assert "proof" in vc
     receipt = asyncio.run(verify_consent_receipt(vc, chain, expected_issuer=owner.did))
     assert receipt.grant == grant
     assert receipt.issuer == owner.did
 
 
 def test_revoked_grant_no_longer_stands(setup):
-    owner, _, chain, vc = setup
+    _owner, _, chain, vc = setup
     chain.revoke(7, GRANTEE, "dpv:ScientificResearch")
     with pytest.raises(GrantNotStanding):
         asyncio.run(verify_consent_receipt(vc, chain))

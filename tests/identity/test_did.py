@@ -128,9 +128,12 @@ def test_resolve_keys_through_didkit():
         return ed, pkh, ethr
 
     ed, pkh, ethr = asyncio.run(resolve())
-    assert ed.ed25519_public_key == key.public_key and ed.did == key.did
-    assert pkh.did == eth.did and pkh.ethereum_address == account.address
-    assert ethr.did == f"did:ethr:0x1:{account.address}" and ethr.ethereum_address == account.address
+    assert ed.ed25519_public_key == key.public_key
+    assert ed.did == key.did
+    assert pkh.did == eth.did
+    assert pkh.ethereum_address == account.address
+    assert ethr.did == f"did:ethr:0x1:{account.address}"
+    assert ethr.ethereum_address == account.address
     ed.verify("ed25519", b"m", key.sign(b"m"))
     pkh.verify("eip191-secp256k1", b"m", eth.sign(b"m"))
     ethr.verify("eip191-secp256k1", b"m", eth.sign(b"m"))

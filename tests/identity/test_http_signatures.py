@@ -91,7 +91,12 @@ def test_content_digest_not_covered():
     signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_Keys(private, None))
     message.headers["Content-Digest"] = sign_request(key, "POST", URL, b"payload")["Content-Digest"]
     signer.sign(
-        message, key_id=key.did_url, nonce="n" * 20, expires=_in(60), covered_component_ids=COVERED[:2], use_existing_digest=True
+        message,
+        key_id=key.did_url,
+        nonce="n" * 20,
+        expires=_in(60),
+        covered_component_ids=COVERED[:2],
+        use_existing_digest=True,
     )
     with pytest.raises(MissingContentDigest, match="does not cover"):
         verify(message.headers)
@@ -103,7 +108,9 @@ def test_content_digest_not_covered():
 )
 def test_outside_time_window(created, lifetime, reason):
     now = int(time.time())
-    headers = sign_request(DidKey.generate(), "POST", URL, b"payload", created=now + created, lifetime_s=lifetime)
+    headers = sign_request(
+        DidKey.generate(), "POST", URL, b"payload", created=now + created, lifetime_s=lifetime
+    )
     with pytest.raises(OutsideTimeWindow, match=reason):
         verify(headers, now=now)
 
@@ -121,12 +128,34 @@ def test_clock_skew_within_tolerance_passes():
         (lambda h: h.pop("Signature-Input"), MalformedSignature),
         (lambda h: h.update({"Signature-Input": "sig1=(("}), MalformedSignature),
         (lambda h: h.update({"Signature": "other=:AAAA:"}), MalformedSignature),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace(";alg=", ";foo=1;alg=")}), MalformedSignature),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace('"@method" ', "")}), MalformedSignature),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace('alg="ed25519"', 'alg="hmac-sha256"')}), UnsupportedAlgorithm),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace('alg="ed25519"', 'alg="eip191-secp256k1"')}), UnsupportedAlgorithm),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("#z6Mk", "#other")}), UnresolvableDid),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("did:key:", "did:web:")}), UnsupportedDid),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace(";alg=", ";foo=1;alg=")}),
+            MalformedSignature,
+        ),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace('"@method" ', "")}),
+            MalformedSignature,
+        ),
+        (
+            lambda h: h.update(
+                {"Signature-Input": h["Signature-Input"].replace('alg="ed25519"', 'alg="hmac-sha256"')}
+            ),
+            UnsupportedAlgorithm,
+        ),
+        (
+            lambda h: h.update(
+                {"Signature-Input": h["Signature-Input"].replace('alg="ed25519"', 'alg="eip191-secp256k1"')}
+            ),
+            UnsupportedAlgorithm,
+        ),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("#z6Mk", "#other")}),
+            UnresolvableDid,
+        ),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("did:key:", "did:web:")}),
+            UnsupportedDid,
+        ),
         (lambda h: h.update({"Content-Digest": "sha-256=:AAAA:"}), BadSignature),
         (lambda h: h.update({"Content-Digest": "md5=:AAAA:"}), BadSignature),
     ],
@@ -165,10 +194,15 @@ class _EIP191(HTTPSignatureAlgorithm):
         self.public_key, self.private_key = public_key, private_key
 
     def sign(self, message):
-        return bytes(Account.sign_message(encode_defunct(primitive=message), private_key=self.private_key).signature)
+        return bytes(
+            Account.sign_message(encode_defunct(primitive=message), private_key=self.private_key).signature
+        )
 
     def verify(self, signature, message):
-        if Account.recover_message(encode_defunct(primitive=message), signature=signature) != self.public_key.decode():
+        if (
+            Account.recover_message(encode_defunct(primitive=message), signature=signature)
+            != self.public_key.decode()
+        ):
             raise InvalidSignature("wrong signer")
 
 
@@ -185,7 +219,14 @@ def test_independent_ed25519_signature_verifies_here():
     private = Ed25519PrivateKey.from_private_bytes(SEED)
     message = _message("POST", URL, b"payload")
     signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_Keys(private, None))
-    signer.sign(message, key_id=key.did_url, nonce="independent-nonce-1", expires=_in(60), covered_component_ids=COVERED, body=b"payload")
+    signer.sign(
+        message,
+        key_id=key.did_url,
+        nonce="independent-nonce-1",
+        expires=_in(60),
+        covered_component_ids=COVERED,
+        body=b"payload",
+    )
     verified = verify(message.headers)
     assert verified.did == key.did
     assert verified.nonce == "independent-nonce-1"
@@ -206,7 +247,14 @@ def test_independent_eip191_signature_verifies_here():
     eth = EthereumDid(account, 1)
     message = _message("GET", URL, b"")
     signer = HTTPMessageSigner(signature_algorithm=_EIP191, key_resolver=_Keys(account.key, None))
-    signer.sign(message, key_id=eth.did_url, nonce="independent-nonce-2", expires=_in(60), covered_component_ids=COVERED, body=b"")
+    signer.sign(
+        message,
+        key_id=eth.did_url,
+        nonce="independent-nonce-2",
+        expires=_in(60),
+        covered_component_ids=COVERED,
+        body=b"",
+    )
     assert verify(message.headers, body=b"", method="GET").did == eth.did
 
 
@@ -215,6 +263,8 @@ def test_our_eip191_signature_verifies_there():
     eth = EthereumDid(account, 1)
     message = _message("GET", URL, b"")
     message.headers.update(sign_request(eth, "GET", URL, b""))
-    verifier = HTTPMessageVerifier(signature_algorithm=_EIP191, key_resolver=_Keys(None, account.address.encode()))
+    verifier = HTTPMessageVerifier(
+        signature_algorithm=_EIP191, key_resolver=_Keys(None, account.address.encode())
+    )
     [result] = verifier.verify(message, body=b"", require_components=COVERED)
     assert result.parameters["alg"] == "eip191-secp256k1"

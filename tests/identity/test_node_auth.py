@@ -1,10 +1,12 @@
 import time
+from typing import Annotated
 
 import pytest
+from eth_account import Account
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from twinledger.identity import DidAuth, DidKey, EthereumDid, sign_request
+from twinledger.identity import DidAuth, DidKey, EthereumDid, ReplayedNonce, sign_request
 from twinledger_node.auth import (
     PROBLEM_MEDIA_TYPE,
     AuthSettings,
@@ -14,8 +16,6 @@ from twinledger_node.auth import (
     SignedRequestAuth,
     install_auth_problem_handler,
 )
-from twinledger.identity import ReplayedNonce
-from eth_account import Account
 
 BASE = "http://testserver"
 
@@ -26,7 +26,7 @@ def make_app(auth: SignedRequestAuth):
     seen: list[Caller] = []
 
     @app.post("/twins/{twin_id}/read")
-    async def read(twin_id: int, caller: Caller = Depends(auth)):
+    async def read(twin_id: int, caller: Annotated[Caller, Depends(auth)]):
         seen.append(caller)
         return {"did": caller.did, "twin": twin_id}
 
@@ -84,7 +84,9 @@ def test_replay_refused_after_restart(tmp_path):
 def test_same_nonce_from_two_signers_is_not_a_replay(auth):
     client, _ = make_app(auth)
     for signer in (DidKey.generate(), DidKey.generate()):
-        headers = sign_request(signer, "POST", f"{BASE}/twins/1/read", b"body", nonce="shared-nonce-0123456789")
+        headers = sign_request(
+            signer, "POST", f"{BASE}/twins/1/read", b"body", nonce="shared-nonce-0123456789"
+        )
         assert _post(client, headers).status_code == 200
 
 
@@ -101,11 +103,39 @@ def test_failed_request_stores_nothing(auth):
     [
         (lambda h: h.pop("Content-Digest"), 400, "missing-content-digest"),
         (lambda h: h.pop("Signature"), 400, "malformed-signature"),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("did:key:z", "did:key:y")}), 400, "malformed-did"),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("did:key:", "did:web:")}), 400, "unsupported-did"),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("#z6Mk", "#k")}), 401, "unresolvable-did"),
-        (lambda h: h.update({"Signature-Input": h["Signature-Input"].replace('"ed25519"', '"rsa-pss-sha512"')}), 400, "unsupported-algorithm"),
-        (lambda h: h.update({"Signature": h["Signature"][:10] + ("B" if h["Signature"][10] != "B" else "C") + h["Signature"][11:]}), 401, "bad-signature"),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("did:key:z", "did:key:y")}),
+            400,
+            "malformed-did",
+        ),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("did:key:", "did:web:")}),
+            400,
+            "unsupported-did",
+        ),
+        (
+            lambda h: h.update({"Signature-Input": h["Signature-Input"].replace("#z6Mk", "#k")}),
+            401,
+            "unresolvable-did",
+        ),
+        (
+            lambda h: h.update(
+                {"Signature-Input": h["Signature-Input"].replace('"ed25519"', '"rsa-pss-sha512"')}
+            ),
+            400,
+            "unsupported-algorithm",
+        ),
+        (
+            lambda h: h.update(
+                {
+                    "Signature": h["Signature"][:10]
+                    + ("B" if h["Signature"][10] != "B" else "C")
+                    + h["Signature"][11:]
+                }
+            ),
+            401,
+            "bad-signature",
+        ),
     ],
 )
 def test_failures_answer_problem_json(auth, mutate, status, code):
@@ -114,12 +144,15 @@ def test_failures_answer_problem_json(auth, mutate, status, code):
     mutate(headers)
     problem = _problem(_post(client, headers), status, code)
     assert problem["detail"]
-    assert seen == [] and len(auth.replay_cache) == 0
+    assert seen == []
+    assert len(auth.replay_cache) == 0
 
 
 def test_outside_window_is_401(auth):
     client, _ = make_app(auth)
-    headers = sign_request(DidKey.generate(), "POST", f"{BASE}/twins/1/read", b"body", created=int(time.time()) - 3600)
+    headers = sign_request(
+        DidKey.generate(), "POST", f"{BASE}/twins/1/read", b"body", created=int(time.time()) - 3600
+    )
     _problem(_post(client, headers), 401, "outside-time-window")
 
 
@@ -160,5 +193,7 @@ def test_sqlite_cache_keeps_memory_bounded_without_forgetting(tmp_path):
     assert len(cache) == 2
     with pytest.raises(ReplayedNonce):
         cache.check_and_store("did:a", "n0", expires_at=1000, now=1)
-    cache.check_and_store("did:a", "n0", expires_at=3000, now=2000)  # expired entries are pruned from SQLite too
+    cache.check_and_store(
+        "did:a", "n0", expires_at=3000, now=2000
+    )  # expired entries are pruned from SQLite too
     cache.close()

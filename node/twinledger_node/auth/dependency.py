@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import Request
 from pydantic import BaseModel, Field
@@ -19,18 +20,18 @@ from twinledger_node.auth.replay import ReplayCache
 class AuthSettings(BaseModel):
     """How strict the node is about signed requests."""
 
-    max_clock_skew_s: int = Field(30, ge=0, le=600)
-    max_signature_lifetime_s: int = Field(300, gt=0, le=3600)
+    max_clock_skew_s: Annotated[int, Field(ge=0, le=600)] = 30
+    max_signature_lifetime_s: Annotated[int, Field(gt=0, le=3600)] = 300
     replay_db_dir: Path | None = None
-    replay_max_entries: int = Field(100_000, gt=0)
+    replay_max_entries: Annotated[int, Field(gt=0)] = 100_000
     # Behind a TLS-terminating proxy the URL the client signed is not the one the app sees; name it here.
     public_base_url: str | None = None
-    max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    max_body_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller; the signature fields let the node keep the reader's signed request in receipts."""
+    """An authenticated caller; the signature fields let receipts keep the reader's signed request."""
 
     did: str
     key_id: str
@@ -59,7 +60,9 @@ class SignedRequestAuth:
         self._window = TimeWindow(
             max_skew_s=self.settings.max_clock_skew_s, max_lifetime_s=self.settings.max_signature_lifetime_s
         )
-        self.replay_cache = ReplayCache(self.settings.replay_db_dir, max_entries=self.settings.replay_max_entries)
+        self.replay_cache = ReplayCache(
+            self.settings.replay_db_dir, max_entries=self.settings.replay_max_entries
+        )
 
     def target_uri(self, request: Request) -> str:
         if self.settings.public_base_url is None:
@@ -78,7 +81,13 @@ class SignedRequestAuth:
             now = int(time.time())
             target = self.target_uri(request)
             verified = await verify_request(
-                request.method, target, request.headers, body, resolver=self._resolver, window=self._window, now=now
+                request.method,
+                target,
+                request.headers,
+                body,
+                resolver=self._resolver,
+                window=self._window,
+                now=now,
             )
             # Only a fully verified request spends its nonce: failed attempts store nothing.
             self.replay_cache.check_and_store(

@@ -17,7 +17,8 @@ PROBLEM_TYPE_BASE: Final = "urn:twinledger:problem:"
 class AuthProblem(HTTPException):
     """An authentication failure as an HTTP error; the ``problem`` dict is the response body.
 
-    Subclassing HTTPException keeps a node without :func:`install_auth_problem_handler` fail-closed (it still answers
+    Subclassing HTTPException keeps a node without :func:`install_auth_problem_handler` fail-closed (it still
+    answers
     with the right status); with the handler the body is problem+json.
     """
 

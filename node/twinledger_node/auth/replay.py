@@ -1,9 +1,12 @@
 """Replay cache: each (signer, nonce) is accepted once while its signature could still verify.
 
-A bounded in-memory set answers most replays without touching disk; a SQLite file (WAL) is the authority, so a node
-restarted within the time window still refuses a nonce it already accepted. Entries are dropped once their signature
+A bounded in-memory set answers most replays without touching disk; a SQLite file (WAL) is the authority, so a
+node
+restarted within the time window still refuses a nonce it already accepted. Entries are dropped once their
+signature
 has expired (plus clock skew): after that the time-window check refuses the request anyway.
-Without a database path the cache is memory only; then it refuses new nonces when full rather than forget live ones.
+Without a database path the cache is memory only; then it refuses new nonces when full rather than forget live
+ones.
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ class ReplayCache:
             directory.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(directory / DB_NAME, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL under WAL survives a crash of the node process (what a replay attacker can provoke); only an
+            # NORMAL under WAL survives a crash of the node process (what a replay attacker can provoke); only
+            # an
             # OS crash could lose the last commits, and those nonces expire within the window anyway.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS nonces (id BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID"
+                "CREATE TABLE IF NOT EXISTS nonces"
+                " (id BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID"
             )
             self._db.execute("CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at)")
 
@@ -57,7 +62,9 @@ class ReplayCache:
         with self._lock:
             self._prune(now)
             if entry in self._live:
-                raise ReplayedNonce(f"nonce already used by {signer}", hint="use a fresh nonce for every request")
+                raise ReplayedNonce(
+                    f"nonce already used by {signer}", hint="use a fresh nonce for every request"
+                )
             if self._db is not None:
                 try:
                     self._db.execute("INSERT INTO nonces (id, expires_at) VALUES (?, ?)", (entry, expires_at))
@@ -66,7 +73,9 @@ class ReplayCache:
                         f"nonce already used by {signer}", hint="use a fresh nonce for every request"
                     ) from exc
             elif len(self._live) >= self._max_entries:
-                raise ReplayCacheFull("the replay cache is full", hint="configure a replay database directory")
+                raise ReplayCacheFull(
+                    "the replay cache is full", hint="configure a replay database directory"
+                )
             if len(self._live) >= self._max_entries:
                 # SQLite holds the entry; memory keeps the soonest-expiring ones out to stay bounded.
                 self._evict_one()

@@ -18,8 +18,7 @@ app = typer.Typer(
 )
 
 # (module, command name): each module defines `app`, a typer.Typer for that concept.
-SUBCOMMANDS: list[tuple[str, str]] = [
-]
+SUBCOMMANDS: list[tuple[str, str]] = []
 for module_name, command in SUBCOMMANDS:
     app.add_typer(importlib.import_module(module_name).app, name=command)
 

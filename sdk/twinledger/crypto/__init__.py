@@ -2,7 +2,8 @@
 
 Public API::
 
-    seal_stream(src: BinaryIO, dst: BinaryIO, recipients: Iterable[str], *, chunk_size: int = 65536) -> Envelope
+    seal_stream(src: BinaryIO, dst: BinaryIO, recipients: Iterable[str], *, chunk_size: int = 65536) ->
+    Envelope
     open_stream(envelope: Envelope, src: BinaryIO, dst: BinaryIO, holder: DidKey) -> int
     seal_bytes(data: bytes, recipients: Iterable[str], *, chunk_size: int = 65536) -> tuple[Envelope, bytes]
     open_bytes(envelope: Envelope, ciphertext: bytes, holder: DidKey) -> bytes
@@ -33,7 +34,13 @@ from twinledger.crypto.errors import (
     TamperedEnvelope,
     TruncatedCiphertext,
 )
-from twinledger.crypto.stream import decrypt_bytes, decrypt_stream, encrypt_bytes, encrypt_stream, new_data_key
+from twinledger.crypto.stream import (
+    decrypt_bytes,
+    decrypt_stream,
+    encrypt_bytes,
+    encrypt_stream,
+    new_data_key,
+)
 
 __all__ = [
     "Envelope",

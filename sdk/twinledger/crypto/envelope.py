@@ -6,9 +6,11 @@ Envelope JSON (version 1)::
      "key_wrap": "x25519-sealedbox",
      "recipients": [{"kid": "did:key:z6Mk…#z6Mk…", "sealed_key": "<base64url>"}, …]}
 
-Recipients are Ed25519 did:keys; their X25519 key is libsodium's birational map of the Ed25519 key, so the owner's
+Recipients are Ed25519 did:keys; their X25519 key is libsodium's birational map of the Ed25519 key, so the
+owner's
 wallet key opens every snapshot sealed to it, without the node. The version, algorithm and chunk size are
-authenticated with every ciphertext chunk. Dropping the recipients (:func:`shred`) leaves no copy of the data key:
+authenticated with every ciphertext chunk. Dropping the recipients (:func:`shred`) leaves no copy of the data
+key:
 the ciphertext becomes unreadable by anyone (crypto-shredding).
 """
 
@@ -26,7 +28,13 @@ import nacl.exceptions
 import nacl.public
 
 from twinledger.crypto.errors import MalformedEnvelope, NotARecipient, TamperedEnvelope
-from twinledger.crypto.stream import DEFAULT_CHUNK_SIZE, KEY_BYTES, decrypt_stream, encrypt_stream, new_data_key
+from twinledger.crypto.stream import (
+    DEFAULT_CHUNK_SIZE,
+    KEY_BYTES,
+    decrypt_stream,
+    encrypt_stream,
+    new_data_key,
+)
 from twinledger.identity.did import parse_did, split_did_url
 from twinledger.identity.keys import DidKey, x25519_public_key_of
 
@@ -68,11 +76,20 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, data: Any) -> Envelope:
-        if not isinstance(data, dict) or set(data) != {"version", "alg", "chunk_size", "key_wrap", "recipients"}:
-            raise MalformedEnvelope("an envelope has exactly version, alg, chunk_size, key_wrap and recipients")
+        if not isinstance(data, dict) or set(data) != {
+            "version",
+            "alg",
+            "chunk_size",
+            "key_wrap",
+            "recipients",
+        }:
+            raise MalformedEnvelope(
+                "an envelope has exactly version, alg, chunk_size, key_wrap and recipients"
+            )
         if data["version"] != VERSION or data["alg"] != ALGORITHM or data["key_wrap"] != KEY_WRAP:
             raise MalformedEnvelope(
-                f"unsupported envelope (version {data['version']!r}, alg {data['alg']!r}, key_wrap {data['key_wrap']!r})",
+                f"unsupported envelope (version {data['version']!r}, alg {data['alg']!r},"
+                f" key_wrap {data['key_wrap']!r})",
                 hint=f"this twinledger reads version {VERSION}, {ALGORITHM}, {KEY_WRAP}",
             )
         chunk_size = data["chunk_size"]
@@ -114,15 +131,20 @@ def recipient_key_id(did_or_url: str) -> str:
 def seal_stream(
     src: BinaryIO, dst: BinaryIO, recipients: Iterable[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> Envelope:
-    """Encrypt ``src`` to ``dst`` under a fresh data key sealed to each recipient did:key; return the envelope."""
+    """Encrypt ``src`` to ``dst`` under a fresh data key sealed to each recipient did:key."""
     kids = list(dict.fromkeys(recipient_key_id(r) for r in recipients))
     if not kids:
-        raise MalformedEnvelope("a snapshot needs at least one recipient", hint="seal to the node and the owner")
+        raise MalformedEnvelope(
+            "a snapshot needs at least one recipient", hint="seal to the node and the owner"
+        )
     if not 0 < chunk_size <= MAX_CHUNK_SIZE:
         raise MalformedEnvelope(f"chunk_size must be in 1..{MAX_CHUNK_SIZE}")
     data_key = new_data_key()
     sealed = tuple(
-        SealedKey(kid=kid, sealed_key=nacl.public.SealedBox(x25519_public_key_of(kid.split("#")[0])).encrypt(data_key))
+        SealedKey(
+            kid=kid,
+            sealed_key=nacl.public.SealedBox(x25519_public_key_of(kid.split("#")[0])).encrypt(data_key),
+        )
         for kid in kids
     )
     envelope = Envelope(chunk_size=chunk_size, recipients=sealed)
@@ -154,7 +176,9 @@ def unseal_data_key(envelope: Envelope, holder: DidKey) -> bytes:
     return data_key
 
 
-def seal_bytes(data: bytes, recipients: Iterable[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[Envelope, bytes]:
+def seal_bytes(
+    data: bytes, recipients: Iterable[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> tuple[Envelope, bytes]:
     out = io.BytesIO()
     envelope = seal_stream(io.BytesIO(data), out, recipients, chunk_size=chunk_size)
     return envelope, out.getvalue()

@@ -1,8 +1,11 @@
 """Chunked authenticated encryption with libsodium's XChaCha20-Poly1305 secretstream.
 
-Ciphertext layout: the 24-byte stream header, then one secretstream message per plaintext chunk. Every chunk but the
-last holds exactly ``chunk_size`` plaintext bytes; the last (possibly empty) one carries ``TAG_FINAL``. Memory use is
-one chunk whatever the stream's size. secretstream's internal counter makes a reordered, dropped or duplicated chunk
+Ciphertext layout: the 24-byte stream header, then one secretstream message per plaintext chunk. Every chunk
+but the
+last holds exactly ``chunk_size`` plaintext bytes; the last (possibly empty) one carries ``TAG_FINAL``. Memory
+use is
+one chunk whatever the stream's size. secretstream's internal counter makes a reordered, dropped or duplicated
+chunk
 fail authentication; a missing final tag means truncation. ``associated_data`` (the envelope's parameters) is
 authenticated with every chunk, so ciphertext cannot be replayed under a different envelope description.
 """
@@ -43,7 +46,12 @@ def _read_full(src: BinaryIO, size: int) -> bytes:
 
 
 def encrypt_stream(
-    key: bytes, src: BinaryIO, dst: BinaryIO, *, chunk_size: int = DEFAULT_CHUNK_SIZE, associated_data: bytes = b""
+    key: bytes,
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    associated_data: bytes = b"",
 ) -> int:
     """Encrypt ``src`` to ``dst``; return the number of plaintext bytes."""
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
@@ -53,7 +61,9 @@ def encrypt_stream(
     while True:
         following = _read_full(src, chunk_size) if len(chunk) == chunk_size else b""
         tag = TAG_MESSAGE if following else TAG_FINAL
-        dst.write(sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, associated_data or None, tag))
+        dst.write(
+            sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, associated_data or None, tag)
+        )
         total += len(chunk)
         if tag == TAG_FINAL:
             return total
@@ -61,7 +71,12 @@ def encrypt_stream(
 
 
 def decrypt_stream(
-    key: bytes, src: BinaryIO, dst: BinaryIO, *, chunk_size: int = DEFAULT_CHUNK_SIZE, associated_data: bytes = b""
+    key: bytes,
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    associated_data: bytes = b"",
 ) -> int:
     """Decrypt ``src`` to ``dst``; return the plaintext size. Raise on tampering or truncation.
 
@@ -81,9 +96,13 @@ def decrypt_stream(
         if not sealed:
             raise TruncatedCiphertext("the ciphertext ends before its final chunk")
         try:
-            plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(state, sealed, associated_data or None)
+            plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(
+                state, sealed, associated_data or None
+            )
         except (nacl.exceptions.CryptoError, ValueError) as exc:
-            raise TamperedCiphertext(f"ciphertext chunk at plaintext offset {total} fails authentication") from exc
+            raise TamperedCiphertext(
+                f"ciphertext chunk at plaintext offset {total} fails authentication"
+            ) from exc
         dst.write(plain)
         total += len(plain)
         if tag == TAG_FINAL:
@@ -94,13 +113,17 @@ def decrypt_stream(
             raise TruncatedCiphertext("a short chunk is not marked final")
 
 
-def encrypt_bytes(key: bytes, data: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE, associated_data: bytes = b"") -> bytes:
+def encrypt_bytes(
+    key: bytes, data: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE, associated_data: bytes = b""
+) -> bytes:
     out = io.BytesIO()
     encrypt_stream(key, io.BytesIO(data), out, chunk_size=chunk_size, associated_data=associated_data)
     return out.getvalue()
 
 
-def decrypt_bytes(key: bytes, data: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE, associated_data: bytes = b"") -> bytes:
+def decrypt_bytes(
+    key: bytes, data: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE, associated_data: bytes = b""
+) -> bytes:
     out = io.BytesIO()
     decrypt_stream(key, io.BytesIO(data), out, chunk_size=chunk_size, associated_data=associated_data)
     return out.getvalue()

@@ -1,8 +1,11 @@
 """Consent receipts: W3C Verifiable Credentials, issued and verified with didkit, for grants on chain.
 
-The owner's did:key issues a ``ConsentReceipt`` credential whose subject is the grantee DID and whose claims name the
-grant (twin, purpose, scopes, expiry) and where it lives (chain id, ConsentRegistry address, transaction hash).
-A receipt is only evidence that the grant was made; :func:`verify_consent_receipt` also asks a :class:`GrantLookup`
+The owner's did:key issues a ``ConsentReceipt`` credential whose subject is the grantee DID and whose claims
+name the
+grant (twin, purpose, scopes, expiry) and where it lives (chain id, ConsentRegistry address, transaction
+hash).
+A receipt is only evidence that the grant was made; :func:`verify_consent_receipt` also asks a
+:class:`GrantLookup`
 (the chain bindings, or the node's index) whether the grant still stands.
 """
 
@@ -24,6 +27,7 @@ from twinledger.errors import InvalidInput
 from twinledger.identity.did import canonical_did, did_hash, split_did_url
 from twinledger.identity.errors import CredentialExpired, GrantNotStanding, InvalidCredential
 from twinledger.identity.keys import DidKey
+from twinledger.identity.resolve import DIDKIT_ERROR
 
 CREDENTIAL_TYPE: Final = "ConsentReceipt"
 VOCABULARY: Final = "https://twinledger.dev/vocab#"
@@ -48,7 +52,10 @@ ALL_SCOPES: Final = int(Scope.READ | Scope.WRITE | Scope.TRAIN | Scope.INHERIT |
 def purpose_code(purpose: str) -> bytes:
     """The bytes32 purpose the contracts store: keccak256(utf8(purpose IRI or word))."""
     if not purpose or purpose != purpose.strip():
-        raise InvalidInput("a purpose is a non-empty IRI or word without surrounding spaces", hint="e.g. dpv:ScientificResearch")
+        raise InvalidInput(
+            "a purpose is a non-empty IRI or word without surrounding spaces",
+            hint="e.g. dpv:ScientificResearch",
+        )
     return bytes(Web3.keccak(text=purpose))
 
 
@@ -109,7 +116,9 @@ def _from_iso(text: Any) -> int:
         raise InvalidCredential(f"{text!r} is not an ISO 8601 date") from exc
 
 
-async def issue_consent_receipt(owner: DidKey, grant: ConsentGrant, *, issued_at: int | None = None) -> dict[str, Any]:
+async def issue_consent_receipt(
+    owner: DidKey, grant: ConsentGrant, *, issued_at: int | None = None
+) -> dict[str, Any]:
     """Issue the receipt for ``grant`` as ``owner`` (an Ed25519 did:key); return the signed credential."""
     subject = {
         "id": grant.grantee_did,
@@ -133,7 +142,7 @@ async def issue_consent_receipt(owner: DidKey, grant: ConsentGrant, *, issued_at
     options = {"proofPurpose": "assertionMethod", "verificationMethod": owner.did_url}
     try:
         signed = await didkit.issue_credential(json.dumps(credential), json.dumps(options), owner.to_jwk())
-    except didkit.DIDKitException as exc:
+    except DIDKIT_ERROR as exc:
         raise InvalidCredential(f"didkit could not issue the receipt: {exc}") from exc
     result: dict[str, Any] = json.loads(signed)
     return result
@@ -145,7 +154,11 @@ def _grant_from_subject(subject: Any) -> ConsentGrant:
         raise InvalidCredential(f"a consent receipt's subject has exactly {', '.join(sorted(expected))}")
     try:
         twin_id = int(subject["twinId"])
-        if str(twin_id) != subject["twinId"] or type(subject["scopes"]) is not int or type(subject["chainId"]) is not int:
+        if (
+            str(twin_id) != subject["twinId"]
+            or type(subject["scopes"]) is not int
+            or type(subject["chainId"]) is not int
+        ):
             raise ValueError("wrong types")
         grant = ConsentGrant(
             twin_id=twin_id,
@@ -176,7 +189,11 @@ async def verify_consent_receipt(
         vc = json.loads(credential) if isinstance(credential, str) else dict(credential)
     except ValueError as exc:
         raise InvalidCredential("the receipt is not JSON") from exc
-    if not isinstance(vc, dict) or CREDENTIAL_TYPE not in vc.get("type", []) or not isinstance(vc.get("issuer"), str):
+    if (
+        not isinstance(vc, dict)
+        or CREDENTIAL_TYPE not in vc.get("type", [])
+        or not isinstance(vc.get("issuer"), str)
+    ):
         raise InvalidCredential(f"not a {CREDENTIAL_TYPE} credential with an issuer")
     proof = vc.get("proof")
     if not isinstance(proof, dict) or not isinstance(proof.get("verificationMethod"), str):
@@ -185,8 +202,10 @@ async def verify_consent_receipt(
     if issuer != vc["issuer"] or split_did_url(proof["verificationMethod"])[0] != issuer:
         raise InvalidCredential("the receipt is not signed by a key of its (canonical) issuer")
     try:
-        report = json.loads(await didkit.verify_credential(json.dumps(vc), json.dumps({"proofPurpose": "assertionMethod"})))
-    except didkit.DIDKitException as exc:
+        report = json.loads(
+            await didkit.verify_credential(json.dumps(vc), json.dumps({"proofPurpose": "assertionMethod"}))
+        )
+    except DIDKIT_ERROR as exc:
         raise InvalidCredential(f"didkit could not verify the receipt: {exc}") from exc
     grant = _grant_from_subject(vc.get("credentialSubject"))
     now = int(time.time()) if now is None else now
@@ -196,12 +215,19 @@ async def verify_consent_receipt(
         if expires_at <= now:
             raise CredentialExpired(f"the grant this receipt describes expired at {vc['expirationDate']}")
     if report.get("errors") or "proof" not in report.get("checks", []):
-        raise InvalidCredential(f"the receipt's proof does not verify: {'; '.join(map(str, report.get('errors', [])))}")
+        raise InvalidCredential(
+            f"the receipt's proof does not verify: {'; '.join(map(str, report.get('errors', [])))}"
+        )
     if expected_issuer is not None and canonical_did(expected_issuer) != issuer:
-        raise InvalidCredential(f"the receipt is issued by {issuer}, not by the twin's owner {canonical_did(expected_issuer)}")
-    if not grants.is_authorized(grant.twin_id, did_hash(grant.grantee_did), purpose_code(grant.purpose), grant.scopes):
+        raise InvalidCredential(
+            f"the receipt is issued by {issuer}, not by the twin's owner {canonical_did(expected_issuer)}"
+        )
+    if not grants.is_authorized(
+        grant.twin_id, did_hash(grant.grantee_did), purpose_code(grant.purpose), grant.scopes
+    ):
         raise GrantNotStanding(
-            f"twin {grant.twin_id} no longer grants scopes 0x{grant.scopes:02x} for {grant.purpose} to {grant.grantee_did}",
+            f"twin {grant.twin_id} no longer grants scopes 0x{grant.scopes:02x} for {grant.purpose}"
+            f" to {grant.grantee_did}",
             hint="the grant was revoked, narrowed or has expired on chain",
         )
     return ConsentReceipt(issuer=issuer, grant=grant, credential=vc)

@@ -1,16 +1,21 @@
 """The one definition of a DID's canonical form, and its on-chain hash.
 
-The contracts key grants by ``keccak256(utf8(canonical DID))``. Two spellings of the same identifier must never give
-two hashes, so every DID string entering twinledger passes through :func:`canonical_did` first. Canonical forms:
+The contracts key grants by ``keccak256(utf8(canonical DID))``. Two spellings of the same identifier must
+never give
+two hashes, so every DID string entering twinledger passes through :func:`canonical_did` first. Canonical
+forms:
 
 - ``did:key:z6Mk…`` — Ed25519 only, multibase base58btc (the did:key spec's only encoding). Other multibase
   encodings of the same key and other key types are refused.
-- ``did:pkh:eip155:<chain id, decimal>:<EIP-55 address>`` — an all-lower or all-upper hex address is rewritten in
+- ``did:pkh:eip155:<chain id, decimal>:<EIP-55 address>`` — an all-lower or all-upper hex address is rewritten
+  in
   its checksum spelling; a mixed-case address with a wrong checksum is refused (it is a typo, not a spelling).
-- ``did:ethr:0x<chain id, lower-case hex>:<EIP-55 address>`` — the network is always explicit: ``did:ethr:0xAbc…``
+- ``did:ethr:0x<chain id, lower-case hex>:<EIP-55 address>`` — the network is always explicit:
+  ``did:ethr:0xAbc…``
   and ``did:ethr:mainnet:0xAbc…`` become ``did:ethr:0x1:0xAbc…``. Public-key did:ethr identifiers are refused.
 
-did:ethr and did:pkh for the same address stay distinct identifiers: a did:ethr's controlling key can be changed in
+did:ethr and did:pkh for the same address stay distinct identifiers: a did:ethr's controlling key can be
+changed in
 the ERC-1056 registry, so it does not always denote the address's key.
 """
 
@@ -25,7 +30,8 @@ from web3 import Web3
 
 from twinledger.identity.errors import MalformedDid, UnsupportedDid
 
-# The contracts refuse anything shorter or without the scheme; refusing here gives the reason before a transaction.
+# The contracts refuse anything shorter or without the scheme; refusing here gives the reason before a
+# transaction.
 MIN_DID_BYTES = 8
 ED25519_PUB_CODEC = "ed25519-pub"
 
@@ -38,7 +44,7 @@ _ETHR_NETWORKS = {"mainnet": 1, "goerli": 5, "sepolia": 11155111}
 
 @dataclass(frozen=True)
 class ParsedDid:
-    """A canonical DID split into its parts; ``public_key`` for did:key, ``address`` for the Ethereum methods."""
+    """A canonical DID in parts: ``public_key`` for did:key, ``address`` for the Ethereum methods."""
 
     did: str
     method: str
@@ -58,7 +64,7 @@ def did_hash(did: str) -> bytes:
 
 
 def split_did_url(did_url: str) -> tuple[str, str]:
-    """Split ``did#fragment`` into the canonical DID and the fragment; refuse queries, paths and empty fragments."""
+    """Split ``did#fragment`` into canonical DID and fragment; refuse queries, paths, empty fragments."""
     if not isinstance(did_url, str) or "#" not in did_url:
         raise MalformedDid(
             "a key id must be a DID URL with a fragment (did:…#key)",
@@ -125,7 +131,8 @@ def _parse_did_key(parts: list[str]) -> ParsedDid:
         raise MalformedDid("the did:key's Ed25519 public key is not 32 bytes")
     canonical = did_key_from_public_key(public_key)
     if canonical != f"did:key:{identifier}":
-        # base58btc is bijective, so this only triggers on non-minimal varint prefixes: another spelling of the key.
+        # base58btc is bijective, so this only triggers on non-minimal varint prefixes: another spelling of
+        # the key.
         raise MalformedDid("did:key identifier is not the minimal encoding of its key")
     return ParsedDid(did=canonical, method="key", public_key=public_key)
 
@@ -148,7 +155,8 @@ def _parse_did_pkh(parts: list[str]) -> ParsedDid:
     namespace, chain_ref, address = parts[2], parts[3], parts[4]
     if namespace != "eip155":
         raise UnsupportedDid(
-            f"did:pkh namespace {namespace!r} is not supported", hint="only eip155 (Ethereum) accounts are accepted"
+            f"did:pkh namespace {namespace!r} is not supported",
+            hint="only eip155 (Ethereum) accounts are accepted",
         )
     if not _DECIMAL_CHAIN_ID.fullmatch(chain_ref):
         raise MalformedDid("did:pkh:eip155 chain id must be a decimal number without leading zeros")
@@ -178,7 +186,9 @@ def _parse_did_ethr(parts: list[str]) -> ParsedDid:
             hint=f"use a hex chain id (0x…) or one of {', '.join(sorted(_ETHR_NETWORKS))}",
         )
     if len(address) == 68 and address.startswith("0x"):
-        raise UnsupportedDid("did:ethr with a public key is not supported", hint="use the address form did:ethr:0x…")
+        raise UnsupportedDid(
+            "did:ethr with a public key is not supported", hint="use the address form did:ethr:0x…"
+        )
     checksum = _checksum_address(address, "did:ethr")
     return ParsedDid(
         did=f"did:ethr:{hex(chain_id)}:{checksum}", method="ethr", chain_id=chain_id, address=checksum

@@ -1,6 +1,7 @@
 """Errors of the identity layer: one class per failure mode, each with a stable ``code``.
 
-The node turns ``code`` into the ``type`` of an ``application/problem+json`` answer and ``http_status`` into the
+The node turns ``code`` into the ``type`` of an ``application/problem+json`` answer and ``http_status`` into
+the
 status, so clients can branch on what failed without parsing messages. Messages never include key material.
 """
 

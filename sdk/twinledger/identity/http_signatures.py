@@ -1,13 +1,18 @@
-"""DID-signed HTTP requests: RFC 9421 HTTP Message Signatures over method, target URI and RFC 9530 Content-Digest.
+"""DID-signed HTTP requests: RFC 9421 HTTP Message Signatures over method, target URI and RFC 9530
+Content-Digest.
 
 A signature covers ``@method``, ``@target-uri`` and ``content-digest`` and carries ``created``, ``expires``,
-``nonce``, ``keyid`` (the signer's DID URL) and ``alg`` (``ed25519`` or ``eip191-secp256k1``). Verification resolves
-the key id through didkit and yields the signer's canonical DID; replay detection is the caller's (the node keeps a
+``nonce``, ``keyid`` (the signer's DID URL) and ``alg`` (``ed25519`` or ``eip191-secp256k1``). Verification
+resolves
+the key id through didkit and yields the signer's canonical DID; replay detection is the caller's (the node
+keeps a
 replay cache keyed by signer and nonce).
 
 Structured Fields are parsed and serialised by ``http_sf``. The signature base is built here rather than with
-``http-message-signatures`` because that library cannot carry the EIP-191 algorithm through its verifier's key model
-and because the node must reject every deviation with its own error class; the test suite checks interoperability
+``http-message-signatures`` because that library cannot carry the EIP-191 algorithm through its verifier's key
+model
+and because the node must reject every deviation with its own error class; the test suite checks
+interoperability
 with that independent implementation in both directions.
 """
 
@@ -96,14 +101,16 @@ class DidAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Any:
         request.headers.update(
-            sign_request(self._signer, request.method, str(request.url), request.content, lifetime_s=self._lifetime_s)
+            sign_request(
+                self._signer, request.method, str(request.url), request.content, lifetime_s=self._lifetime_s
+            )
         )
         yield request
 
 
 @dataclass(frozen=True)
 class VerifiedRequest:
-    """What a verified signature establishes; the header values let a node keep the reader's signed request."""
+    """What a verified signature establishes; the header values let a node keep the signed request."""
 
     did: str
     key_id: str
@@ -149,7 +156,9 @@ async def verify_request(
     _check_window(params["created"], params["expires"], now, window)
     algorithm = params["alg"]
     if algorithm not in ALGORITHMS:
-        raise UnsupportedAlgorithm(f"signature algorithm {algorithm!r} is not accepted", hint="use ed25519 or eip191-secp256k1")
+        raise UnsupportedAlgorithm(
+            f"signature algorithm {algorithm!r} is not accepted", hint="use ed25519 or eip191-secp256k1"
+        )
     components = {name: _component_value(name, method, url, fields) for name in covered}
     signature_params = _serialize_params(covered, params)
     base = _signature_base(components, signature_params)
@@ -190,7 +199,9 @@ def _parse_dictionary(fields: dict[str, str], name: str) -> dict[str, Any]:
             f"the request has no {name} header", hint="sign the request (twinledger DidAuth or sign_request)"
         )
     try:
-        parsed = http_sf.parse(fields[name].encode("ascii"), tltype="dictionary", on_duplicate_key=_reject_duplicate)
+        parsed = http_sf.parse(
+            fields[name].encode("ascii"), tltype="dictionary", on_duplicate_key=_reject_duplicate
+        )
     except MalformedSignature:
         raise
     except (ValueError, UnicodeError, http_sf.StructuredFieldError) as exc:
@@ -204,7 +215,9 @@ def _parse_signature_fields(fields: dict[str, str]) -> tuple[str, list[str], dic
     inputs = _parse_dictionary(fields, "signature-input")
     signatures = _parse_dictionary(fields, "signature")
     if len(inputs) != 1 or inputs.keys() != signatures.keys():
-        raise MalformedSignature("expected exactly one signature, with the same label in Signature and Signature-Input")
+        raise MalformedSignature(
+            "expected exactly one signature, with the same label in Signature and Signature-Input"
+        )
     label = next(iter(inputs))
     member, params = inputs[label]
     signature_member = signatures[label]
@@ -245,7 +258,9 @@ def _check_window(created: int, expires: int, now: int, window: TimeWindow) -> N
     if expires - created > window.max_lifetime_s:
         raise OutsideTimeWindow(f"the signature is valid for longer than {window.max_lifetime_s} s")
     if expires < now - window.max_skew_s:
-        raise OutsideTimeWindow("the signature has expired", hint="sign the request again just before sending")
+        raise OutsideTimeWindow(
+            "the signature has expired", hint="sign the request again just before sending"
+        )
 
 
 def _component_value(name: str, method: str, url: str, fields: dict[str, str]) -> str:
@@ -262,7 +277,8 @@ def _component_value(name: str, method: str, url: str, fields: dict[str, str]) -
 
 def _serialize_params(covered: list[str], params: dict[str, Any]) -> str:
     # http_sf serialises dictionaries; the inner list alone is the member text after "x=".
-    return http_sf.ser({"x": ([(name, {}) for name in covered], params)})[2:]
+    member: Any = ([(name, {}) for name in covered], params)
+    return http_sf.ser({"x": member})[2:]
 
 
 def _signature_base(components: dict[str, str], signature_params: str) -> bytes:
@@ -282,7 +298,8 @@ def _check_digest(value: str, body: bytes) -> None:
     except (ValueError, UnicodeError, http_sf.StructuredFieldError) as exc:
         raise MalformedSignature("the Content-Digest header is not a Structured Field dictionary") from exc
     checked = 0
-    for algorithm, member in dict(parsed).items():
+    members: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    for algorithm, member in members.items():
         if algorithm not in _DIGESTS:
             continue
         if not isinstance(member, tuple) or not isinstance(member[0], bytes):

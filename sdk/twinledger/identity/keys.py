@@ -1,7 +1,9 @@
 """Key holders: the private half of a DID, used by the HTTP signer, record signing and snapshot decryption.
 
-:class:`DidKey` is an Ed25519 did:key (devices, services, people, the owner's recovery key); :class:`EthereumDid` is
-a did:pkh:eip155 backed by an eth-account ``LocalAccount``. Both sign raw bytes; the ``algorithm`` names what a
+:class:`DidKey` is an Ed25519 did:key (devices, services, people, the owner's recovery key);
+:class:`EthereumDid` is
+a did:pkh:eip155 backed by an eth-account ``LocalAccount``. Both sign raw bytes; the ``algorithm`` names what
+a
 verifier must run. Neither ``repr`` nor any error ever includes the private key.
 """
 
@@ -22,8 +24,10 @@ from twinledger.identity.did import canonical_did, did_key_from_public_key, pars
 from twinledger.identity.errors import MalformedDid
 
 ED25519: Final = "ed25519"
-# RFC 9421 registers no algorithm for secp256k1 recoverable signatures; this names EIP-191 personal_sign over the
-# signature base (65 bytes r||s||v), verified by recovering the address and comparing it to the did:pkh account.
+# RFC 9421 registers no algorithm for secp256k1 recoverable signatures; this names EIP-191 personal_sign over
+# the
+# signature base (65 bytes r||s||v), verified by recovering the address and comparing it to the did:pkh
+# account.
 EIP191_SECP256K1: Final = "eip191-secp256k1"
 
 
@@ -117,7 +121,8 @@ def x25519_public_key_of(did: str) -> nacl.public.PublicKey:
     parsed = parse_did(did)
     if parsed.public_key is None:
         raise MalformedDid(
-            f"{parsed.method} DIDs have no X25519 key to seal to", hint="seal snapshot keys to an Ed25519 did:key"
+            f"{parsed.method} DIDs have no X25519 key to seal to",
+            hint="seal snapshot keys to an Ed25519 did:key",
         )
     return nacl.public.PublicKey(nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(parsed.public_key))
 

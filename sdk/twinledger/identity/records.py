@@ -1,8 +1,11 @@
 """Signed records: canonical JSON (RFC 8785 JCS) signed by a DID key, for manifests and access receipts.
 
-A signed record is the record plus a ``proof`` member ``{"alg", "kid", "created", "signature"}``. The signature
-covers the JCS bytes of the whole record with the proof minus its ``signature``, so the signer, algorithm and time
-are bound too. Numbers must be integers (JCS serialises floats in a way other languages may not reproduce exactly).
+A signed record is the record plus a ``proof`` member ``{"alg", "kid", "created", "signature"}``. The
+signature
+covers the JCS bytes of the whole record with the proof minus its ``signature``, so the signer, algorithm and
+time
+are bound too. Numbers must be integers (JCS serialises floats in a way other languages may not reproduce
+exactly).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ PROOF: Final = "proof"
 
 @dataclass(frozen=True)
 class VerifiedRecord:
-    """A record whose proof verified: ``signer`` is the canonical DID, ``record`` the content without the proof."""
+    """A verified record: ``signer`` is the canonical DID, ``record`` the content without the proof."""
 
     record: dict[str, Any]
     signer: str
@@ -42,11 +45,17 @@ def canonical_json(value: Any) -> bytes:
         raise MalformedSignature(f"the record cannot be canonicalised: {exc}") from exc
 
 
-def sign_record(record: Mapping[str, Any], signer: DidSigner, *, created: int | None = None) -> dict[str, Any]:
+def sign_record(
+    record: Mapping[str, Any], signer: DidSigner, *, created: int | None = None
+) -> dict[str, Any]:
     """Return ``record`` with a ``proof`` by ``signer``."""
     if PROOF in record:
         raise MalformedSignature("the record already has a proof", hint="sign the unsigned record")
-    proof = {"alg": signer.algorithm, "kid": signer.did_url, "created": int(time.time()) if created is None else created}
+    proof = {
+        "alg": signer.algorithm,
+        "kid": signer.did_url,
+        "created": int(time.time()) if created is None else created,
+    }
     payload = canonical_json({**record, PROOF: proof})
     signature = base64.urlsafe_b64encode(signer.sign(payload)).rstrip(b"=").decode()
     return {**record, PROOF: {**proof, "signature": signature}}
@@ -59,7 +68,10 @@ async def verify_record(
     proof = signed.get(PROOF)
     if not isinstance(proof, dict) or set(proof) != {"alg", "kid", "created", "signature"}:
         raise MalformedSignature("the record's proof must have exactly alg, kid, created and signature")
-    if not all(isinstance(proof[name], str) for name in ("alg", "kid", "signature")) or type(proof["created"]) is not int:
+    if (
+        not all(isinstance(proof[name], str) for name in ("alg", "kid", "signature"))
+        or type(proof["created"]) is not int
+    ):
         raise MalformedSignature("the record's proof fields have the wrong types")
     try:
         signature = base64.urlsafe_b64decode(proof["signature"] + "=" * (-len(proof["signature"]) % 4))
@@ -69,9 +81,8 @@ async def verify_record(
     record = {name: value for name, value in signed.items() if name != PROOF}
     key = await (resolver or default_resolver()).resolve_key(proof["kid"])
     key.verify(proof["alg"], canonical_json({**record, PROOF: unsigned_proof}), signature)
-    if expected_signer is not None:
-        if canonical_did(expected_signer) != key.did:
-            raise BadSignature(f"the record is signed by {key.did}, not by {canonical_did(expected_signer)}")
+    if expected_signer is not None and canonical_did(expected_signer) != key.did:
+        raise BadSignature(f"the record is signed by {key.did}, not by {canonical_did(expected_signer)}")
     return VerifiedRecord(record=record, signer=key.did, key_id=key.key_id, created=proof["created"])
 
 

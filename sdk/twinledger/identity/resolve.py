@@ -1,6 +1,7 @@
 """Resolve a DID URL to the key that verifies its signatures, through didkit, and verify signatures with it.
 
-did:key, did:pkh and did:ethr resolve offline (the document is a pure function of the identifier; did:ethr without
+did:key, did:pkh and did:ethr resolve offline (the document is a pure function of the identifier; did:ethr
+without
 registry lookups), so a resolved key never changes and a bounded cache of them is safe.
 """
 
@@ -10,7 +11,7 @@ import base64
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import didkit
 import nacl.exceptions
@@ -24,10 +25,13 @@ from twinledger.identity.did import split_did_url
 from twinledger.identity.errors import BadSignature, UnresolvableDid, UnsupportedAlgorithm
 from twinledger.identity.keys import ED25519, EIP191_SECP256K1
 
+# didkit ships no type information; name its exception once with a type mypy can check.
+DIDKIT_ERROR = cast("type[Exception]", didkit.DIDKitException)
+
 
 @dataclass(frozen=True)
 class VerificationKey:
-    """A resolved verification method: ``key_id`` is the canonical DID URL, ``did`` its canonical controller."""
+    """A resolved verification method: ``key_id`` is the canonical DID URL, ``did`` its controller."""
 
     key_id: str
     did: str
@@ -52,7 +56,9 @@ class VerificationKey:
         try:
             recovered = Account.recover_message(encode_defunct(primitive=message), signature=signature)
         except (EthBadSignature, ValueError, TypeError) as exc:
-            raise BadSignature(f"the {EIP191_SECP256K1} signature by {self.key_id} is not recoverable") from exc
+            raise BadSignature(
+                f"the {EIP191_SECP256K1} signature by {self.key_id} is not recoverable"
+            ) from exc
         if recovered != self.ethereum_address:
             raise BadSignature(f"the {EIP191_SECP256K1} signature was not made by {self.key_id}")
 
@@ -77,7 +83,8 @@ def _key_from_method(method: dict[str, Any], key_id: str, did: str) -> Verificat
             key_id=key_id, did=did, algorithm=EIP191_SECP256K1, ethereum_address=to_checksum_address(address)
         )
     raise UnresolvableDid(
-        f"{key_id} resolves to a verification method of type {method.get('type')!r}, which cannot sign requests",
+        f"{key_id} resolves to a verification method of type {method.get('type')!r},"
+        " which cannot sign requests",
         hint="sign with the DID's Ed25519 key (did:key) or its Ethereum account key (#blockchainAccountId)",
     )
 
@@ -106,7 +113,7 @@ class DidResolver:
     async def _resolve_uncached(self, did: str, key_id: str) -> VerificationKey:
         try:
             document = json.loads(await didkit.resolve_did(did, "{}"))
-        except didkit.DIDKitException as exc:
+        except DIDKIT_ERROR as exc:
             raise UnresolvableDid(f"{did} does not resolve ({exc})") from exc
         for method in document.get("verificationMethod", []):
             if isinstance(method, dict) and method.get("id") == key_id:
