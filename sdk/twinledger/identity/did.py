@@ -21,6 +21,7 @@ the ERC-1056 registry, so it does not always denote the address's key.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -76,8 +77,9 @@ def split_did_url(did_url: str) -> tuple[str, str]:
     return canonical_did(did), fragment
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_did(did: str) -> ParsedDid:
-    """Validate ``did`` and return its canonical parts."""
+    """Validate ``did`` and return its canonical parts (memoised: a pure function of the string)."""
     if not isinstance(did, str):
         raise MalformedDid(f"a DID must be a string, not {type(did).__name__}")
     if did != did.strip() or any(ch.isspace() for ch in did):
