@@ -5,9 +5,9 @@ Public API::
     AuthSettings(max_clock_skew_s=30, max_signature_lifetime_s=300, replay_db_dir=None,
                  replay_max_entries=100_000, public_base_url=None, max_body_bytes=64 MiB)
     SignedRequestAuth(settings, *, resolver=None)   # FastAPI dependency: Depends(auth) -> Caller
-    Caller                                          # did, key_id, algorithm, method, target_uri, created,
-    expires,
-                                                    # nonce, signature_input, signature, content_digest
+    Caller                                          # a VerifiedRequest (did, key_id, algorithm, created,
+                                                    # expires, nonce, signature_input, signature,
+                                                    # content_digest, signature_base) + method, target_uri
     install_auth_problem_handler(app)               # failures answer application/problem+json
     AuthProblem, ReplayCache, ReplayCacheFull
 

@@ -11,7 +11,7 @@ from fastapi import Request
 from pydantic import BaseModel, Field
 
 from twinledger.errors import TwinledgerError
-from twinledger.identity.http_signatures import TimeWindow, verify_request
+from twinledger.identity.http_signatures import TimeWindow, VerifiedRequest, verify_request
 from twinledger.identity.resolve import DidResolver
 from twinledger_node.auth.problems import AuthProblem
 from twinledger_node.auth.replay import ReplayCache
@@ -30,20 +30,11 @@ class AuthSettings(BaseModel):
 
 
 @dataclass(frozen=True)
-class Caller:
-    """An authenticated caller; the signature fields let receipts keep the reader's signed request."""
+class Caller(VerifiedRequest):
+    """An authenticated caller: the verified signature (kept for access receipts) and what it covered."""
 
-    did: str
-    key_id: str
-    algorithm: str
     method: str
     target_uri: str
-    created: int
-    expires: int
-    nonce: str
-    signature_input: str
-    signature: str
-    content_digest: str
 
 
 class BodyTooLarge(TwinledgerError):
@@ -95,16 +86,4 @@ class SignedRequestAuth:
             )
         except TwinledgerError as exc:
             raise AuthProblem.from_error(exc) from exc
-        return Caller(
-            did=verified.did,
-            key_id=verified.key_id,
-            algorithm=verified.algorithm,
-            method=request.method,
-            target_uri=target,
-            created=verified.created,
-            expires=verified.expires,
-            nonce=verified.nonce,
-            signature_input=verified.signature_input,
-            signature=verified.signature,
-            content_digest=verified.content_digest,
-        )
+        return Caller(**vars(verified), method=request.method, target_uri=target)

@@ -18,8 +18,7 @@ class AuthProblem(HTTPException):
     """An authentication failure as an HTTP error; the ``problem`` dict is the response body.
 
     Subclassing HTTPException keeps a node without :func:`install_auth_problem_handler` fail-closed (it still
-    answers
-    with the right status); with the handler the body is problem+json.
+    answers with the right status); with the handler the body is problem+json.
     """
 
     def __init__(self, status: int, problem: dict[str, Any]) -> None:

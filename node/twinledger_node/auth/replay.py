@@ -1,10 +1,8 @@
 """Replay cache: each (signer, nonce) is accepted once while its signature could still verify.
 
 A bounded in-memory set answers most replays without touching disk; a SQLite file (WAL) is the authority, so a
-node
-restarted within the time window still refuses a nonce it already accepted. Entries are dropped once their
-signature
-has expired (plus clock skew): after that the time-window check refuses the request anyway.
+node restarted within the time window still refuses a nonce it already accepted. Entries are dropped once
+their signature has expired (plus clock skew): after that the time-window check refuses the request anyway.
 Without a database path the cache is memory only; then it refuses new nonces when full rather than forget live
 ones.
 """

@@ -2,8 +2,8 @@
 
 Public API::
 
-    seal_stream(src: BinaryIO, dst: BinaryIO, recipients: Iterable[str], *, chunk_size: int = 65536) ->
-    Envelope
+    seal_stream(src: BinaryIO, dst: BinaryIO, recipients: Iterable[str], *, chunk_size: int = 65536)
+        -> Envelope
     open_stream(envelope: Envelope, src: BinaryIO, dst: BinaryIO, holder: DidKey) -> int
     seal_bytes(data: bytes, recipients: Iterable[str], *, chunk_size: int = 65536) -> tuple[Envelope, bytes]
     open_bytes(envelope: Envelope, ciphertext: bytes, holder: DidKey) -> bytes

@@ -7,11 +7,9 @@ Envelope JSON (version 1)::
      "recipients": [{"kid": "did:key:z6Mk…#z6Mk…", "sealed_key": "<base64url>"}, …]}
 
 Recipients are Ed25519 did:keys; their X25519 key is libsodium's birational map of the Ed25519 key, so the
-owner's
-wallet key opens every snapshot sealed to it, without the node. The version, algorithm and chunk size are
-authenticated with every ciphertext chunk. Dropping the recipients (:func:`shred`) leaves no copy of the data
-key:
-the ciphertext becomes unreadable by anyone (crypto-shredding).
+owner's wallet key opens every snapshot sealed to it, without the node. The version, algorithm and chunk size
+are authenticated with every ciphertext chunk. Dropping the recipients (:func:`shred`) leaves no copy of the
+data key: the ciphertext becomes unreadable by anyone (crypto-shredding).
 """
 
 from __future__ import annotations

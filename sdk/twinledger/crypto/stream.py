@@ -1,13 +1,11 @@
 """Chunked authenticated encryption with libsodium's XChaCha20-Poly1305 secretstream.
 
 Ciphertext layout: the 24-byte stream header, then one secretstream message per plaintext chunk. Every chunk
-but the
-last holds exactly ``chunk_size`` plaintext bytes; the last (possibly empty) one carries ``TAG_FINAL``. Memory
-use is
-one chunk whatever the stream's size. secretstream's internal counter makes a reordered, dropped or duplicated
-chunk
-fail authentication; a missing final tag means truncation. ``associated_data`` (the envelope's parameters) is
-authenticated with every chunk, so ciphertext cannot be replayed under a different envelope description.
+but the last holds exactly ``chunk_size`` plaintext bytes; the last (possibly empty) one carries
+``TAG_FINAL``. Memory use is one chunk whatever the stream's size. secretstream's internal counter makes a
+reordered, dropped or duplicated chunk fail authentication; a missing final tag means truncation.
+``associated_data`` (the envelope's parameters) is authenticated with every chunk, so ciphertext cannot be
+replayed under a different envelope description.
 """
 
 from __future__ import annotations

@@ -1,24 +1,24 @@
 """Identity: DIDs, key holders, DID-signed HTTP requests, signed records and consent receipts.
 
-Public API::
+Public API (``async`` marks coroutines)::
 
-    canonical_did(did: str) -> str                 # the one canonical spelling (see twinledger.identity.did)
-    did_hash(did: str) -> bytes                    # keccak256(utf8(canonical DID)), as the contracts store
+    canonical_did(did: str) -> str          # the one canonical spelling (see twinledger.identity.did)
+    did_hash(did: str) -> bytes             # keccak256(utf8(canonical DID)), as the contracts store
     parse_did(did: str) -> ParsedDid
-    DidKey.generate() / DidKey.from_jwk(jwk) / DidKey(seed)   # .did .did_url .sign(data)
-    .x25519_private_key()
-    EthereumDid(account: LocalAccount, chain_id: int)         # did:pkh:eip155, EIP-191 signatures
-    DidResolver().resolve_key(did_url) -> VerificationKey     # async, through didkit
+    DidKey.generate() / DidKey.from_jwk(jwk) / DidKey(seed)
+        .did .did_url .algorithm .sign(data) .to_jwk() .x25519_private_key() .x25519_public_key()
+    EthereumDid(account: LocalAccount, chain_id: int)    # did:pkh:eip155, EIP-191 signatures
+    async DidResolver().resolve_key(did_url) -> VerificationKey    # through didkit
     sign_request(signer, method, url, body, *, created=None, lifetime_s=60, nonce=None) -> dict[str, str]
-    DidAuth(signer)                                 # httpx.Auth that signs every request
-    verify_request(method, url, headers, body, *, resolver=None, window=None, now=None) -> VerifiedRequest  #
-    async
+    DidAuth(signer)                         # httpx.Auth that signs every request
+    async verify_request(method, url, headers, body, *, resolver=None, window=None, now=None)
+        -> VerifiedRequest
     sign_record(record, signer, *, created=None) -> dict
-    verify_record(signed, *, resolver=None, expected_signer=None) -> VerifiedRecord  # async
-    Scope, purpose_code(purpose) -> bytes, ConsentGrant, GrantLookup
-    issue_consent_receipt(owner: DidKey, grant: ConsentGrant, *, issued_at=None) -> dict           # async
-    verify_consent_receipt(vc, grants: GrantLookup, *, now=None, expected_issuer=None) -> ConsentReceipt  #
-    async
+    async verify_record(signed, *, resolver=None, expected_signer=None) -> VerifiedRecord
+    Scope, purpose_code(purpose) -> bytes, ConsentGrant, GrantLookup (Protocol)
+    async issue_consent_receipt(owner: DidKey, grant: ConsentGrant, *, issued_at=None) -> dict
+    async verify_consent_receipt(vc, grants: GrantLookup, *, now=None, expected_issuer=None)
+        -> ConsentReceipt
 
 Every failure raises a subclass of TwinledgerError with a ``code`` (see twinledger.identity.errors).
 """

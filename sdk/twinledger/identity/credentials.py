@@ -1,12 +1,9 @@
 """Consent receipts: W3C Verifiable Credentials, issued and verified with didkit, for grants on chain.
 
 The owner's did:key issues a ``ConsentReceipt`` credential whose subject is the grantee DID and whose claims
-name the
-grant (twin, purpose, scopes, expiry) and where it lives (chain id, ConsentRegistry address, transaction
-hash).
-A receipt is only evidence that the grant was made; :func:`verify_consent_receipt` also asks a
-:class:`GrantLookup`
-(the chain bindings, or the node's index) whether the grant still stands.
+name the grant (twin, purpose, scopes, expiry) and where it lives (chain id, ConsentRegistry address,
+transaction hash). A receipt is only evidence that the grant was made; :func:`verify_consent_receipt` also
+asks a :class:`GrantLookup` (the chain bindings, or the node's index) whether the grant still stands.
 """
 
 from __future__ import annotations

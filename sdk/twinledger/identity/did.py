@@ -1,22 +1,20 @@
 """The one definition of a DID's canonical form, and its on-chain hash.
 
 The contracts key grants by ``keccak256(utf8(canonical DID))``. Two spellings of the same identifier must
-never give
-two hashes, so every DID string entering twinledger passes through :func:`canonical_did` first. Canonical
-forms:
+never give two hashes, so every DID string entering twinledger passes through :func:`canonical_did` first.
+Canonical forms:
 
 - ``did:key:z6Mk…`` — Ed25519 only, multibase base58btc (the did:key spec's only encoding). Other multibase
   encodings of the same key and other key types are refused.
 - ``did:pkh:eip155:<chain id, decimal>:<EIP-55 address>`` — an all-lower or all-upper hex address is rewritten
-  in
-  its checksum spelling; a mixed-case address with a wrong checksum is refused (it is a typo, not a spelling).
+  in its checksum spelling; a mixed-case address with a wrong checksum is refused (it is a typo, not a
+  spelling).
 - ``did:ethr:0x<chain id, lower-case hex>:<EIP-55 address>`` — the network is always explicit:
-  ``did:ethr:0xAbc…``
-  and ``did:ethr:mainnet:0xAbc…`` become ``did:ethr:0x1:0xAbc…``. Public-key did:ethr identifiers are refused.
+  ``did:ethr:0xAbc…`` and ``did:ethr:mainnet:0xAbc…`` become ``did:ethr:0x1:0xAbc…``. Public-key did:ethr
+  identifiers are refused.
 
 did:ethr and did:pkh for the same address stay distinct identifiers: a did:ethr's controlling key can be
-changed in
-the ERC-1056 registry, so it does not always denote the address's key.
+changed in the ERC-1056 registry, so it does not always denote the address's key.
 """
 
 from __future__ import annotations

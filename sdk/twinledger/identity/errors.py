@@ -1,8 +1,8 @@
 """Errors of the identity layer: one class per failure mode, each with a stable ``code``.
 
 The node turns ``code`` into the ``type`` of an ``application/problem+json`` answer and ``http_status`` into
-the
-status, so clients can branch on what failed without parsing messages. Messages never include key material.
+the status, so clients can branch on what failed without parsing messages. Messages never include key
+material.
 """
 
 from __future__ import annotations

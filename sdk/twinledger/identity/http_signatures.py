@@ -3,17 +3,13 @@ Content-Digest.
 
 A signature covers ``@method``, ``@target-uri`` and ``content-digest`` and carries ``created``, ``expires``,
 ``nonce``, ``keyid`` (the signer's DID URL) and ``alg`` (``ed25519`` or ``eip191-secp256k1``). Verification
-resolves
-the key id through didkit and yields the signer's canonical DID; replay detection is the caller's (the node
-keeps a
-replay cache keyed by signer and nonce).
+resolves the key id through didkit and yields the signer's canonical DID; replay detection is the caller's
+(the node keeps a replay cache keyed by signer and nonce).
 
 Structured Fields are parsed and serialised by ``http_sf``. The signature base is built here rather than with
 ``http-message-signatures`` because that library cannot carry the EIP-191 algorithm through its verifier's key
-model
-and because the node must reject every deviation with its own error class; the test suite checks
-interoperability
-with that independent implementation in both directions.
+model and because the node must reject every deviation with its own error class; the test suite checks
+interoperability with that independent implementation in both directions.
 """
 
 from __future__ import annotations

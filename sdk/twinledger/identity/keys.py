@@ -1,10 +1,8 @@
 """Key holders: the private half of a DID, used by the HTTP signer, record signing and snapshot decryption.
 
 :class:`DidKey` is an Ed25519 did:key (devices, services, people, the owner's recovery key);
-:class:`EthereumDid` is
-a did:pkh:eip155 backed by an eth-account ``LocalAccount``. Both sign raw bytes; the ``algorithm`` names what
-a
-verifier must run. Neither ``repr`` nor any error ever includes the private key.
+:class:`EthereumDid` is a did:pkh:eip155 backed by an eth-account ``LocalAccount``. Both sign raw bytes; the
+``algorithm`` names what a verifier must run. Neither ``repr`` nor any error ever includes the private key.
 """
 
 from __future__ import annotations
@@ -24,10 +22,9 @@ from twinledger.identity.did import canonical_did, did_key_from_public_key, pars
 from twinledger.identity.errors import MalformedDid
 
 ED25519: Final = "ed25519"
-# RFC 9421 registers no algorithm for secp256k1 recoverable signatures; this names EIP-191 personal_sign over
-# the
-# signature base (65 bytes r||s||v), verified by recovering the address and comparing it to the did:pkh
-# account.
+# RFC 9421 registers no algorithm for secp256k1 recoverable signatures. This one is EIP-191 personal_sign
+# over the signature base (65 bytes r||s||v), checked by recovering the address and comparing it to the
+# did:pkh account.
 EIP191_SECP256K1: Final = "eip191-secp256k1"
 
 

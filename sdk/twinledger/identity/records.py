@@ -1,11 +1,9 @@
 """Signed records: canonical JSON (RFC 8785 JCS) signed by a DID key, for manifests and access receipts.
 
 A signed record is the record plus a ``proof`` member ``{"alg", "kid", "created", "signature"}``. The
-signature
-covers the JCS bytes of the whole record with the proof minus its ``signature``, so the signer, algorithm and
-time
-are bound too. Numbers must be integers (JCS serialises floats in a way other languages may not reproduce
-exactly).
+signature covers the JCS bytes of the whole record with the proof minus its ``signature``, so the signer,
+algorithm and time are bound too. Numbers must be integers (JCS serialises floats in a way other languages may
+not reproduce exactly).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Resolve a DID URL to the key that verifies its signatures, through didkit, and verify signatures with it.
 
 did:key, did:pkh and did:ethr resolve offline (the document is a pure function of the identifier; did:ethr
-without
-registry lookups), so a resolved key never changes and a bounded cache of them is safe.
+without registry lookups), so a resolved key never changes and a bounded cache of them is safe.
 """
 
 from __future__ import annotations
