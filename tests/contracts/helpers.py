@@ -10,7 +10,7 @@ import pytest
 from twinledger.chain.errors import ContractRevert
 
 DID_A = "did:key:z6MkfXXpsrRGDxsSxf473MVmg9dtsDJuJKzMZztAA2jwWhws"
-DID_B = "did:pkh:eip155:31337:0x70997970C51812dc3A010C7d01b50e20d4DC79C8"
+DID_B = "did:pkh:eip155:31337:0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 DIGEST = b"\x11" * 32
 
 

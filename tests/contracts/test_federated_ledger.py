@@ -85,6 +85,7 @@ def test_commit_and_checkpoint_reverts(ledger_as, federated_as, accounts):
     reverts("InvalidSampleCount", lambda: aggregator.checkpoint(task, 1, DIGEST, DIGEST, 3, 2))
     reverts("TaskNotFound", lambda: aggregator.task(7))
     reverts("TaskNotFound", lambda: aggregator.close_task(7))
-    reverts("InvalidDid", lambda: aggregator.create_task("not-a-did", "research", DIGEST))
+    fn = aggregator.contract.functions
+    reverts("InvalidDid", lambda: aggregator.client.send(fn.createTask("not-a-did", purpose_code("research"), DIGEST)))
     reverts("InvalidPurpose", lambda: aggregator.create_task(AGGREGATOR_DID, b"\x00" * 32, DIGEST))
     reverts("ZeroDigest", lambda: aggregator.create_task(AGGREGATOR_DID, "research", b"\x00" * 32))

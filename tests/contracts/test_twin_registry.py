@@ -7,6 +7,7 @@ from eth_utils import keccak
 
 from tests.contracts.helpers import DID_A, DID_B, DIGEST, reverts
 from twinledger.chain.types import TwinKind
+from twinledger.identity.errors import MalformedDid
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -40,8 +41,10 @@ def test_register_refuses_bad_kind_did_and_foreign_parent(ledger_as, accounts):
     parent, _ = owner.register("asset")
     fn = owner.contract.functions
     reverts("InvalidTwinKind", lambda: owner.client.send(fn.register(4, 0, DIGEST, "")), kind=4)
-    reverts("InvalidDid", lambda: owner.register("asset", device_did="key:z6Mk"), did="key:z6Mk")
-    reverts("InvalidDid", lambda: owner.register("asset", device_did="did:x"))
+    reverts("InvalidDid", lambda: owner.client.send(fn.register(1, 0, DIGEST, "key:z6Mk")), did="key:z6Mk")
+    reverts("InvalidDid", lambda: owner.client.send(fn.register(1, 0, DIGEST, "did:x")))
+    with pytest.raises(MalformedDid):  # the SDK refuses a non-canonical DID before sending anything
+        owner.register("asset", device_did="did:key:not-base58")
     reverts("TwinNotFound", lambda: owner.register("asset", parent_id=99), twinId=99)
     reverts("NotTwinController", lambda: stranger.register("component", parent_id=parent), twinId=parent)
     assert owner.total_twins() == 1
@@ -58,7 +61,7 @@ def test_bind_device_emits_binding_and_unbinding(ledger_as, accounts):
     )
     assert owner.bind_device(twin, "").event("DeviceBound").args["deviceDidHash"] == b"\x00" * 32
     reverts("NotTwinController", lambda: ledger_as(accounts[2]).bind_device(twin, DID_A))
-    reverts("InvalidDid", lambda: owner.bind_device(twin, "did:"))
+    reverts("InvalidDid", lambda: owner.client.send(owner.contract.functions.bindDevice(twin, "did:")))
 
 
 def test_set_parent_links_detaches_and_refuses_cycles(ledger_as, accounts):

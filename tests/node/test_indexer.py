@@ -8,7 +8,8 @@ from tests.contracts.helpers import DID_A, DID_B
 from twinledger.chain.client import ChainClient
 from twinledger.chain.ledger import GrantRequest, all_events
 from twinledger.chain.localchain import rpc_call
-from twinledger.chain.types import Scope, purpose_code, raw_did_hash
+from twinledger.chain.types import Scope, purpose_code
+from twinledger.identity import did_hash
 from twinledger_node.consent.decision import Outcome, decide
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.indexer.indexer import Indexer
@@ -32,7 +33,7 @@ def index(tmp_path, anvil, deployment, fresh_state, accounts):
 def _decide(indexer, twin, did, purpose, scope):
     indexer.sync_once()
     conn = indexer.db.connection()
-    return decide(conn, twin, raw_did_hash(did), purpose_code(purpose), Scope.parse(scope), indexer.head.chain_now())
+    return decide(conn, twin, did_hash(did), purpose_code(purpose), Scope.parse(scope), indexer.head.chain_now())
 
 
 def test_index_mirrors_twins_grants_and_decisions(index, ledger_as, accounts):

@@ -10,7 +10,8 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from twinledger.chain.client import ChainClient, ChainEvent, EventDecoder, TxResult
-from twinledger.chain.types import BatchKind, Scope, TwinKind, purpose_code, raw_did_hash
+from twinledger.chain.types import BatchKind, Scope, TwinKind, purpose_code
+from twinledger.identity.did import canonical_did, did_hash
 
 ZERO32 = b"\x00" * 32
 EIP712_NAME = "twinledger"
@@ -73,7 +74,7 @@ class GrantRequest:
 
     @classmethod
     def of(cls, twin_id: int, did: str, purpose: str | bytes, scopes: Scope | str | int, expiry: int) -> GrantRequest:
-        return cls(int(twin_id), did, purpose_code(purpose), Scope.parse(scopes), int(expiry))
+        return cls(int(twin_id), canonical_did(did), purpose_code(purpose), Scope.parse(scopes), int(expiry))
 
     def as_tuple(self) -> tuple[int, str, bytes, int, int]:
         return (self.twin_id, self.did, self.purpose, int(self.scopes), self.expiry)
@@ -147,12 +148,13 @@ class TwinLedger:
         device_did: str = "",
     ) -> tuple[int, TxResult]:
         """Mint a twin to the sending account; returns the new twin id."""
-        fn = self.contract.functions.register(int(TwinKind.parse(kind)), parent_id, metadata_digest, device_did)
+        device = canonical_did(device_did) if device_did else ""
+        fn = self.contract.functions.register(int(TwinKind.parse(kind)), parent_id, metadata_digest, device)
         result = self._send(fn)
         return int(result.event("TwinRegistered").args["twinId"]), result
 
     def bind_device(self, twin_id: int, device_did: str) -> TxResult:
-        return self._send(self.contract.functions.bindDevice(twin_id, device_did))
+        return self._send(self.contract.functions.bindDevice(twin_id, canonical_did(device_did) if device_did else ""))
 
     def set_parent(self, twin_id: int, parent_id: int) -> TxResult:
         return self._send(self.contract.functions.setParent(twin_id, parent_id))
@@ -207,25 +209,25 @@ class TwinLedger:
         return self._send(self.contract.functions.grant(*request.as_tuple()))
 
     def revoke(self, twin_id: int, did: str, purpose: str | bytes) -> TxResult:
-        return self._send(self.contract.functions.revoke(twin_id, raw_did_hash(did), purpose_code(purpose)))
+        return self._send(self.contract.functions.revoke(twin_id, did_hash(did), purpose_code(purpose)))
 
     def grant_batch(self, requests: Sequence[GrantRequest]) -> TxResult:
         return self._send(self.contract.functions.grantBatch([r.as_tuple() for r in requests]))
 
     def revoke_batch(self, items: Sequence[tuple[int, str, str | bytes]]) -> TxResult:
-        rows = [(t, raw_did_hash(d), purpose_code(p)) for t, d, p in items]
+        rows = [(t, did_hash(d), purpose_code(p)) for t, d, p in items]
         return self._send(self.contract.functions.revokeBatch(rows))
 
     def is_authorized(self, twin_id: int, did: str, purpose: str | bytes, scope: Scope | str | int) -> bool:
         fn = self.contract.functions.isAuthorized(
-            twin_id, raw_did_hash(did), purpose_code(purpose), int(Scope.parse(scope))
+            twin_id, did_hash(did), purpose_code(purpose), int(Scope.parse(scope))
         )
         return bool(self.client.call(fn))
 
     def grant_of(self, twin_id: int, did: str, purpose: str | bytes) -> GrantRecord:
-        did_hash, code = raw_did_hash(did), purpose_code(purpose)
-        grantor, scopes, expiry, granted_at = self.client.call(self.contract.functions.grantOf(twin_id, did_hash, code))
-        return GrantRecord(twin_id, did_hash, code, str(grantor), Scope(scopes), int(expiry), int(granted_at))
+        key, code = did_hash(did), purpose_code(purpose)
+        grantor, scopes, expiry, granted_at = self.client.call(self.contract.functions.grantOf(twin_id, key, code))
+        return GrantRecord(twin_id, key, code, str(grantor), Scope(scopes), int(expiry), int(granted_at))
 
     def nonce_of(self, owner: str) -> int:
         return int(self.client.call(self.contract.functions.nonces(Web3.to_checksum_address(owner))))
@@ -265,7 +267,7 @@ class TwinLedger:
         nonce: int | None = None,
     ) -> SignedConsent:  # fmt: skip
         nonce = self.nonce_of(owner.address) if nonce is None else nonce
-        code = purpose_code(purpose)
+        code, did = purpose_code(purpose), canonical_did(did)
         message = {"twinId": twin_id, "did": did, "purpose": code, "nonce": nonce, "deadline": deadline}
         signature = owner.sign_typed_data(self.domain(), REVOKE_TYPES, message).signature
         return SignedConsent(

@@ -103,8 +103,3 @@ def purpose_label(code: bytes) -> str:
         if keccak(text=iri) == code:
             return f"{alias} ({iri})"
     return "0x" + code.hex()
-
-
-def raw_did_hash(did: str) -> bytes:
-    """keccak256 of the DID string as the contracts compute it (the caller passes the canonical DID)."""
-    return keccak(text=did)

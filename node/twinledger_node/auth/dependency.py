@@ -1,0 +1,87 @@
+"""The FastAPI dependency that authenticates DID-signed requests (RFC 9421) and yields the caller."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+
+from twinledger.errors import TwinledgerError
+from twinledger.identity.http_signatures import TimeWindow, VerifiedRequest, verify_request
+from twinledger.identity.resolve import DidResolver
+from twinledger_node.auth.problems import AuthProblem
+from twinledger_node.auth.replay import ReplayCache
+
+
+class AuthSettings(BaseModel):
+    """How strict the node is about signed requests."""
+
+    max_clock_skew_s: Annotated[int, Field(ge=0, le=600)] = 30
+    max_signature_lifetime_s: Annotated[int, Field(gt=0, le=3600)] = 300
+    replay_db_dir: Path | None = None
+    replay_max_entries: Annotated[int, Field(gt=0)] = 100_000
+    # Behind a TLS-terminating proxy the URL the client signed is not the one the app sees; name it here.
+    public_base_url: str | None = None
+    max_body_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Caller(VerifiedRequest):
+    """An authenticated caller: the verified signature (kept for access receipts) and what it covered."""
+
+    method: str
+    target_uri: str
+
+
+class BodyTooLarge(TwinledgerError):
+    code = "body-too-large"
+    http_status = 413
+
+
+class SignedRequestAuth:
+    """``Depends(SignedRequestAuth(settings))`` → :class:`Caller`, or a problem+json 400/401."""
+
+    def __init__(self, settings: AuthSettings | None = None, *, resolver: DidResolver | None = None) -> None:
+        self.settings = settings or AuthSettings()
+        self._resolver = resolver or DidResolver()
+        self._window = TimeWindow(
+            max_skew_s=self.settings.max_clock_skew_s, max_lifetime_s=self.settings.max_signature_lifetime_s
+        )
+        self.replay_cache = ReplayCache(self.settings.replay_db_dir, max_entries=self.settings.replay_max_entries)
+
+    def target_uri(self, request: Request) -> str:
+        if self.settings.public_base_url is None:
+            return str(request.url)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return f"{self.settings.public_base_url.rstrip('/')}{request.url.path}{query}"
+
+    async def __call__(self, request: Request) -> Caller:
+        try:
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
+                raise BodyTooLarge(f"the body exceeds {self.settings.max_body_bytes} bytes")
+            body = await request.body()
+            if len(body) > self.settings.max_body_bytes:
+                raise BodyTooLarge(f"the body exceeds {self.settings.max_body_bytes} bytes")
+            now = int(time.time())
+            target = self.target_uri(request)
+            verified = await verify_request(
+                request.method,
+                target,
+                request.headers,
+                body,
+                resolver=self._resolver,
+                window=self._window,
+                now=now,
+            )
+            # Only a fully verified request spends its nonce: failed attempts store nothing.
+            self.replay_cache.check_and_store(
+                verified.did, verified.nonce, expires_at=verified.expires + self._window.max_skew_s, now=now
+            )
+        except TwinledgerError as exc:
+            raise AuthProblem.from_error(exc) from exc
+        return Caller(**vars(verified), method=request.method, target_uri=target)
