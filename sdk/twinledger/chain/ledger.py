@@ -291,6 +291,17 @@ class TwinLedger:
         return self._send(fn)
 
 
+class OnChainGrants:
+    """`GrantLookup` for consent-receipt verification, answered by the contract itself (isAuthorized)."""
+
+    def __init__(self, ledger: TwinLedger) -> None:
+        self.ledger = ledger
+
+    def is_authorized(self, twin_id: int, did_hash: bytes, purpose: bytes, scope: int) -> bool:
+        fn = self.ledger.contract.functions.isAuthorized(twin_id, did_hash, purpose, int(scope))
+        return bool(self.ledger.client.call(fn))
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     task_id: int
@@ -359,6 +370,7 @@ __all__ = [
     "FederatedLedger",
     "GrantRecord",
     "GrantRequest",
+    "OnChainGrants",
     "SignedConsent",
     "TaskRecord",
     "TwinLedger",
