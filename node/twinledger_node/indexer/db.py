@@ -66,14 +66,14 @@ DERIVED = (
 )  # fmt: skip
 
 
-class IndexDB:
-    """One SQLite file; a connection per thread (sqlite3 connections must not cross threads)."""
+class Database:
+    """One SQLite file in WAL mode; a connection per thread (sqlite3 connections must not cross threads)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.connection().executescript(SCHEMA)  # executescript commits by itself
+        self.connection().executescript(schema)  # executescript commits by itself
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -107,6 +107,13 @@ class IndexDB:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class IndexDB(Database):
+    """The chain index."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, SCHEMA)
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: object) -> None:

@@ -1,0 +1,1 @@
+"""What the node does, independent of HTTP: snapshots, receipts, anchoring, relaying, audit."""

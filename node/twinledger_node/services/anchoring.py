@@ -1,0 +1,199 @@
+"""The anchor worker: snapshot manifests and access receipts go on chain in Merkle batches.
+
+A batch is built from the oldest unanchored rows once there are enough of them or the oldest has waited long
+enough. Its IPFS block (dag-cbor: the StandardMerkleTree dump and links to every record) is written and pinned,
+the batch is recorded as `sending` together with each row's proof in one transaction, and only then is the
+transaction sent. After a crash or an RPC failure the worker asks the chain whether the root is anchored before it
+sends again, so every batch is anchored exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import dag_cbor
+from multiformats import CID
+
+from twinledger.chain.errors import ContractRevert
+from twinledger.chain.ledger import TwinLedger
+from twinledger.chain.types import BatchKind
+from twinledger.ipfs import BlockStore, parse_cid
+from twinledger.ipfs.cids import block_cid, to_cid
+from twinledger.merkle import StandardMerkleTree
+from twinledger.provenance import RECEIPT_LEAF_TYPES, SNAPSHOT_LEAF_TYPES, json_block
+from twinledger_node.state import NodeState
+
+log = logging.getLogger("twinledger.anchoring")
+DAG_CBOR = 0x71
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    kind: BatchKind
+    table: str
+    types: tuple[str, ...]
+
+
+SPECS = (
+    BatchSpec(BatchKind.SNAPSHOTS, "snapshots", SNAPSHOT_LEAF_TYPES),
+    BatchSpec(BatchKind.ACCESS_RECEIPTS, "receipts", RECEIPT_LEAF_TYPES),
+)
+
+
+class AnchorWorker:
+    def __init__(
+        self, state: NodeState, store: BlockStore, ledger: TwinLedger, *, batch_size: int, batch_seconds: float
+    ) -> None:
+        self.state, self.store, self.ledger = state, store, ledger
+        self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ queue
+
+    def queue_depth(self) -> int:
+        db = self.state.connection()
+        return sum(
+            int(db.execute(f"SELECT COUNT(*) FROM {spec.table} WHERE anchor_tx IS NULL").fetchone()[0])  # noqa: S608
+            for spec in SPECS
+        )
+
+    def _pending(self, spec: BatchSpec) -> list[Any]:
+        key = "twin_id, seq" if spec.table == "snapshots" else "id"
+        return (
+            self.state.connection()
+            .execute(
+                f"SELECT * FROM {spec.table} WHERE batch_root IS NULL ORDER BY created, {key} LIMIT ?",  # noqa: S608
+                (self.batch_size,),
+            )
+            .fetchall()
+        )
+
+    # ------------------------------------------------------------------ one pass
+
+    def tick(self, *, force: bool = False) -> int:
+        """Finish batches in flight, then cut new ones that are due; returns how many batches got anchored."""
+        with self._lock:
+            anchored = self._finish_in_flight()
+            for spec in SPECS:
+                while True:
+                    rows = self._pending(spec)
+                    due = rows and (
+                        force or len(rows) >= self.batch_size or time.time() - rows[0]["created"] >= self.batch_seconds
+                    )
+                    if not due:
+                        break
+                    root = self._cut(spec, rows)
+                    anchored += self._send(root)
+            return anchored
+
+    def _cut(self, spec: BatchSpec, rows: list[Any]) -> str:
+        if spec.kind is BatchKind.SNAPSHOTS:
+            values = [[r["twin_id"], r["seq"], bytes.fromhex(r["manifest_digest"][2:])] for r in rows]
+            records = [parse_cid(r["manifest_cid"]) for r in rows]
+        else:
+            values = [[r["twin_id"], bytes.fromhex(r["digest"][2:])] for r in rows]
+            records = []
+            for r in rows:  # receipts reach IPFS here, as blocks linked from their batch
+                block = json_block(json.loads(r["body"]))
+                self.store.put(block.cid, block.data)
+                records.append(block.cid)
+        tree = StandardMerkleTree.of(values, list(spec.types))
+        document = {"type": "twinledger/batch", "kind": spec.kind.name.lower(), "tree": tree.dump(), "records": records}
+        data = dag_cbor.encode(cast(Any, document))
+        leaves = to_cid(block_cid(data, codec=DAG_CBOR, version=1))
+        self.store.put(leaves, data)
+        self.store.pin(leaves)
+        root = "0x" + tree.root.hex()
+        key = ("twin_id", "seq") if spec.kind is BatchKind.SNAPSHOTS else ("id",)
+        with self.state.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO batches (root, kind, count, leaves_cid, status, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (root, int(spec.kind), len(rows), str(leaves), "sending", time.time()),
+            )
+            for i, row in enumerate(rows):
+                proof = json.dumps(["0x" + p.hex() for p in tree.proof(i)])
+                where = " AND ".join(f"{k} = ?" for k in key)
+                db.execute(
+                    f"UPDATE {spec.table} SET batch_root = ?, proof = ? WHERE {where}",  # noqa: S608
+                    (root, proof, *(row[k] for k in key)),
+                )
+        return root
+
+    def _finish_in_flight(self) -> int:
+        rows = self.state.connection().execute("SELECT root FROM batches WHERE status = 'sending'").fetchall()
+        return sum(self._send(r["root"]) for r in rows)
+
+    def _send(self, root: str) -> int:
+        db = self.state.connection()
+        batch = db.execute("SELECT * FROM batches WHERE root = ?", (root,)).fetchone()
+        root_bytes = bytes.fromhex(root[2:])
+        try:
+            anchorer, _, _, _ = self.ledger.batch_of(root_bytes)
+            if anchorer == ZERO:
+                result = self.ledger.anchor_batch(
+                    BatchKind(batch["kind"]), root_bytes, batch["count"], batch["leaves_cid"]
+                )
+                tx, block = result.tx_hash, result.block_number
+            else:
+                tx, block = self._find_anchor_tx(root)
+        except ContractRevert as revert:
+            if revert.error != "BatchAlreadyAnchored":
+                self._failed(root, revert)
+                return 0
+            tx, block = self._find_anchor_tx(root)
+        except Exception as error:  # RPC down or slow: keep the batch, retry on the next tick
+            self._failed(root, error)
+            return 0
+        table = "snapshots" if batch["kind"] == int(BatchKind.SNAPSHOTS) else "receipts"
+        with self.state.write() as w:
+            w.execute("UPDATE batches SET status = 'anchored', tx_hash = ?, block_number = ? WHERE root = ?",
+                      (tx, block, root))  # fmt: skip
+            w.execute(f"UPDATE {table} SET anchor_tx = ?, anchor_block = ? WHERE batch_root = ?",  # noqa: S608
+                      (tx, block, root))  # fmt: skip
+        log.info("anchored %s batch %s (%d leaves) in %s", table, root[:18], batch["count"], tx)
+        return 1
+
+    def _find_anchor_tx(self, root: str) -> tuple[str, int]:
+        """The transaction that anchored `root` (found in the chain's logs after a crash mid-send)."""
+        event = self.ledger.contract.events.BatchAnchored()
+        logs = event.get_logs(from_block=0, argument_filters={"root": bytes.fromhex(root[2:])})
+        if not logs:
+            raise RuntimeError(f"batch {root} is anchored but its event was not found")
+        entry = logs[-1]
+        return "0x" + bytes(entry["transactionHash"]).hex(), int(entry["blockNumber"])
+
+    def _failed(self, root: str, error: BaseException) -> None:
+        message = f"{error.__class__.__name__}: {str(error)[:200]}"
+        log.warning("anchoring batch %s failed, will retry: %s", root[:18], message)
+        with self.state.write() as db:
+            db.execute("UPDATE batches SET attempts = attempts + 1, last_error = ? WHERE root = ?", (message, root))
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+        backoff = interval
+        while not stop.is_set():
+            try:
+                self.tick()
+                failing = (
+                    self.state.connection()
+                    .execute("SELECT MAX(attempts) FROM batches WHERE status = 'sending'")
+                    .fetchone()[0]
+                )
+                backoff = min(30.0, interval * 2 ** min(int(failing or 0), 6)) if failing else interval
+            except Exception as error:  # never let the worker die; the queue is durable
+                log.warning("anchor worker pass failed: %s", error)
+            stop.wait(backoff)
+
+
+def batch_document(store: BlockStore, leaves_cid: str) -> dict[str, Any]:
+    """The decoded batch block (tree dump and record links) at `leaves_cid`."""
+    cid: CID = parse_cid(leaves_cid)
+    return cast(dict[str, Any], dag_cbor.decode(store.get(cid)))

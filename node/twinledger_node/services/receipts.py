@@ -1,0 +1,49 @@
+"""Access receipts: one node-signed record per served read, hash-chained to the previous one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from twinledger.chain.types import Scope
+from twinledger.identity import DidKey, sign_record
+from twinledger.provenance import receipt_digest
+from twinledger_node.auth import Caller
+from twinledger_node.state import NodeState
+
+RECEIPT_TYPE = "twinledger/access-receipt"
+GENESIS = "0x" + "00" * 32
+
+
+class ReceiptLog:
+    def __init__(self, state: NodeState, node_key: DidKey, *, chain_id: int, registry: str) -> None:
+        self.state, self.node_key, self.chain_id, self.registry = state, node_key, chain_id, registry
+        self._lock = threading.Lock()  # one chain: appends are serialised
+
+    def append(
+        self, *, twin_id: int, seq: int, manifest_cid: str, purpose: bytes, scope: Scope, caller: Caller, served: int
+    ) -> dict[str, Any]:
+        with self._lock:
+            last = self.state.connection().execute("SELECT digest FROM receipts ORDER BY id DESC LIMIT 1").fetchone()
+            created = int(time.time())
+            receipt = {
+                "type": RECEIPT_TYPE, "version": 1, "chainId": self.chain_id, "registry": self.registry,
+                "twinId": twin_id, "seq": seq, "manifestCid": manifest_cid, "reader": caller.did,
+                "purpose": "0x" + purpose.hex(), "scope": scope.names(), "servedBytes": served, "time": created,
+                "request": {
+                    "method": caller.method, "target": caller.target_uri, "keyId": caller.key_id,
+                    "signatureInput": caller.signature_input, "signature": caller.signature,
+                },
+                "previous": last["digest"] if last else GENESIS,
+            }  # fmt: skip
+            signed = sign_record(receipt, self.node_key, created=created)
+            digest = "0x" + receipt_digest(signed).hex()
+            with self.state.write() as db:
+                db.execute(
+                    "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (twin_id, seq, caller.did, "0x" + purpose.hex(), digest, json.dumps(signed), created),
+                )
+            return signed

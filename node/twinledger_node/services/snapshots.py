@@ -1,0 +1,235 @@
+"""Snapshots: authenticated producers push plaintext; the node seals it, stores ciphertext, writes a signed,
+hash-linked manifest and queues its anchor. Reads decrypt for readers the consent check let through."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, cast
+
+from multiformats import CID
+
+from twinledger.chain.types import Scope
+from twinledger.crypto import Envelope, open_stream, seal_stream
+from twinledger.errors import IntegrityError, NotFound
+from twinledger.identity import DidKey, canonical_did, did_hash, sign_record
+from twinledger.ipfs import BlockStore, ImportOptions, cat, import_file, parse_cid
+from twinledger.provenance import json_block, read_json_block
+from twinledger_node.api.problems import Problem
+from twinledger_node.auth import Caller
+from twinledger_node.consent.decision import decide
+from twinledger_node.indexer.db import IndexDB
+from twinledger_node.services.streams import HashingWriter, IteratorReader
+from twinledger_node.state import NodeState
+
+MANIFEST_TYPE = "twinledger/snapshot-manifest"
+CONTENT_PROFILE = "unixfs-v1-2025"
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    twin_id: int
+    seq: int
+    manifest_cid: str
+    content_cid: str
+    size: int
+    sha256: str
+    created: int
+    batch_root: str | None
+    proof: list[str] | None
+    anchor_tx: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> StoredSnapshot:
+        return cls(
+            row["twin_id"], row["seq"], row["manifest_cid"], row["content_cid"], row["size"], row["sha256"],
+            row["created"], row["batch_root"], json.loads(row["proof"]) if row["proof"] else None, row["anchor_tx"],
+        )  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "twinId": self.twin_id, "seq": self.seq, "manifestCid": self.manifest_cid,
+            "contentCid": self.content_cid, "size": self.size, "sha256": self.sha256, "created": self.created,
+            "anchor": {"batchRoot": self.batch_root, "proof": self.proof, "tx": self.anchor_tx},
+        }  # fmt: skip
+
+
+def owner_did(chain_id: int, owner: str) -> str:
+    return f"did:pkh:eip155:{chain_id}:{owner}"
+
+
+class SnapshotService:
+    def __init__(
+        self,
+        state: NodeState,
+        index: IndexDB,
+        store: BlockStore,
+        node_key: DidKey,
+        *,
+        chain_id: int,
+        registry: str,
+    ) -> None:
+        self.state, self.index, self.store, self.node_key = state, index, store, node_key
+        self.chain_id, self.registry = chain_id, registry
+        self.options = ImportOptions.profile(CONTENT_PROFILE)
+        self._twin_locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ------------------------------------------------------------------ who
+
+    def twin(self, twin_id: int) -> sqlite3.Row:
+        row = self.index.connection().execute("SELECT * FROM twins WHERE twin_id = ?", (twin_id,)).fetchone()
+        if row is None:
+            raise Problem(404, "unknown-twin", "Unknown twin", f"twin {twin_id} is not registered on this chain")
+        return row
+
+    def is_owner(self, twin: sqlite3.Row, did: str) -> bool:
+        if did == owner_did(self.chain_id, twin["owner"]):
+            return True
+        recovery = (
+            self.state.connection()
+            .execute("SELECT did FROM recovery_keys WHERE owner = ?", (twin["owner"],))
+            .fetchone()
+        )
+        return recovery is not None and recovery["did"] == did
+
+    def producer_role(self, twin: sqlite3.Row, did: str, purpose: bytes | None, chain_now: int) -> str:
+        """device, owner, or grant (WRITE for `purpose`); else a 403 saying who may push."""
+        if twin["device_did"] and canonical_did(twin["device_did"]) == did:
+            return "device"
+        if self.is_owner(twin, did):
+            return "owner"
+        if purpose is not None:
+            decision = decide(self.index.connection(), twin["twin_id"], did_hash(did), purpose, Scope.WRITE, chain_now)
+            if decision.allowed:
+                return "grant"
+        raise Problem(
+            403, "producer-not-bound", "Not a producer of this twin",
+            f"{did} is not the device bound to twin {twin['twin_id']}, not its owner, and holds no WRITE grant"
+            + (" for this purpose" if purpose else " (no purpose given)"),
+            hint="sign with the twin's device key, or ask the owner for a WRITE grant and pass ?purpose=",
+        )  # fmt: skip
+
+    def recovery_key(self, owner: str) -> str:
+        row = self.state.connection().execute("SELECT did FROM recovery_keys WHERE owner = ?", (owner,)).fetchone()
+        if row is None:
+            raise Problem(
+                409, "no-recovery-key", "Owner has no recovery key",
+                f"the owner {owner} has not registered a recovery key, so a snapshot could not be sealed to them",
+                hint="the owner runs `twinledger wallet register-recovery-key` (PUT /v1/owners/recovery-key)",
+            )  # fmt: skip
+        return str(row["did"])
+
+    # ------------------------------------------------------------------ ingest
+
+    def _lock(self, twin_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._twin_locks.setdefault(twin_id, threading.Lock())
+
+    def ingest(
+        self, twin_id: int, body: bytes, caller: Caller, purpose: bytes | None, chain_now: int
+    ) -> StoredSnapshot:
+        twin = self.twin(twin_id)
+        role = self.producer_role(twin, caller.did, purpose, chain_now)
+        recipients = [self.node_key.did, self.recovery_key(twin["owner"])]
+        with self._lock(twin_id):
+            previous = (
+                self.state.connection()
+                .execute(
+                    "SELECT seq, manifest_cid FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1", (twin_id,)
+                )
+                .fetchone()
+            )
+            seq = (previous["seq"] if previous else 0) + 1
+            with tempfile.TemporaryFile() as ciphertext:
+                envelope = seal_stream(io.BytesIO(body), ciphertext, recipients)
+                size = ciphertext.tell()
+                ciphertext.seek(0)
+                content = import_file(self.store, ciphertext, self.options, pin=True)
+            created = int(time.time())
+            manifest = {
+                "type": MANIFEST_TYPE, "version": 1, "chainId": self.chain_id, "registry": self.registry,
+                "twinId": twin_id, "seq": seq, "previous": previous["manifest_cid"] if previous else None,
+                "created": created,
+                "content": {"cid": str(content.cid), "size": size, "profile": CONTENT_PROFILE},
+                "plaintext": {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()},
+                "envelope": envelope.to_dict(),
+                "producer": {
+                    "did": caller.did, "role": role,
+                    "request": {
+                        "method": caller.method, "target": caller.target_uri, "signatureInput": caller.signature_input,
+                        "signature": caller.signature, "contentDigest": caller.content_digest,
+                    },
+                },
+            }  # fmt: skip
+            block = json_block(sign_record(manifest, self.node_key, created=created))
+            try:
+                self.store.put(block.cid, block.data)
+                self.store.pin(block.cid)
+                with self.state.write() as db:
+                    db.execute(
+                        "INSERT INTO snapshots (twin_id, seq, manifest_cid, content_cid, manifest_digest, size, "
+                        "sha256, producer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (twin_id, seq, str(block.cid), str(content.cid), "0x" + block.digest.hex(), len(body),
+                         manifest["plaintext"]["sha256"], caller.did, created),  # type: ignore[index]
+                    )  # fmt: skip
+            except BaseException:
+                self._unpin_quietly(block.cid, content.cid)
+                raise
+            return self.get(twin_id, seq)
+
+    def _unpin_quietly(self, *cids: CID) -> None:
+        for cid in cids:
+            with contextlib.suppress(NotFound):
+                self.store.unpin(cid)
+
+    # ------------------------------------------------------------------ read
+
+    def get(self, twin_id: int, seq: int | None = None, manifest_cid: str | None = None) -> StoredSnapshot:
+        db = self.state.connection()
+        if manifest_cid is not None:
+            row = db.execute("SELECT * FROM snapshots WHERE twin_id = ? AND manifest_cid = ?",
+                             (twin_id, str(parse_cid(manifest_cid)))).fetchone()  # fmt: skip
+        elif seq is None:
+            row = db.execute(
+                "SELECT * FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1", (twin_id,)
+            ).fetchone()
+        else:
+            row = db.execute("SELECT * FROM snapshots WHERE twin_id = ? AND seq = ?", (twin_id, seq)).fetchone()
+        if row is None:
+            which = manifest_cid or ("latest" if seq is None else f"#{seq}")
+            raise Problem(404, "unknown-snapshot", "No such snapshot", f"twin {twin_id} has no snapshot {which}")
+        return StoredSnapshot.from_row(row)
+
+    def history(self, twin_id: int, *, after: int = 0, limit: int = 100) -> list[StoredSnapshot]:
+        rows = (
+            self.state.connection()
+            .execute(
+                "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? ORDER BY seq LIMIT ?", (twin_id, after, limit)
+            )
+            .fetchall()
+        )
+        return [StoredSnapshot.from_row(r) for r in rows]
+
+    def manifest(self, snapshot: StoredSnapshot) -> dict[str, Any]:
+        cid = parse_cid(snapshot.manifest_cid)
+        return read_json_block(cid, self.store.get(cid))
+
+    def decrypt_to(self, snapshot: StoredSnapshot, dst: IO[bytes]) -> int:
+        """Write the plaintext of `snapshot` to `dst`, checked against the manifest's sha256."""
+        manifest = self.manifest(snapshot)
+        envelope = Envelope.from_dict(manifest["envelope"])
+        writer = HashingWriter(dst)
+        chunks: Iterator[bytes] = cat(self.store, manifest["content"]["cid"])
+        open_stream(envelope, cast(BinaryIO, IteratorReader(chunks)), cast(BinaryIO, writer), self.node_key)
+        if writer.sha256.hexdigest() != manifest["plaintext"]["sha256"]:
+            raise IntegrityError(f"snapshot {snapshot.manifest_cid} decrypted to bytes its manifest does not name")
+        return writer.size

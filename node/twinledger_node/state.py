@@ -1,0 +1,35 @@
+"""What only this node knows (never rebuilt from the chain): snapshots it stored, reads it served, the batches
+it anchored, owners' recovery keys. Kept apart from the index, which `node reindex` may wipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twinledger_node.indexer.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    twin_id INTEGER NOT NULL, seq INTEGER NOT NULL, manifest_cid TEXT NOT NULL UNIQUE, content_cid TEXT NOT NULL,
+    manifest_digest TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, producer TEXT NOT NULL,
+    created INTEGER NOT NULL, batch_root TEXT, proof TEXT, anchor_tx TEXT, anchor_block INTEGER,
+    PRIMARY KEY (twin_id, seq)
+);
+CREATE INDEX IF NOT EXISTS snapshots_pending ON snapshots (batch_root) WHERE batch_root IS NULL;
+CREATE TABLE IF NOT EXISTS receipts (
+    id INTEGER PRIMARY KEY, twin_id INTEGER NOT NULL, seq INTEGER NOT NULL, reader TEXT NOT NULL,
+    purpose TEXT NOT NULL, digest TEXT NOT NULL UNIQUE, body TEXT NOT NULL, created INTEGER NOT NULL,
+    batch_root TEXT, proof TEXT, anchor_tx TEXT, anchor_block INTEGER
+);
+CREATE INDEX IF NOT EXISTS receipts_by_twin ON receipts (twin_id, id);
+CREATE TABLE IF NOT EXISTS batches (
+    root TEXT PRIMARY KEY, kind INTEGER NOT NULL, count INTEGER NOT NULL, leaves_cid TEXT NOT NULL,
+    status TEXT NOT NULL, tx_hash TEXT, block_number INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recovery_keys (owner TEXT PRIMARY KEY, did TEXT NOT NULL, proof TEXT NOT NULL);
+"""
+
+
+class NodeState(Database):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, SCHEMA)

@@ -1,0 +1,24 @@
+"""Provenance records shared by the node (which writes them) and `twinledger verify` (which checks them):
+snapshot manifests, access receipts, and the Merkle leaves that anchor them on chain."""
+
+from twinledger.provenance.records import (
+    RECEIPT_LEAF_TYPES,
+    SNAPSHOT_LEAF_TYPES,
+    JsonBlock,
+    json_block,
+    read_json_block,
+    receipt_digest,
+    receipt_leaf,
+    snapshot_leaf,
+)
+
+__all__ = [
+    "RECEIPT_LEAF_TYPES",
+    "SNAPSHOT_LEAF_TYPES",
+    "JsonBlock",
+    "json_block",
+    "read_json_block",
+    "receipt_digest",
+    "receipt_leaf",
+    "snapshot_leaf",
+]

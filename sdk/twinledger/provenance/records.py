@@ -1,0 +1,62 @@
+"""Canonical JSON blocks and the Merkle leaves of snapshots and access receipts.
+
+A manifest or receipt is stored as one raw IPFS block holding its RFC 8785 (JCS) bytes, so its CID (v1, raw,
+sha2-256) is a pure function of its content and the sha256 digest inside that CID is what goes on chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from multiformats import CID
+
+from twinledger.errors import IntegrityError
+from twinledger.identity.records import canonical_json
+from twinledger.ipfs.cids import block_cid, to_cid, verify_block
+
+RAW = 0x55
+# StandardMerkleTree leaf encodings of what batches anchor.
+SNAPSHOT_LEAF_TYPES = ("uint256", "uint256", "bytes32")  # twin id, sequence number, manifest digest
+RECEIPT_LEAF_TYPES = ("uint256", "bytes32")  # twin id, receipt digest
+
+
+@dataclass(frozen=True)
+class JsonBlock:
+    cid: CID
+    data: bytes
+
+    @property
+    def digest(self) -> bytes:
+        """sha256 of the canonical bytes: the multihash digest inside the CID, anchored as bytes32."""
+        return hashlib.sha256(self.data).digest()
+
+
+def json_block(value: Any) -> JsonBlock:
+    data = canonical_json(value)
+    return JsonBlock(to_cid(block_cid(data, codec=RAW, version=1)), data)
+
+
+def read_json_block(cid: CID, data: bytes) -> dict[str, Any]:
+    """Parse a canonical JSON block after checking it hashes to `cid` and is in canonical form."""
+    verify_block(cid, data)
+    value = json.loads(data)
+    if canonical_json(value) != data:
+        raise IntegrityError(f"block {cid} is not canonical JSON (RFC 8785)")
+    if not isinstance(value, dict):
+        raise IntegrityError(f"block {cid} does not hold a JSON object")
+    return value
+
+
+def snapshot_leaf(twin_id: int, seq: int, manifest_digest: bytes) -> tuple[int, int, bytes]:
+    return (int(twin_id), int(seq), bytes(manifest_digest))
+
+
+def receipt_digest(receipt: dict[str, Any]) -> bytes:
+    return hashlib.sha256(canonical_json(receipt)).digest()
+
+
+def receipt_leaf(twin_id: int, digest: bytes) -> tuple[int, bytes]:
+    return (int(twin_id), bytes(digest))
