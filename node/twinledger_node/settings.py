@@ -39,6 +39,7 @@ class NodeSettings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
     relay_per_signer_per_minute: int = Field(10, ge=1)
     signature_window: int = Field(300, ge=1, description="seconds a signed request is valid")
+    public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
 
     @property
     def index_path(self) -> Path:

@@ -22,6 +22,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.chain", "chain"),
     ("twinledger.cli.contracts", "contracts"),
     ("twinledger.cli.ipfs", "ipfs"),
+    # The node is a separate import package (the SDK never imports it); its command is composed in here.
+    ("twinledger_node.cli", "node"),
 ]
 for module_name, command in SUBCOMMANDS:
     app.add_typer(importlib.import_module(module_name).app, name=command)

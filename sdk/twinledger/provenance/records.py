@@ -60,3 +60,8 @@ def receipt_digest(receipt: dict[str, Any]) -> bytes:
 
 def receipt_leaf(twin_id: int, digest: bytes) -> tuple[int, bytes]:
     return (int(twin_id), bytes(digest))
+
+
+def recovery_key_message(address: str, did: str, chain_id: int) -> str:
+    """What an owner signs (EIP-191) to name the did:key their snapshots are sealed to."""
+    return f"twinledger: seal my twins' snapshots on chain {chain_id} to {did} (owner {address})"

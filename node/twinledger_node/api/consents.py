@@ -1,0 +1,58 @@
+"""/v1/consents (the relayer) and /v1/owners/recovery-key."""
+
+from __future__ import annotations
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from fastapi import APIRouter
+from web3 import Web3
+
+from twinledger.chain.ledger import SignedConsent
+from twinledger.identity import canonical_did
+from twinledger.provenance import recovery_key_message
+from twinledger_node.api.deps import AuthenticatedCaller, Runtime
+from twinledger_node.api.models import ConsentSubmission, RecoveryKeyInfo, RecoveryKeyRegistration, RelayResult
+from twinledger_node.api.problems import Problem, problem_responses
+
+router = APIRouter(tags=["consent"])
+
+
+@router.post(
+    "/v1/consents", status_code=202, response_model=RelayResult, response_model_by_alias=True,
+    responses=problem_responses(400, 401, 404, 409, 429, 503),
+)  # fmt: skip
+def relay(rt: Runtime, body: ConsentSubmission) -> dict[str, object]:
+    """Submit an owner's EIP-712 signed grant or revocation; the node pays the gas. Checked against the index
+    (owner, nonce, deadline, chain id) before anything is sent."""
+    rt.require_fresh()
+    consent = SignedConsent.from_json(body.model_dump(by_alias=True))
+    consent = SignedConsent(**{**consent.__dict__, "did": canonical_did(consent.did)})
+    result = rt.relayer.submit(
+        consent, chain_id=body.chain_id, contract=body.verifying_contract, chain_now=rt.chain_now()
+    )
+    return {"txHash": result.tx_hash, "blockNumber": result.block_number, "status": "mined"}
+
+
+@router.put(
+    "/v1/owners/recovery-key", response_model=RecoveryKeyInfo, responses=problem_responses(400, 401, 403),
+)  # fmt: skip
+def register_recovery_key(rt: Runtime, caller: AuthenticatedCaller, body: RecoveryKeyRegistration) -> dict[str, str]:
+    """Name the did:key an owner's snapshots are sealed to. The request is signed by that did:key; the body carries
+    the owner address's EIP-191 signature of the binding, so both keys agree."""
+    if not caller.did.startswith("did:key:"):
+        raise Problem(400, "recovery-key-not-did-key", "A recovery key is an Ed25519 did:key",
+                      f"the request was signed by {caller.did}", hint="sign with the wallet's did:key")  # fmt: skip
+    address = Web3.to_checksum_address(body.address)
+    message = recovery_key_message(address, caller.did, rt.client.chain_id)
+    try:
+        signer = Account.recover_message(encode_defunct(text=message), signature=bytes.fromhex(body.signature[2:]))
+    except Exception:  # any malformed signature
+        raise Problem(
+            400, "malformed-signature", "Malformed signature", "the address signature does not parse"
+        ) from None
+    if signer != address:
+        raise Problem(403, "address-signature-mismatch", "Address signature does not match",
+                      f"the binding was signed by {signer}, not {address}")  # fmt: skip
+    with rt.state.write() as db:
+        db.execute("INSERT OR REPLACE INTO recovery_keys VALUES (?, ?, ?)", (address, caller.did, body.signature))
+    return {"owner": address, "did": caller.did}

@@ -1,0 +1,100 @@
+"""Dependencies shared by the routers: the runtime, the authenticated caller, and the consent check."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+
+from twinledger.chain.types import Scope, purpose_code
+from twinledger.errors import InvalidInput
+from twinledger.identity import did_hash
+from twinledger_node.api.problems import Problem
+from twinledger_node.auth import Caller
+from twinledger_node.consent.decision import Decision, Outcome, decide
+from twinledger_node.runtime import NodeRuntime
+
+TITLES = {
+    Outcome.UNKNOWN_TWIN: (404, "Unknown twin"),
+    Outcome.NO_GRANT: (403, "No grant"),
+    Outcome.WRONG_PURPOSE: (403, "No grant for this purpose"),
+    Outcome.WRONG_SCOPE: (403, "Grant does not cover this scope"),
+    Outcome.EXPIRED: (403, "Grant expired"),
+    Outcome.REVOKED: (403, "Grant revoked"),
+    Outcome.PREVIOUS_OWNER: (403, "Grant given by a previous owner"),
+}
+
+
+def runtime(request: Request) -> NodeRuntime:
+    return request.app.state.runtime
+
+
+Runtime = Annotated[NodeRuntime, Depends(runtime)]
+
+
+async def authenticated(request: Request) -> Caller:
+    return await runtime(request).auth(request)
+
+
+AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
+
+
+def parse_purpose(purpose: str | None, *, required: bool = True) -> bytes | None:
+    if purpose is None or not purpose.strip():
+        if required:
+            raise Problem(400, "purpose-required", "Purpose required", "say what the data is for: ?purpose=...",
+                          hint="e.g. ?purpose=research, or a DPV IRI such as dpv:ScientificResearch")  # fmt: skip
+        return None
+    try:
+        return purpose_code(purpose)
+    except InvalidInput as error:
+        raise Problem(400, "bad-purpose", "Bad purpose", error.message) from None
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A caller let through for a twin: as its owner, or by a live grant."""
+
+    caller: Caller
+    twin: sqlite3.Row
+    purpose: bytes
+    scope: Scope
+    decision: Decision | None  # None when the caller is the owner
+
+    @property
+    def as_owner(self) -> bool:
+        return self.decision is None
+
+
+def consent_required(scope: Scope):
+    """A dependency that admits the twin's owner, or a DID whose live grant covers `scope` for `?purpose=`."""
+
+    def check(
+        rt: Runtime,
+        caller: AuthenticatedCaller,
+        twin_id: Annotated[int, Path(ge=1)],
+        purpose: Annotated[str | None, Query(description="why the data is used, e.g. research")] = None,
+    ) -> Consent:
+        rt.require_fresh()
+        twin = rt.snapshots.twin(twin_id)
+        code = parse_purpose(purpose, required=False)
+        if rt.snapshots.is_owner(twin, caller.did):
+            rt.metrics.decisions.labels("owner").inc()
+            return Consent(caller, twin, code or b"\x00" * 32, scope, None)
+        if code is None:
+            parse_purpose(purpose)  # raises the purpose-required problem
+            raise AssertionError("unreachable")
+        decision = decide(rt.index.connection(), twin_id, did_hash(caller.did), code, scope, rt.chain_now())
+        rt.metrics.decisions.labels(decision.outcome.value).inc()
+        if not decision.allowed:
+            status, title = TITLES[decision.outcome]
+            grant_cmd = (
+                f"twinledger consent grant {twin_id} {caller.did} --scope {','.join(scope.names())} --purpose ..."
+            )
+            raise Problem(status, f"consent/{decision.outcome.value}", title, decision.detail,
+                          hint=f"ask the twin's owner to run `{grant_cmd}`")  # fmt: skip
+        return Consent(caller, twin, code, scope, decision)
+
+    return check

@@ -1,0 +1,116 @@
+"""Pydantic models of request and response bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+
+class AnchorInfo(Model):
+    batch_root: str | None = Field(None, alias="batchRoot")
+    proof: list[str] | None = None
+    tx: str | None = None
+
+
+class SnapshotInfo(Model):
+    twin_id: int = Field(alias="twinId")
+    seq: int
+    manifest_cid: str = Field(alias="manifestCid")
+    content_cid: str = Field(alias="contentCid")
+    size: int
+    sha256: str
+    created: int
+    anchor: AnchorInfo
+
+
+class SnapshotList(Model):
+    twin_id: int = Field(alias="twinId")
+    snapshots: list[SnapshotInfo]
+    next: int | None
+
+
+class TwinInfo(Model):
+    twin_id: int = Field(alias="twinId")
+    owner: str
+    parent_id: int = Field(alias="parentId")
+    kind: str
+    device_did: str | None = Field(None, alias="deviceDid")
+    metadata_digest: str = Field(alias="metadataDigest")
+    anchored_seq: int = Field(alias="anchoredSeq")
+
+
+class GrantInfo(Model):
+    did: str
+    did_hash: str = Field(alias="didHash")
+    purpose: str
+    scopes: list[str]
+    expiry: int
+    grantor: str
+    live: bool
+    tx_hash: str = Field(alias="txHash")
+    revoked_tx: str | None = Field(None, alias="revokedTx")
+
+
+class GrantList(Model):
+    twin_id: int = Field(alias="twinId")
+    grants: list[GrantInfo]
+
+
+class ConsentSubmission(Model):
+    """An owner's EIP-712 signed grant or revocation (the JSON `SignedConsent.as_json()` produces)."""
+
+    action: str = Field(pattern="^(grant|revoke)$")
+    twin_id: int = Field(alias="twinId", ge=1)
+    did: str = Field(min_length=8, max_length=512)
+    purpose: str = Field(pattern="^0x[0-9a-fA-F]{64}$")
+    scopes: int = Field(0, ge=0, le=0x1F)
+    expiry: int = Field(0, ge=0, lt=2**40)
+    nonce: int = Field(ge=0)
+    deadline: int = Field(ge=0)
+    signature: str = Field(pattern="^0x[0-9a-fA-F]{130,}$")
+    signer: str = ""
+    chain_id: int | None = Field(None, alias="chainId")
+    verifying_contract: str | None = Field(None, alias="verifyingContract")
+
+
+class RelayResult(Model):
+    tx_hash: str = Field(alias="txHash")
+    block_number: int = Field(alias="blockNumber")
+    status: str
+
+
+class RecoveryKeyRegistration(Model):
+    """Binds an owner's Ethereum address to the did:key that can unseal their snapshots."""
+
+    address: str = Field(pattern="^0x[0-9a-fA-F]{40}$")
+    signature: str = Field(pattern="^0x[0-9a-fA-F]{130}$", description="EIP-191 signature of RECOVERY_MESSAGE")
+
+
+class RecoveryKeyInfo(Model):
+    owner: str
+    did: str
+
+
+class AuditPage(Model):
+    twin_id: int = Field(alias="twinId")
+    entries: list[dict[str, Any]]
+    next: int | None
+
+
+class NodeInfo(Model):
+    did: str
+    chain_id: int = Field(alias="chainId")
+    twin_ledger: str = Field(alias="twinLedger")
+    federated_ledger: str = Field(alias="federatedLedger")
+    relayer: str | None
+    version: str
+
+
+class Health(Model):
+    status: str
+    detail: str | None = None

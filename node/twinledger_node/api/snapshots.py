@@ -1,0 +1,113 @@
+"""/v1/twins/{twin_id}/snapshots: push (producers) and consent-checked reads (readers)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from twinledger.chain.types import Scope
+from twinledger_node.api.deps import AuthenticatedCaller, Consent, Runtime, consent_required, parse_purpose
+from twinledger_node.api.models import SnapshotInfo, SnapshotList
+from twinledger_node.api.problems import problem_responses
+from twinledger_node.services.snapshots import StoredSnapshot
+
+router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
+TwinId = Annotated[int, Path(ge=1, description="twin id")]
+ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
+
+
+@router.post(
+    "", status_code=202, response_model=SnapshotInfo, response_model_by_alias=True,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
+)  # fmt: skip
+async def push_snapshot(
+    request: Request, rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId,
+    purpose: Annotated[str | None, Query(description="purpose of a WRITE grant, when pushing under one")] = None,
+) -> dict[str, object]:  # fmt: skip
+    """Store a snapshot: the body is the plaintext; the signed request authenticates the producer (the twin's
+    device, its owner, or a DID with a WRITE grant). Answers 202 once it is durable and queued for anchoring."""
+    rt.require_fresh()
+    body = await request.body()
+    code = parse_purpose(purpose, required=False)
+    stored = rt.snapshots.ingest(twin_id, body, caller, code, rt.chain_now())
+    rt.metrics.snapshots.inc()
+    return stored.as_json()
+
+
+@router.get("", response_model=SnapshotList, response_model_by_alias=True, responses=problem_responses(401, 403, 503))
+def history(
+    rt: Runtime, consent: ReadConsent, twin_id: TwinId,
+    after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, object]:  # fmt: skip
+    """The twin's snapshots in order (metadata and anchor proofs, no content)."""
+    page = rt.snapshots.history(twin_id, after=after, limit=limit)
+    return {
+        "twinId": twin_id,
+        "snapshots": [s.as_json() for s in page],
+        "next": page[-1].seq if len(page) == limit else None,
+    }
+
+
+def _serve(rt: Runtime, consent: Consent, snapshot: StoredSnapshot) -> StreamingResponse:
+    """Decrypt to a spooled file, write the access receipt, then stream the plaintext with its provenance."""
+    plaintext = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by the response
+    try:
+        size = rt.snapshots.decrypt_to(snapshot, plaintext)
+        receipt = rt.receipts.append(
+            twin_id=snapshot.twin_id, seq=snapshot.seq, manifest_cid=snapshot.manifest_cid,
+            purpose=consent.purpose, scope=consent.scope, caller=consent.caller, served=size,
+        )  # fmt: skip
+    except BaseException:
+        plaintext.close()
+        raise
+    rt.metrics.receipts.inc()
+    plaintext.seek(0)
+    headers = {
+        "Twinledger-Manifest-Cid": snapshot.manifest_cid,
+        "Twinledger-Seq": str(snapshot.seq),
+        "Twinledger-Content-Sha256": snapshot.sha256,
+        "Twinledger-Anchor": json.dumps(
+            {"batchRoot": snapshot.batch_root, "tx": snapshot.anchor_tx, "proof": snapshot.proof}, separators=(",", ":")
+        ),
+        "Twinledger-Receipt-Previous": receipt["previous"],
+        "Content-Length": str(size),
+    }
+    return StreamingResponse(
+        iter(lambda: plaintext.read(64 * 1024), b""), media_type="application/octet-stream", headers=headers,
+        background=BackgroundTask(plaintext.close),
+    )  # fmt: skip
+
+
+READ_RESPONSES = {
+    200: {"content": {"application/octet-stream": {}}, "description": "the plaintext"},
+    **problem_responses(400, 401, 403, 404, 503),
+}
+
+
+@router.get("/latest", response_class=StreamingResponse, responses=READ_RESPONSES)
+def read_latest(rt: Runtime, consent: ReadConsent, twin_id: TwinId) -> StreamingResponse:
+    """The newest snapshot's plaintext (a READ grant for ?purpose=, or the owner)."""
+    return _serve(rt, consent, rt.snapshots.get(twin_id))
+
+
+@router.get("/by-cid/{manifest_cid}", response_class=StreamingResponse, responses=READ_RESPONSES)
+def read_by_cid(rt: Runtime, consent: ReadConsent, twin_id: TwinId, manifest_cid: str) -> StreamingResponse:
+    """A snapshot's plaintext by its manifest CID."""
+    return _serve(rt, consent, rt.snapshots.get(twin_id, manifest_cid=manifest_cid))
+
+
+@router.get("/{seq}", response_class=StreamingResponse, responses=READ_RESPONSES)
+def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Annotated[int, Path(ge=1)]) -> StreamingResponse:
+    """Snapshot number `seq`'s plaintext."""
+    return _serve(rt, consent, rt.snapshots.get(twin_id, seq))
+
+
+@router.get("/{seq}/manifest", responses=problem_responses(401, 403, 404, 503))
+def manifest(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Annotated[int, Path(ge=1)]) -> dict[str, object]:
+    """The signed manifest of snapshot `seq` (the block its CID names)."""
+    return rt.snapshots.manifest(rt.snapshots.get(twin_id, seq))

@@ -1,0 +1,66 @@
+"""/v1/twins: what the index knows of a twin (public on chain anyway), its grants, and its audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from twinledger.chain.types import Scope, TwinKind
+from twinledger_node.api.deps import Consent, Runtime, consent_required
+from twinledger_node.api.models import AuditPage, GrantList, TwinInfo
+from twinledger_node.api.problems import problem_responses
+from twinledger_node.services.audit import audit_trail
+
+router = APIRouter(prefix="/v1/twins", tags=["twins"])
+TwinId = Annotated[int, Path(ge=1)]
+
+
+@router.get("/{twin_id}", response_model=TwinInfo, response_model_by_alias=True, responses=problem_responses(404))
+def twin(rt: Runtime, twin_id: TwinId) -> dict[str, object]:
+    """Owner, parent, kind, device DID and last anchored sequence number of a twin."""
+    row = rt.snapshots.twin(twin_id)
+    return {
+        "twinId": twin_id, "owner": row["owner"], "parentId": row["parent_id"],
+        "kind": TwinKind(row["kind"]).name.lower(), "deviceDid": row["device_did"] or None,
+        "metadataDigest": row["metadata_digest"], "anchoredSeq": row["head_seq"],
+    }  # fmt: skip
+
+
+@router.get(
+    "/{twin_id}/grants", response_model=GrantList, response_model_by_alias=True, responses=problem_responses(404)
+)
+def grants(rt: Runtime, twin_id: TwinId) -> dict[str, object]:
+    """Every grant recorded for the twin, live or not (grants are public on chain)."""
+    row = rt.snapshots.twin(twin_id)
+    now = rt.chain_now()
+    rows = (
+        rt.index.connection()
+        .execute("SELECT * FROM grants WHERE twin_id = ? ORDER BY block_number", (twin_id,))
+        .fetchall()
+    )
+    return {
+        "twinId": twin_id,
+        "grants": [
+            {
+                "did": g["did"], "didHash": g["did_hash"], "purpose": g["purpose"],
+                "scopes": Scope(g["scopes"]).names(),
+                "expiry": g["expiry"], "grantor": g["grantor"], "txHash": g["tx_hash"], "revokedTx": g["revoked_tx"],
+                "live": g["revoked_block"] is None and g["grantor"] == row["owner"] and now < g["expiry"],
+            }
+            for g in rows
+        ],
+    }  # fmt: skip
+
+
+@router.get(
+    "/{twin_id}/audit", response_model=AuditPage, response_model_by_alias=True,
+    responses=problem_responses(401, 403, 404, 503),
+)  # fmt: skip
+def audit(
+    rt: Runtime, consent: Annotated[Consent, Depends(consent_required(Scope.AUDIT))], twin_id: TwinId,
+    after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, object]:  # fmt: skip
+    """Ownership, grants, revocations, snapshots, reads and federated uses, each with its proof (the owner, or a
+    DID holding AUDIT for ?purpose=)."""
+    return audit_trail(rt.index, rt.state, twin_id, after=after, limit=limit)

@@ -1,0 +1,69 @@
+"""`twinledger node up|config|reindex`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from twinledger.cli.output import JsonOption, console, print_json, print_mapping
+
+app = typer.Typer(help="Run and inspect a twinledger node.", no_args_is_help=True)
+
+
+def _settings(**overrides: Any) -> Any:
+    from twinledger_node.settings import NodeSettings
+
+    return NodeSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def up(
+    host: str | None = typer.Option(None, "--host", help="[env TWINLEDGER_HOST, default 127.0.0.1]"),
+    port: int | None = typer.Option(None, "--port", help="[env TWINLEDGER_PORT, default 8700]"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="[env TWINLEDGER_DATA_DIR]"),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
+    embedded block store in the data directory, serving on 127.0.0.1."""
+    import uvicorn
+
+    from twinledger_node import logs
+    from twinledger_node.app import create_app
+    from twinledger_node.runtime import NodeRuntime
+
+    logs.configure(log_level)
+    settings = _settings(host=host, port=port, data_dir=data_dir)
+    runtime = NodeRuntime(settings)
+    uvicorn.run(
+        create_app(runtime), host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
+    )
+
+
+@app.command()
+def config(data_dir: Path | None = typer.Option(None, "--data-dir"), json_out: bool = JsonOption) -> None:
+    """Print the effective settings (secrets shown only as set or unset)."""
+    view = _settings(data_dir=data_dir).public_view()
+    if json_out:
+        print_json(view)
+    else:
+        print_mapping("node settings", view)
+
+
+@app.command()
+def reindex(data_dir: Path | None = typer.Option(None, "--data-dir"), json_out: bool = JsonOption) -> None:
+    """Rebuild the chain index from scratch (the node's own records are kept). Stop the node first."""
+    from twinledger_node.runtime import NodeRuntime
+
+    runtime = NodeRuntime(_settings(data_dir=data_dir))
+    started = time.monotonic()
+    runtime.indexer.rebuild()
+    result = runtime.indexer.sync_once()
+    events = runtime.index.connection().execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    summary = {"events": events, "to_block": result.to_block, "seconds": round(time.monotonic() - started, 2)}
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(f"index rebuilt: {events} events up to block {result.to_block} in {summary['seconds']}s")

@@ -1,0 +1,173 @@
+"""Everything a running node holds: chain connection, index, node state, block store, keys, workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+
+from twinledger.chain.client import ChainClient
+from twinledger.chain.deploy import Deployment, deploy, deployment_path, verify
+from twinledger.chain.ledger import all_events
+from twinledger.chain.localchain import DEFAULT_CHAIN_ID, DEV_KEYS, LocalChain
+from twinledger.errors import IntegrityError, NotFound
+from twinledger.ipfs import BlockStore, FileBlockStore, KuboStore
+from twinledger_node.api.problems import Problem
+from twinledger_node.auth import AuthSettings, SignedRequestAuth
+from twinledger_node.consent.guard import freshness
+from twinledger_node.indexer.db import IndexDB
+from twinledger_node.indexer.indexer import Indexer
+from twinledger_node.keys import load_or_create_node_key
+from twinledger_node.metrics import NodeMetrics
+from twinledger_node.services.anchoring import AnchorWorker
+from twinledger_node.services.receipts import ReceiptLog
+from twinledger_node.services.relayer import Relayer
+from twinledger_node.services.snapshots import SnapshotService
+from twinledger_node.settings import NodeSettings
+from twinledger_node.state import NodeState
+
+log = logging.getLogger("twinledger.node")
+# On a local anvil chain the node pays with the last dev account, so it never races a user's CLI (first account)
+# for transaction nonces.
+LOCAL_NODE_KEY = DEV_KEYS[-1]
+
+
+@dataclass(frozen=True)
+class ChainSetup:
+    client: ChainClient
+    deployment: Deployment
+    local_chain: LocalChain | None
+
+
+def connect_chain(settings: NodeSettings) -> ChainSetup:
+    """The configured RPC (or the local anvil, started if needed) and the deployment of the contracts on it."""
+    local = None
+    rpc = settings.rpc_url
+    if rpc is None:
+        local = LocalChain(settings.data_dir / "chain")
+        rpc = str(local.up().rpc_url)
+    client = ChainClient(rpc)
+    if settings.private_key is not None:
+        client.account = Account.from_key(settings.private_key.get_secret_value())
+    elif client.chain_id == DEFAULT_CHAIN_ID:
+        client.account = Account.from_key(LOCAL_NODE_KEY)
+    configured = settings.deployments_file
+    path = (
+        configured
+        if configured and configured.suffix == ".json"
+        else deployment_path(configured or settings.data_dir / "deployments", client.chain_id)
+    )
+    if not path.exists():
+        if client.chain_id != DEFAULT_CHAIN_ID:
+            raise NotFound(f"no deployment file at {path}", hint="run `twinledger contracts deploy` and point "
+                           "TWINLEDGER_DEPLOYMENTS_FILE at its output")  # fmt: skip
+        deployer = ChainClient(rpc, Account.from_key(DEV_KEYS[0]))
+        deployment, _ = deploy(deployer, path.parent)
+    else:
+        deployment = Deployment.load(path)
+        problems = verify(client, deployment)
+        if problems:
+            raise IntegrityError("the deployment does not match the chain: " + "; ".join(problems))
+    return ChainSetup(client, deployment, local)
+
+
+class NodeRuntime:
+    def __init__(self, settings: NodeSettings, chain: ChainSetup | None = None) -> None:
+        self.settings = settings
+        data = settings.data_dir
+        chain = chain or connect_chain(settings)
+        self.client, self.deployment, self.local_chain = chain.client, chain.deployment, chain.local_chain
+        self.ledger, self.federated = self.deployment.bind(self.client)
+        self.index = IndexDB(data / "node" / "index.sqlite")
+        self.indexer = Indexer(
+            self.index, self.client, all_events(self.ledger, self.federated),
+            [self.deployment.twin_ledger, self.deployment.federated_ledger],
+            start_block=self.deployment.deploy_block, confirmations=settings.confirmations,
+            log_chunk=settings.log_chunk,
+        )  # fmt: skip
+        self.state = NodeState(data / "node" / "state.sqlite")
+        self.store: BlockStore = (
+            KuboStore(settings.kubo_api) if settings.store == "kubo" else FileBlockStore(data / "ipfs")
+        )
+        self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
+        self.auth = SignedRequestAuth(
+            AuthSettings(
+                replay_db_dir=data / "node", max_signature_lifetime_s=settings.signature_window,
+                max_body_bytes=settings.max_body_bytes, public_base_url=settings.public_url,
+            )
+        )  # fmt: skip
+        chain_id, registry = self.client.chain_id, self.deployment.twin_ledger
+        self.snapshots = SnapshotService(
+            self.state, self.index, self.store, self.node_key, chain_id=chain_id, registry=registry
+        )
+        self.receipts = ReceiptLog(self.state, self.node_key, chain_id=chain_id, registry=registry)
+        self.anchors = AnchorWorker(
+            self.state, self.store, self.ledger,
+            batch_size=settings.anchor_batch_size, batch_seconds=settings.anchor_batch_seconds,
+        )  # fmt: skip
+        self.relayer = Relayer(self.ledger, self.index, per_signer_per_minute=settings.relay_per_signer_per_minute)
+        self.metrics = NodeMetrics()
+        head = self.indexer
+        self.metrics.bind(
+            lag=lambda: max(0, head.head.number - head.head.indexed_to) if head.head.number >= 0 else -1,
+            age=lambda: min(head.head.age(), 1e9),
+            queue=lambda: self.anchors.queue_depth(),
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, *, workers: bool = True) -> None:
+        try:
+            self.indexer.sync_once()
+        except Exception as error:  # the chain may be down at start: the guard keeps reads closed until it is back
+            log.warning("first index sync failed: %s", error)
+        self.reconcile_pins()
+        if workers:
+            self._stop.clear()
+            for name, target in (
+                ("indexer", lambda: self.indexer.run(self._stop, self.settings.poll_interval)),
+                ("anchors", lambda: self.anchors.run(self._stop, self.settings.poll_interval)),
+            ):
+                thread = threading.Thread(target=target, name=f"twinledger-{name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+
+    def reconcile_pins(self) -> None:
+        """Unpin what a crash left pinned but unrecorded (an ingest cut short before its row was written)."""
+        db = self.state.connection()
+        referenced = {
+            r[0] for r in db.execute("SELECT manifest_cid FROM snapshots UNION SELECT content_cid FROM snapshots")
+        }
+        referenced |= {r[0] for r in db.execute("SELECT leaves_cid FROM batches")}
+        for cid in self.store.pins():
+            if str(cid) not in referenced:
+                log.warning("unpinning %s: pinned by an ingest that did not complete", cid)
+                self.store.unpin(cid)
+
+    # ------------------------------------------------------------------ guards
+
+    def chain_now(self) -> int:
+        return self.indexer.head.chain_now()
+
+    def require_fresh(self) -> None:
+        """Fail closed: no consent decision on an index that has not seen the chain head recently."""
+        state = freshness(self.indexer.head, self.settings.freshness_window)
+        if not state.fresh:
+            raise Problem(503, "index-stale", "Consent cannot be checked now", state.reason,
+                          hint="the node is catching up with the chain or cannot reach it; retry shortly")  # fmt: skip
+
+
+def data_paths(data_dir: Path) -> dict[str, Path]:
+    return {"index": data_dir / "node" / "index.sqlite", "state": data_dir / "node" / "state.sqlite",
+            "store": data_dir / "ipfs", "node key": data_dir / "node" / "node-key.json"}  # fmt: skip

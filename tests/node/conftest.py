@@ -1,0 +1,102 @@
+"""A real node over real HTTP: uvicorn on a free port in a thread, against the session's anvil."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+from twinledger.chain.client import ChainClient
+from twinledger.chain.deploy import Deployment
+from twinledger.chain.ledger import TwinLedger
+from twinledger.chain.localchain import free_port
+from twinledger.identity import DidAuth, DidKey, EthereumDid
+from twinledger.provenance import recovery_key_message
+from twinledger_node.app import create_app
+from twinledger_node.runtime import ChainSetup, NodeRuntime
+from twinledger_node.settings import NodeSettings
+
+
+@dataclass
+class RunningNode:
+    url: str
+    runtime: NodeRuntime
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, signer: object | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=DidAuth(signer) if signer else None, timeout=30)  # type: ignore[arg-type]
+
+    def wait_indexed(self) -> None:
+        """Until the index has caught up with the chain's current head."""
+        target = self.runtime.client.w3.eth.block_number
+        for _ in range(400):
+            if self.runtime.indexer.head.indexed_to >= target:
+                return
+            time.sleep(0.025)
+        raise AssertionError(f"index stuck at {self.runtime.indexer.head.indexed_to}, head {target}")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_node(
+    data_dir: Path, rpc_url: str, deployment: Deployment, account: LocalAccount, **settings: object
+) -> RunningNode:
+    port = free_port()
+    config = NodeSettings(
+        data_dir=data_dir, rpc_url=rpc_url, port=port, poll_interval=0.05, freshness_window=5,
+        anchor_batch_size=4, anchor_batch_seconds=0.3, **settings,  # type: ignore[arg-type]
+    )  # fmt: skip
+    chain = ChainSetup(ChainClient(rpc_url, account), deployment, None)
+    runtime = NodeRuntime(config, chain)
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if server.started:
+            break
+        time.sleep(0.025)
+    assert server.started, "node did not start"
+    return RunningNode(f"http://127.0.0.1:{port}", runtime, server, thread)
+
+
+@pytest.fixture(scope="module")
+def node(anvil: str, deployment: Deployment, accounts: list[LocalAccount], tmp_path_factory) -> Iterator[RunningNode]:
+    running = start_node(tmp_path_factory.mktemp("node"), anvil, deployment, accounts[9])
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclass
+class Owner:
+    account: LocalAccount
+    ledger: TwinLedger
+    recovery: DidKey
+    pkh: EthereumDid
+
+
+@pytest.fixture(scope="module")
+def owner(node: RunningNode, anvil: str, deployment: Deployment, accounts: list[LocalAccount]) -> Owner:
+    """An owner with a recovery key registered at the node."""
+    account = accounts[1]
+    ledger = TwinLedger(ChainClient(anvil, account), deployment.twin_ledger)
+    recovery = DidKey.generate()
+    message = recovery_key_message(account.address, recovery.did, ledger.client.chain_id)
+    signature = "0x" + bytes(Account.sign_message(encode_defunct(text=message), account.key).signature).hex()
+    with node.client(recovery) as http:
+        response = http.put("/v1/owners/recovery-key", json={"address": account.address, "signature": signature})
+    assert response.status_code == 200, response.text
+    return Owner(account, ledger, recovery, EthereumDid(account, ledger.client.chain_id))
