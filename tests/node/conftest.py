@@ -54,10 +54,10 @@ def start_node(
     data_dir: Path, rpc_url: str, deployment: Deployment, account: LocalAccount, **settings: object
 ) -> RunningNode:
     port = free_port()
-    config = NodeSettings(
-        data_dir=data_dir, rpc_url=rpc_url, port=port, poll_interval=0.05, freshness_window=5,
-        anchor_batch_size=4, anchor_batch_seconds=0.3, **settings,  # type: ignore[arg-type]
-    )  # fmt: skip
+    defaults: dict[str, object] = {
+        "poll_interval": 0.05, "freshness_window": 5, "anchor_batch_size": 4, "anchor_batch_seconds": 0.3,
+    }  # fmt: skip
+    config = NodeSettings(data_dir=data_dir, rpc_url=rpc_url, port=port, **{**defaults, **settings})  # type: ignore[arg-type]
     chain = ChainSetup(ChainClient(rpc_url, account), deployment, None)
     runtime = NodeRuntime(config, chain)
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_config=None))

@@ -50,7 +50,7 @@ def audit_trail(index: IndexDB, state: NodeState, twin_id: int, *, after: int = 
             "data": {"seq": row["seq"], "reader": row["reader"], "purpose": row["purpose"], "receipt": body},
             "proof": _batch_proof(row, "receiptDigest", row["digest"]),
         })  # fmt: skip
-    entries.sort(key=lambda e: (e["time"], e["kind"]))
+    entries.sort(key=lambda e: e["time"])  # stable: chain events keep block and log order within a second
     page = entries[after : after + limit]
     return {"twinId": twin_id, "entries": page, "next": after + len(page) if after + len(page) < len(entries) else None}
 
