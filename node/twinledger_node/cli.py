@@ -13,10 +13,17 @@ from twinledger.cli.output import JsonOption, console, print_json, print_mapping
 app = typer.Typer(help="Run and inspect a twinledger node.", no_args_is_help=True)
 
 
-def _settings(**overrides: Any) -> Any:
+ConfigOption = typer.Option(None, "--config", envvar="TWINLEDGER_CONFIG", help="KEY=value settings file (.env style)")
+
+
+def _settings(config_file: Path | None = None, **overrides: Any) -> Any:
+    """Settings from (lowest first) defaults, the config file, the environment, and command-line options."""
+    from twinledger.errors import NotFound
     from twinledger_node.settings import NodeSettings
 
-    return NodeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    if config_file is not None and not config_file.is_file():
+        raise NotFound(f"no config file at {config_file}", hint="pass an existing KEY=value file to --config")
+    return NodeSettings(_env_file=config_file, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[call-arg]
 
 
 @app.command()
@@ -24,6 +31,7 @@ def up(
     host: str | None = typer.Option(None, "--host", help="[env TWINLEDGER_HOST, default 127.0.0.1]"),
     port: int | None = typer.Option(None, "--port", help="[env TWINLEDGER_PORT, default 8700]"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="[env TWINLEDGER_DATA_DIR]"),
+    config_file: Path | None = ConfigOption,
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
@@ -35,7 +43,7 @@ def up(
     from twinledger_node.runtime import NodeRuntime
 
     logs.configure(log_level)
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(config_file, host=host, port=port, data_dir=data_dir)
     runtime = NodeRuntime(settings)
     uvicorn.run(
         create_app(runtime), host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
@@ -43,9 +51,12 @@ def up(
 
 
 @app.command()
-def config(data_dir: Path | None = typer.Option(None, "--data-dir"), json_out: bool = JsonOption) -> None:
+def config(
+    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    json_out: bool = JsonOption,
+) -> None:  # fmt: skip
     """Print the effective settings (secrets shown only as set or unset)."""
-    view = _settings(data_dir=data_dir).public_view()
+    view = _settings(config_file, data_dir=data_dir).public_view()
     if json_out:
         print_json(view)
     else:
@@ -53,11 +64,14 @@ def config(data_dir: Path | None = typer.Option(None, "--data-dir"), json_out: b
 
 
 @app.command()
-def reindex(data_dir: Path | None = typer.Option(None, "--data-dir"), json_out: bool = JsonOption) -> None:
+def reindex(
+    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    json_out: bool = JsonOption,
+) -> None:  # fmt: skip
     """Rebuild the chain index from scratch (the node's own records are kept). Stop the node first."""
     from twinledger_node.runtime import NodeRuntime
 
-    runtime = NodeRuntime(_settings(data_dir=data_dir))
+    runtime = NodeRuntime(_settings(config_file, data_dir=data_dir))
     started = time.monotonic()
     runtime.indexer.rebuild()
     result = runtime.indexer.sync_once()

@@ -12,7 +12,9 @@ from twinledger import config
 
 
 class NodeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TWINLEDGER_", env_file=None, extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TWINLEDGER_", env_file=None, env_file_encoding="utf-8", extra="ignore", validate_default=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=1, le=65535)

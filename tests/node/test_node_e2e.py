@@ -98,9 +98,13 @@ def test_producer_must_be_bound_and_bad_requests_are_problems(node: RunningNode,
     device, stranger = DidKey.generate(), DidKey.generate()
     twin, _ = owner.ledger.register("asset", device_did=device.did)
     node.wait_indexed()
+    pins_before = len(node.runtime.store.pins())
     with node.client(stranger) as http:
         refused = http.post(f"/v1/twins/{twin}/snapshots", content=b"x")
         assert refused.status_code == 403 and _problem(refused) == "producer-not-bound"
+        assert len(node.runtime.store.pins()) == pins_before  # nothing half-written
+        bad_cid = http.get(f"/v1/twins/{twin}/snapshots/by-cid/not-a-cid", params={"purpose": "research"})
+        assert bad_cid.status_code in (400, 403)
         unknown = http.post("/v1/twins/999999/snapshots", content=b"x")
         assert unknown.status_code == 404 and _problem(unknown) == "unknown-twin"
         no_purpose = http.get(f"/v1/twins/{twin}/snapshots/latest")
