@@ -11,9 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twinledger.chain.errors import ContractRevert
 from twinledger.errors import AuthError, IntegrityError, InvalidInput, NotFound, TwinledgerError, Unavailable
+from twinledger_node.auth.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
-PROBLEM_BASE = "https://twinledger.dev/problems/"
-MEDIA_TYPE = "application/problem+json"
+# One problem vocabulary for the whole node, shared with the authentication layer.
+PROBLEM_BASE = PROBLEM_TYPE_BASE
+MEDIA_TYPE = PROBLEM_MEDIA_TYPE
 
 
 class Problem(Exception):
