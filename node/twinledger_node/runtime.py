@@ -14,7 +14,7 @@ from twinledger.chain.deploy import Deployment, deploy, deployment_path, verify
 from twinledger.chain.ledger import all_events
 from twinledger.chain.localchain import DEFAULT_CHAIN_ID, DEV_KEYS, LocalChain
 from twinledger.errors import IntegrityError, NotFound
-from twinledger.ipfs import BlockStore, FileBlockStore, KuboStore
+from twinledger.ipfs import BlockStore, IPFSConfig, open_store
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import AuthSettings, SignedRequestAuth
 from twinledger_node.consent.guard import freshness
@@ -89,8 +89,8 @@ class NodeRuntime:
             log_chunk=settings.log_chunk,
         )  # fmt: skip
         self.state = NodeState(data / "node" / "state.sqlite")
-        self.store: BlockStore = (
-            KuboStore(settings.kubo_api) if settings.store == "kubo" else FileBlockStore(data / "ipfs")
+        self.store: BlockStore = open_store(
+            IPFSConfig(backend=settings.ipfs_backend, path=data / "ipfs", kubo_addr=settings.ipfs_kubo_addr)
         )
         self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
         self.auth = SignedRequestAuth(

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twinledger import config
+from twinledger.ipfs.kubo import DEFAULT_KUBO_ADDR
 
 
 class NodeSettings(BaseSettings):
@@ -30,8 +31,9 @@ class NodeSettings(BaseSettings):
     log_chunk: int = Field(2000, ge=1, description="blocks per eth_getLogs request")
 
     # storage
-    store: Literal["embedded", "kubo"] = "embedded"
-    kubo_api: str = "/ip4/127.0.0.1/tcp/5001/http"
+    # The same variables as the `twinledger ipfs` commands (twinledger.ipfs.IPFSConfig).
+    ipfs_backend: Literal["embedded", "kubo"] = "embedded"
+    ipfs_kubo_addr: str = DEFAULT_KUBO_ADDR
 
     # anchoring
     anchor_batch_size: int = Field(16, ge=1, description="snapshots or receipts per Merkle batch")
