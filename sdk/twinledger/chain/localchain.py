@@ -20,6 +20,7 @@ from twinledger.errors import InvalidInput, NotFound, Unavailable
 
 DEFAULT_PORT = 8545
 DEFAULT_CHAIN_ID = 31337
+PORT_RELEASE_WAIT = 15.0  # seconds an explicitly requested port may take to be released
 # anvil's well-known development keys (mnemonic "test test ... junk"): funded on every anvil chain, worthless
 # anywhere else. Used only when talking to a local chain and no key is configured.
 DEV_KEYS = (
@@ -151,7 +152,7 @@ class LocalChain:
         if not _port_free(self.host, port):
             if self.port is None:
                 port = free_port()
-            else:
+            elif not _wait_port_free(self.host, port, PORT_RELEASE_WAIT):
                 raise InvalidInput(f"port {port} on {self.host} is in use", hint="pick another with --port")
         command = [
             str(find_anvil()),
@@ -233,6 +234,16 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _wait_port_free(host: str, port: int, seconds: float) -> bool:
+    # The connections of an anvil that just stopped can hold its port for a moment after the process is gone.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _port_free(host, port):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _reap(pid: int) -> None:
