@@ -33,8 +33,8 @@ from twinledger.chain.deploy import Deployment
 from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import GrantRequest, TwinLedger
 from twinledger.chain.localchain import rpc_call
-from twinledger.chain.types import Scope, purpose_code, raw_did_hash
-from twinledger.errors import Unavailable
+from twinledger.chain.types import Scope, purpose_code
+from twinledger.identity import did_hash
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 MAX_DEPTH = 8
@@ -42,7 +42,10 @@ RIGHTS = 0x17  # every scope bit but INHERIT
 HOUR = 3600
 DAY = 24 * HOUR
 
-DIDS = ("did:example:alice", "did:example:bob")
+DIDS = (
+    "did:key:z6Mktqe4c7rH3PWoWEHUzKtvDHCtDUsVf9JkZRA7nZh9i2FD",
+    "did:key:z6MkvPTaZYNbzR5NikCAA1XcZM3MX54YEXSKGC73bgGjUqfR",
+)
 PURPOSES = ("research", "maintenance")
 GRANT_SCOPES = (
     Scope.READ,
@@ -145,7 +148,7 @@ def granted_args(request: GrantRequest) -> dict[str, object]:
     """The Granted event a grant request must emit."""
     return {
         "twinId": request.twin_id,
-        "didHash": raw_did_hash(request.did),
+        "didHash": did_hash(request.did),
         "purpose": request.purpose,
         "scopes": int(request.scopes),
         "expiry": request.expiry,
@@ -311,9 +314,7 @@ class ConsentMachine(RuleBasedStateMachine):
         assert [e.args for e in result.events if e.name == "Granted"] == [granted_args(r) for r in requests]
         for (index, did, purpose, scopes, _), request in zip(specs, requests, strict=True):
             twin = self.twins[index]  # later requests for the same key overwrite earlier ones
-            self.model.grants[(twin, did, purpose)] = ModelGrant(
-                self.model.owner[twin], scopes, request.expiry
-            )
+            self.model.grants[(twin, did, purpose)] = ModelGrant(self.model.owner[twin], scopes, request.expiry)
 
     @rule(
         index=st.integers(0, TWIN_COUNT - 1),
@@ -343,7 +344,7 @@ class ConsentMachine(RuleBasedStateMachine):
             assert caught.value.error == "GrantNotFound"
             assert caught.value.args_by_name == {
                 "twinId": twin,
-                "didHash": raw_did_hash(did),
+                "didHash": did_hash(did),
                 "purpose": purpose_code(purpose),
             }
 
@@ -403,19 +404,16 @@ class ConsentMachine(RuleBasedStateMachine):
         ]
         keys = [(twin, did, purpose) for twin in self.twins for did in DIDS for purpose in PURPOSES]
         calls = [
-            (reader.calldata("isAuthorized", t, raw_did_hash(d), purpose_code(p), s), ["bool"])
-            for t, d, p, s in queries
+            (reader.calldata("isAuthorized", t, did_hash(d), purpose_code(p), s), ["bool"]) for t, d, p, s in queries
         ]
         calls += [
             (
-                reader.calldata("grantOf", t, raw_did_hash(d), purpose_code(p)),
+                reader.calldata("grantOf", t, did_hash(d), purpose_code(p)),
                 ["address", "uint8", "uint64", "uint64"],
             )
             for t, d, p in keys
         ]
-        calls += [
-            (reader.calldata("twinOf", t), ["address", "uint256", "uint8", "uint256"]) for t in self.twins
-        ]
+        calls += [(reader.calldata("twinOf", t), ["address", "uint256", "uint8", "uint256"]) for t in self.twins]
         results = reader.call_all(calls, block)
 
         authorized = results[: len(queries)]
@@ -434,9 +432,7 @@ class ConsentMachine(RuleBasedStateMachine):
             event(f"isAuthorized {expected}: {why}")
             if got != expected:
                 mismatches.append((q, got, expected))
-        assert not mismatches, (
-            f"isAuthorized (twin, did, purpose, scope) -> chain, model at t={now}: {mismatches}"
-        )
+        assert not mismatches, f"isAuthorized (twin, did, purpose, scope) -> chain, model at t={now}: {mismatches}"
         # The same answer through the SDK's own binding, for one rotating query.
         twin, did, purpose, scope = queries[self.checks % len(queries)]
         self.checks += 1
@@ -470,7 +466,7 @@ def test_inherit_on_grandparent_reaches_grandchild(ledger_as: Ledgers, accounts:
     root, _ = alice.register("system")
     child, _ = alice.register("asset", parent_id=root)
     grandchild, _ = alice.register("component", parent_id=child)
-    did = "did:example:auditor"
+    did = "did:key:z6MkiPmqqxh5RBSRTp66TBEhk976oqP9wU3NN3P3WM3o9b3w"
     expiry = _now(alice) + DAY
 
     alice.grant(GrantRequest.of(root, did, "research", "read,train,inherit", expiry))
@@ -478,7 +474,9 @@ def test_inherit_on_grandparent_reaches_grandchild(ledger_as: Ledgers, accounts:
         assert alice.is_authorized(twin, did, "research", "read,train")
     assert not alice.is_authorized(grandchild, did, "research", "write")  # scopes not granted
     assert not alice.is_authorized(grandchild, did, "maintenance", "read")  # other purpose
-    assert not alice.is_authorized(grandchild, "did:example:other", "research", "read")  # other DID
+    assert not alice.is_authorized(
+        grandchild, "did:key:z6MkufcWHRNvzxUfWTCtaHt2NWnsg3vAxgTBxD7fT7iWob93", "research", "read"
+    )  # other DID
 
     # Without INHERIT the same grant stays on the root.
     alice.grant(GrantRequest.of(root, did, "research", "read,train", expiry))
@@ -494,14 +492,12 @@ def test_inherit_on_grandparent_reaches_grandchild(ledger_as: Ledgers, accounts:
     assert not alice.is_authorized(grandchild, did, "research", "read")
 
 
-def test_ancestor_owned_by_someone_else_does_not_confer(
-    ledger_as: Ledgers, accounts: list[LocalAccount]
-) -> None:
+def test_ancestor_owned_by_someone_else_does_not_confer(ledger_as: Ledgers, accounts: list[LocalAccount]) -> None:
     alice, bob = ledger_as(accounts[1]), ledger_as(accounts[2])
     root, _ = alice.register("system")
     middle, _ = alice.register("asset", parent_id=root)
     leaf, _ = alice.register("component", parent_id=middle)
-    did = "did:example:auditor"
+    did = "did:key:z6MkiPmqqxh5RBSRTp66TBEhk976oqP9wU3NN3P3WM3o9b3w"
     alice.grant(GrantRequest.of(root, did, "research", "read,inherit", _now(alice) + DAY))
     assert alice.is_authorized(leaf, did, "research", "read")
 
@@ -528,7 +524,7 @@ def test_transfer_kills_grants_and_transfer_back_revives_them(
 ) -> None:
     alice, bob = ledger_as(accounts[1]), ledger_as(accounts[2])
     twin, _ = alice.register("asset")
-    did = "did:example:lab"
+    did = "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E"
     expiry = _now(alice) + 2 * HOUR
     alice.grant(GrantRequest.of(twin, did, "research", "read", expiry))
     assert alice.is_authorized(twin, did, "research", "read")
@@ -560,14 +556,19 @@ def test_operator_grant_is_recorded_under_the_owner(ledger_as: Ledgers, accounts
     alice, operator = ledger_as(accounts[1]), ledger_as(accounts[4])
     twin, _ = alice.register("asset")
     alice.set_approval_for_all(operator.client.address, True)
-    operator.grant(GrantRequest.of(twin, "did:example:lab", "research", "read", _now(alice) + DAY))
-    assert operator.grant_of(twin, "did:example:lab", "research").grantor == alice.client.address
-    assert operator.is_authorized(twin, "did:example:lab", "research", "read")
+    operator.grant(
+        GrantRequest.of(
+            twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read", _now(alice) + DAY
+        )
+    )
+    assert (
+        operator.grant_of(twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research").grantor
+        == alice.client.address
+    )
+    assert operator.is_authorized(twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read")
 
 
-def test_inheritance_stops_after_max_depth_ancestors(
-    ledger_as: Ledgers, accounts: list[LocalAccount]
-) -> None:
+def test_inheritance_stops_after_max_depth_ancestors(ledger_as: Ledgers, accounts: list[LocalAccount]) -> None:
     alice = ledger_as(accounts[1])
     chain = [alice.register("system")[0]]
     for _ in range(MAX_DEPTH):
@@ -577,7 +578,7 @@ def test_inheritance_stops_after_max_depth_ancestors(
         alice.register("component", parent_id=chain[-1])
     assert caught.value.error == "HierarchyTooDeep"
 
-    did = "did:example:lab"
+    did = "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E"
     alice.grant(GrantRequest.of(chain[0], did, "research", "read,inherit", _now(alice) + DAY))
     assert alice.is_authorized(chain[-1], did, "research", "read")  # 8 ancestors up: reached
 
@@ -589,26 +590,17 @@ def test_inheritance_stops_after_max_depth_ancestors(
     assert not alice.is_authorized(below, did, "research", "read")  # chain[0] is its 9th ancestor
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Unavailable,
-    reason=(
-        "SDK bug: ChainClient.send (sdk/twinledger/chain/client.py) sends with the bare gas estimate; "
-        "re-sending a grant identical to the one in the latest block is estimated as a no-op SSTORE "
-        "(grantedAt = the latest block's timestamp), the mined block is later, and the tx runs out of gas"
-    ),
-)
-def test_identical_regrant_gets_enough_gas(
-    ledger_as: Ledgers, accounts: list[LocalAccount], anvil: str
-) -> None:
+def test_identical_regrant_gets_enough_gas(ledger_as: Ledgers, accounts: list[LocalAccount], anvil: str) -> None:
     """Granting the same consent twice in a row (a retry, a re-run command) must not burn gas and fail."""
     alice = ledger_as(accounts[1])
     twin, _ = alice.register("asset")
-    request = GrantRequest.of(twin, "did:example:lab", "research", "read", _now(alice) + DAY)
+    request = GrantRequest.of(
+        twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read", _now(alice) + DAY
+    )
     alice.grant(request)
-    rpc_call(
-        anvil, "evm_increaseTime", [12]
-    )  # the next block comes later than the latest, as on any real chain
+    rpc_call(anvil, "evm_increaseTime", [12])  # the next block comes later than the latest, as on any real chain
     result = alice.grant(request)
     assert result.event("Granted").args["expiry"] == request.expiry
-    assert alice.grant_of(twin, "did:example:lab", "research").granted_at == _now(alice)
+    assert alice.grant_of(
+        twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research"
+    ).granted_at == _now(alice)

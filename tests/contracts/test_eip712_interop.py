@@ -20,11 +20,12 @@ from tests.conftest import REPO
 from twinledger.chain.client import ChainClient
 from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import GRANT_TYPES, REVOKE_TYPES, GrantRequest, SignedConsent, TwinLedger
-from twinledger.chain.types import Scope, purpose_code, raw_did_hash
+from twinledger.chain.types import Scope, purpose_code
+from twinledger.identity import did_hash
 
 SIGNER_SCRIPT = REPO / "tests" / "contracts" / "js" / "sign_typed_data.mjs"
 DAY = 24 * 3600
-DID = "did:example:research-lab"
+DID = "did:key:z6MkwHFjgoM6JMGCYWfqXC7DFpPYYwanfUZBok24Kqf92h3g"
 PURPOSE = "research"
 # Not one of anvil's funded accounts: signs only, never sends.
 STRANGER = Account.from_key("0x" + "5a" * 32)
@@ -35,9 +36,7 @@ Ledgers = Callable[[LocalAccount], TwinLedger]
 # ---------------------------------------------------------------------- signing with ethers
 
 
-def ethers_sign(
-    account: LocalAccount, domain: dict[str, Any], types: dict[str, Any], message: dict[str, Any]
-):
+def ethers_sign(account: LocalAccount, domain: dict[str, Any], types: dict[str, Any], message: dict[str, Any]):
     """ethers v6 `Wallet.signTypedData` in node: {signature, signer, digest, domainSeparator}."""
     payload = {
         "privateKey": "0x" + bytes(account.key).hex(),
@@ -171,7 +170,7 @@ def test_ethers_signed_grant_is_accepted_from_a_relayer(
 
     assert result.event("Granted").args == {
         "twinId": twin,
-        "didHash": raw_did_hash(DID),
+        "didHash": did_hash(DID),
         "purpose": purpose_code(PURPOSE),
         "scopes": int(Scope.READ | Scope.TRAIN),
         "expiry": request.expiry,
@@ -185,9 +184,7 @@ def test_ethers_signed_grant_is_accepted_from_a_relayer(
     assert relayer.nonce_of(owner.address) == nonce + 1
 
 
-def test_python_signer_matches_ethers_byte_for_byte(
-    owner_ledger: TwinLedger, owner: LocalAccount, twin: int
-) -> None:
+def test_python_signer_matches_ethers_byte_for_byte(owner_ledger: TwinLedger, owner: LocalAccount, twin: int) -> None:
     request = _request(owner_ledger, twin, "read,train,inherit")
     deadline = _deadline(owner_ledger)
     ours = owner_ledger.sign_grant(owner, request, deadline=deadline, nonce=7)
@@ -200,9 +197,7 @@ def test_python_signer_matches_ethers_byte_for_byte(
     assert ours_revoke.signature == theirs_revoke.signature
 
 
-def test_contract_domain_separator_is_the_one_ethers_computes(
-    owner_ledger: TwinLedger, owner: LocalAccount
-) -> None:
+def test_contract_domain_separator_is_the_one_ethers_computes(owner_ledger: TwinLedger, owner: LocalAccount) -> None:
     message = {"twinId": "1", "did": DID, "purpose": "0x" + "11" * 32, "nonce": "0", "deadline": "1"}
     signed = ethers_sign(owner, _json_domain(owner_ledger), REVOKE_TYPES, message)
     on_chain = owner_ledger.client.call(owner_ledger.contract.functions.DOMAIN_SEPARATOR())
@@ -215,36 +210,24 @@ def test_ethers_signed_revoke_is_accepted_from_a_relayer(
     owner_ledger.grant(_request(owner_ledger, twin))
     assert relayer.is_authorized(twin, DID, PURPOSE, "read")
     nonce = relayer.nonce_of(owner.address)
-    signed = ethers_revoke(
-        owner_ledger, owner, twin, DID, PURPOSE, nonce=nonce, deadline=_deadline(owner_ledger)
-    )
+    signed = ethers_revoke(owner_ledger, owner, twin, DID, PURPOSE, nonce=nonce, deadline=_deadline(owner_ledger))
 
     result = relayer.submit_signed(signed)
 
     revoked = result.event("Revoked").args
     assert (revoked["twinId"], revoked["didHash"], revoked["purpose"]) == (
         twin,
-        raw_did_hash(DID),
+        did_hash(DID),
         purpose_code(PURPOSE),
     )
     assert not relayer.is_authorized(twin, DID, PURPOSE, "read")
     assert not relayer.grant_of(twin, DID, PURPOSE).exists
     assert relayer.nonce_of(owner.address) == nonce + 1
     # A second signed revocation (next nonce) finds nothing left to revoke.
-    again = ethers_revoke(
-        owner_ledger, owner, twin, DID, PURPOSE, nonce=nonce + 1, deadline=_deadline(owner_ledger)
-    )
+    again = ethers_revoke(owner_ledger, owner, twin, DID, PURPOSE, nonce=nonce + 1, deadline=_deadline(owner_ledger))
     expect_revert("GrantNotFound", lambda: relayer.submit_signed(again))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "contract bug: revokeBySig emits Revoked(revoker = msg.sender), i.e. the relayer, while "
-        "IConsentRegistry documents revoker as 'the owner or an approved operator' "
-        "(ConsentRegistry._revoke, `emit Revoked(..., msg.sender)`)"
-    ),
-)
 def test_signed_revoke_names_the_owner_as_revoker(
     owner_ledger: TwinLedger, relayer: TwinLedger, owner: LocalAccount, twin: int
 ) -> None:
@@ -267,7 +250,7 @@ def test_grant_signed_for_a_contract_wallet_owner_is_accepted(
 
     forged = ethers_grant(owner_ledger, STRANGER, request, nonce=nonce, deadline=deadline)
     refused = expect_revert("InvalidSigner", lambda: relayer.submit_signed(forged))
-    assert refused.args_by_name == {"twinId": twin, "owner": wallet.lower()}
+    assert refused.args_by_name == {"twinId": twin, "owner": wallet}
 
     signed = ethers_grant(owner_ledger, owner, request, nonce=nonce, deadline=deadline)
     result = relayer.submit_signed(signed)
@@ -293,22 +276,18 @@ def test_signature_for_another_chain_is_refused(
         chain_id=owner_ledger.client.chain_id + 1,
     )
     refused = expect_revert("InvalidSigner", lambda: relayer.submit_signed(signed))
-    assert refused.args_by_name == {"twinId": twin, "owner": owner.address.lower()}
+    assert refused.args_by_name == {"twinId": twin, "owner": owner.address}
     assert not relayer.is_authorized(twin, DID, PURPOSE, "read")
     assert relayer.nonce_of(owner.address) == 0
 
 
-def test_reused_nonce_is_refused(
-    owner_ledger: TwinLedger, relayer: TwinLedger, owner: LocalAccount, twin: int
-) -> None:
-    signed = ethers_grant(
-        owner_ledger, owner, _request(owner_ledger, twin), nonce=0, deadline=_deadline(owner_ledger)
-    )
+def test_reused_nonce_is_refused(owner_ledger: TwinLedger, relayer: TwinLedger, owner: LocalAccount, twin: int) -> None:
+    signed = ethers_grant(owner_ledger, owner, _request(owner_ledger, twin), nonce=0, deadline=_deadline(owner_ledger))
     relayer.submit_signed(signed)
     owner_ledger.revoke(twin, DID, PURPOSE)  # so that a replay would be visible as a revived grant
 
     refused = expect_revert("InvalidAccountNonce", lambda: relayer.submit_signed(signed))
-    assert refused.args_by_name == {"account": owner.address.lower(), "currentNonce": 1}
+    assert refused.args_by_name == {"account": owner.address, "currentNonce": 1}
     assert not relayer.is_authorized(twin, DID, PURPOSE, "read")
 
 
@@ -335,10 +314,10 @@ def test_signature_by_someone_other_than_the_owner_is_refused(
     for signer, nonce in ((other, 0), (STRANGER, 0)):
         signed = ethers_grant(owner_ledger, signer, request, nonce=nonce, deadline=_deadline(owner_ledger))
         refused = expect_revert("InvalidSigner", lambda signed=signed: relayer.submit_signed(signed))
-        assert refused.args_by_name == {"twinId": twin, "owner": owner.address.lower()}
+        assert refused.args_by_name == {"twinId": twin, "owner": owner.address}
     # The previous owner's signature stops working once the twin is transferred.
     owner_ledger.transfer(twin, other.address)
     signed = ethers_grant(owner_ledger, owner, request, nonce=0, deadline=_deadline(owner_ledger))
     refused = expect_revert("InvalidSigner", lambda: relayer.submit_signed(signed))
-    assert refused.args_by_name == {"twinId": twin, "owner": other.address.lower()}
+    assert refused.args_by_name == {"twinId": twin, "owner": other.address}
     assert not relayer.is_authorized(twin, DID, PURPOSE, "read")

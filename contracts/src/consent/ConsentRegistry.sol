@@ -48,7 +48,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     /// @inheritdoc IConsentRegistry
     function revoke(uint256 twinId, bytes32 didHash, bytes32 purpose) external {
         _requireController(twinId, msg.sender);
-        _revoke(twinId, didHash, purpose);
+        _revoke(twinId, didHash, purpose, msg.sender);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -67,7 +67,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         for (uint256 i = 0; i < requests.length; ++i) {
             RevokeRequest calldata r = requests[i];
             _requireController(r.twinId, msg.sender);
-            _revoke(r.twinId, r.didHash, r.purpose);
+            _revoke(r.twinId, r.didHash, r.purpose, msg.sender);
         }
     }
 
@@ -105,8 +105,8 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     ) external {
         bytes32 didHash = _didHash(did);
         bytes32 structHash = keccak256(abi.encode(REVOKE_TYPEHASH, twinId, didHash, purpose, nonce, deadline));
-        _useSignature(twinId, structHash, nonce, deadline, signature);
-        _revoke(twinId, didHash, purpose);
+        address owner = _useSignature(twinId, structHash, nonce, deadline, signature);
+        _revoke(twinId, didHash, purpose, owner); // the signer revoked; the relayer only carried it
     }
 
     /// @notice The EIP-712 domain separator (name "twinledger", version "1", this chain and contract).
@@ -172,10 +172,10 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         emit Granted(twinId, didHash, purpose, scopes, expiry, did);
     }
 
-    function _revoke(uint256 twinId, bytes32 didHash, bytes32 purpose) private {
+    function _revoke(uint256 twinId, bytes32 didHash, bytes32 purpose, address revoker) private {
         if (_grants[twinId][didHash][purpose] == 0) revert GrantNotFound(twinId, didHash, purpose);
         delete _grants[twinId][didHash][purpose];
-        emit Revoked(twinId, didHash, purpose, msg.sender);
+        emit Revoked(twinId, didHash, purpose, revoker);
     }
 
     /// @dev Checks deadline, owner signature and nonce of a signed request; returns the twin's owner.

@@ -27,7 +27,8 @@ interface IConsentRegistry {
         uint256 indexed twinId, bytes32 indexed didHash, bytes32 indexed purpose, uint8 scopes, uint64 expiry, string did
     );
 
-    /// @notice Consent was withdrawn by `revoker` (the owner or an approved operator).
+    /// @notice Consent was withdrawn by `revoker`: the owner or an approved operator who sent it, or the owner who
+    /// signed it (revokeBySig).
     event Revoked(uint256 indexed twinId, bytes32 indexed didHash, bytes32 indexed purpose, address revoker);
 
     /// @dev Scopes must be a subset of READ|WRITE|TRAIN|INHERIT|AUDIT with at least one right besides INHERIT.

@@ -18,6 +18,9 @@ from twinledger.chain import artifacts
 from twinledger.chain.errors import translate
 from twinledger.errors import InvalidInput, Unavailable
 
+GAS_MARGIN = 1.2
+GAS_HEADROOM = 20_000
+
 
 @dataclass(frozen=True)
 class ChainEvent:
@@ -163,6 +166,10 @@ class ChainClient:
                 )
             except (ContractCustomError, ContractLogicError, Web3RPCError) as error:
                 raise translate(error) from None
+            # The estimate runs against the latest block; the transaction lands in a later one whose timestamp
+            # (and so what it writes, e.g. a grant's grantedAt) differs. A margin keeps such a transaction from
+            # running out of gas; only the gas actually used is paid.
+            tx["gas"] = int(tx["gas"] * GAS_MARGIN) + GAS_HEADROOM
             signed = account.sign_transaction(tx)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         return self.wait(tx_hash, decoder)
