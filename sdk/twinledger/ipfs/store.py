@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import json
 import os
@@ -79,8 +81,15 @@ def _flock(path: Path, mode: int) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
 class Transaction:
-    """Blocks staged in tmp/ (written and fsynced by worker threads) and renamed into place on commit.
+    """Blocks staged in tmp/ (written by worker threads), made durable together, and renamed into place on commit.
+
+    Durability is one filesystem sync per commit (``syncfs``) rather than one fsync per block: the blocks are on
+    disk before any of them is renamed into view, so a crash can still never expose a block whose bytes do not
+    hash to its CID, and a 256 MiB import costs two journal commits instead of a thousand.
 
     Nothing is visible in the store until ``commit``; ``rollback`` removes every staged file, which is how a
     refused CAR or a failed import leaves the store unchanged.
@@ -102,7 +111,7 @@ class Transaction:
             return
         fd, name = tempfile.mkstemp(dir=self._store.tmp_dir, prefix=key[-8:], suffix=".staged")
         self._staged[key] = (cid, Path(name))
-        self._pending.append(self._pool.submit(_write_and_sync, fd, data))
+        self._pending.append(self._pool.submit(_write_and_close, fd, data))
         while len(self._pending) > _MAX_IN_FLIGHT:
             self._pending.popleft().result()
 
@@ -125,14 +134,17 @@ class Transaction:
     def commit(self) -> None:
         self._drain()
         self._pool.shutdown()
+        if not self._staged:
+            return
+        staged = [temp for _cid, temp in self._staged.values()]
+        _make_durable(self._store.tmp_dir, staged)
         touched: set[Path] = set()
         for key, (_cid, temp) in self._staged.items():
             final = self._store._path_of_key(key)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp, final)
             touched.add(final.parent)
-        for directory in touched:
-            _fsync_dir(directory)
+        _make_durable(self._store.blocks_dir, [], directories=touched)
         self._staged.clear()
 
     def rollback(self) -> None:
@@ -144,6 +156,44 @@ class Transaction:
         for _cid, temp in self._staged.values():
             temp.unlink(missing_ok=True)
         self._staged.clear()
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the whole filesystem holding `path` (Linux syncfs(2)); False where the call is not available."""
+    syncfs = getattr(_LIBC, "syncfs", None)
+    if syncfs is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            raise OSError(ctypes.get_errno(), f"syncfs failed on {path}")
+    finally:
+        os.close(fd)
+    return True
+
+
+def _make_durable(anchor: Path, files: list[Path], *, directories: set[Path] | None = None) -> None:
+    """Files' contents and directories' entries on disk: one syncfs, else an fsync for each."""
+    if _syncfs(anchor):
+        return
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in directories or ():
+        _fsync_dir(directory)
 
 
 def _write_and_sync(fd: int, data: bytes) -> None:
@@ -266,10 +316,13 @@ class FileBlockStore:
         with _flock(self._gc_lock, fcntl.LOCK_SH):
             for _ in walk_dag(cid, self.get):
                 pass
-            with _flock(self._pins_lock, fcntl.LOCK_EX):
-                pins = self._read_pins()
-                if all(bytes(p) != bytes(cid) for p in pins):
-                    self._write_pins([*pins, cid])
+            self._record_pin(cid)
+
+    def _record_pin(self, cid: CID) -> None:
+        with _flock(self._pins_lock, fcntl.LOCK_EX):
+            pins = self._read_pins()
+            if all(bytes(p) != bytes(cid) for p in pins):
+                self._write_pins([*pins, cid])
 
     def unpin(self, cid: CID) -> None:
         with _flock(self._pins_lock, fcntl.LOCK_EX):
@@ -309,7 +362,9 @@ class FileBlockStore:
             with self.transaction() as tx:
                 result = build(tx)
             if pin:
-                self.pin(result.cid)
+                # The import just wrote (or found present) every block of this DAG under the gc lock: walking it
+                # again to prove completeness would re-read and re-hash all of it (a quarter of the import's time).
+                self._record_pin(result.cid)
         return result
 
     def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult:
