@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 import uvicorn
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from fastapi import Request
 from rich.console import Console
 from rich.table import Table
@@ -38,7 +37,7 @@ from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port  # noqa:
 from twinledger.chain.types import Scope, purpose_code  # noqa: E402
 from twinledger.identity import DidAuth, DidKey, did_hash  # noqa: E402
 from twinledger.ipfs import FileBlockStore, ImportOptions, import_file  # noqa: E402
-from twinledger.provenance import recovery_key_message  # noqa: E402
+from twinledger.provenance import recovery_key_binding  # noqa: E402
 from twinledger_node.api import snapshots as snapshot_api  # noqa: E402
 from twinledger_node.api.deps import Consent  # noqa: E402
 from twinledger_node.app import create_app  # noqa: E402
@@ -95,13 +94,10 @@ def main() -> int:
             unchecked_app.dependency_overrides[consent_dependency] = caller_only
             unchecked = serve(unchecked_app, open_port)
 
-            message = recovery_key_message(owner.address, recovery.did, ledger.client.chain_id)
-            signature = "0x" + bytes(Account.sign_message(encode_defunct(text=message), owner.key).signature).hex()
             base = f"http://127.0.0.1:{checked_port}"
+            binding = recovery_key_binding(owner, recovery.did, ledger.client.chain_id)
             with httpx.Client(base_url=base, auth=DidAuth(recovery)) as http:
-                http.put(
-                    "/v1/owners/recovery-key", json={"address": owner.address, "signature": signature}
-                ).raise_for_status()
+                http.put("/v1/owners/recovery-key", json=binding).raise_for_status()
             with httpx.Client(base_url=base, auth=DidAuth(device)) as http:
                 http.post(f"/v1/twins/{twin}/snapshots", content=os.urandom(64 * 1024)).raise_for_status()
 

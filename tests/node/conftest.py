@@ -11,8 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from twinledger.chain.client import ChainClient
@@ -20,7 +18,7 @@ from twinledger.chain.deploy import Deployment
 from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.localchain import free_port
 from twinledger.identity import DidAuth, DidKey, EthereumDid
-from twinledger.provenance import recovery_key_message
+from twinledger.provenance import recovery_key_binding
 from twinledger_node.app import create_app
 from twinledger_node.runtime import ChainSetup, NodeRuntime
 from twinledger_node.settings import NodeSettings
@@ -71,6 +69,12 @@ def start_node(
     return RunningNode(f"http://127.0.0.1:{port}", runtime, server, thread)
 
 
+def register_recovery_key(url: str, account: LocalAccount, recovery: DidKey, chain_id: int) -> None:
+    with httpx.Client(auth=DidAuth(recovery), timeout=10) as http:
+        response = http.put(f"{url}/v1/owners/recovery-key", json=recovery_key_binding(account, recovery.did, chain_id))
+    assert response.status_code == 200, response.text
+
+
 @pytest.fixture(scope="module")
 def node(anvil: str, deployment: Deployment, accounts: list[LocalAccount], tmp_path_factory) -> Iterator[RunningNode]:
     running = start_node(tmp_path_factory.mktemp("node"), anvil, deployment, accounts[9])
@@ -94,9 +98,5 @@ def owner(node: RunningNode, anvil: str, deployment: Deployment, accounts: list[
     account = accounts[1]
     ledger = TwinLedger(ChainClient(anvil, account), deployment.twin_ledger)
     recovery = DidKey.generate()
-    message = recovery_key_message(account.address, recovery.did, ledger.client.chain_id)
-    signature = "0x" + bytes(Account.sign_message(encode_defunct(text=message), account.key).signature).hex()
-    with node.client(recovery) as http:
-        response = http.put("/v1/owners/recovery-key", json={"address": account.address, "signature": signature})
-    assert response.status_code == 200, response.text
+    register_recovery_key(node.url, account, recovery, ledger.client.chain_id)
     return Owner(account, ledger, recovery, EthereumDid(account, ledger.client.chain_id))

@@ -13,12 +13,12 @@ import time
 import httpx
 from eth_account import Account
 
-from tests.node.conftest import Owner, RunningNode, start_node
+from tests.node.conftest import Owner, RunningNode, register_recovery_key, start_node
 from twinledger.chain.client import ChainClient
 from twinledger.chain.deploy import deploy
 from twinledger.chain.ledger import GrantRequest, TwinLedger
 from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port
-from twinledger.identity import DidKey
+from twinledger.identity import DidAuth, DidKey
 
 
 def _until(predicate, what: str, attempts: int = 600) -> None:
@@ -68,7 +68,7 @@ def test_restart_keeps_snapshots_and_anchors_what_was_pending(tmp_path, anvil, d
     first = start_node(data, anvil, deployment, accounts[8], anchor_batch_size=1000, anchor_batch_seconds=3600)
     try:
         recovery = DidKey.generate()
-        _register_recovery(first, owner_account, recovery)
+        register_recovery_key(first.url, owner_account, recovery, first.runtime.client.chain_id)
         twin, _ = ledger.register("asset", device_did=device.did)
         first.wait_indexed()
         with first.client(device) as http:
@@ -114,7 +114,7 @@ def test_a_revocation_through_node_a_is_enforced_by_node_b(
     node_b = start_node(tmp_path / "node-b", anvil, deployment, accounts[7])
     try:
         device, reader = DidKey.generate(), DidKey.generate()
-        _register_recovery(node_b, owner.account, owner.recovery)
+        register_recovery_key(node_b.url, owner.account, owner.recovery, node_b.runtime.client.chain_id)
         twin, _ = owner.ledger.register("asset", device_did=device.did)
         owner.ledger.grant(
             GrantRequest.of(twin, reader.did, "research", "read", owner.ledger.client.chain_time() + 3600)
@@ -171,28 +171,57 @@ def test_relayer_rate_limits_per_signer(node: RunningNode, owner: Owner):
         limiter.limit = limit
 
 
-def test_node_up_runs_on_embedded_defaults(tmp_path):
+def test_node_up_serves_grant_read_revoke_denied_on_embedded_defaults(tmp_path):
+    """`twinledger node up` with no settings: local anvil, contracts deployed, embedded store, then the whole cycle."""
     port = free_port()
     env = {**os.environ, "TWINLEDGER_DATA_DIR": str(tmp_path), "TWINLEDGER_PORT": str(port)}
     process = subprocess.Popen(
         [sys.executable, "-m", "twinledger.cli", "node", "up"], env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
     try:
         _until(lambda: _ready(port), "the node to come up", attempts=2400)
-        info = httpx.get(f"http://127.0.0.1:{port}/v1/node", timeout=5).json()
+        info = httpx.get(f"{url}/v1/node", timeout=5).json()
         assert info["chainId"] == 31337
         assert json.loads((tmp_path / "deployments" / "31337.json").read_text())["twin_ledger"] == info["twinLedger"]
+        rpc = LocalChain(tmp_path / "chain").status().rpc_url
+        owner = Account.from_key(DEV_KEYS[1])
+        ledger = TwinLedger(ChainClient(str(rpc), owner), info["twinLedger"])
+        device, reader, recovery = DidKey.generate(), DidKey.generate(), DidKey.generate()
+        register_recovery_key(url, owner, recovery, ledger.client.chain_id)
+        twin, _ = ledger.register("asset", device_did=device.did)
+        latest = f"{url}/v1/twins/{twin}/snapshots/latest"
+
+        def read() -> httpx.Response:
+            with httpx.Client(auth=DidAuth(reader), timeout=10) as http:
+                return http.get(latest, params={"purpose": "research"})
+
+        with httpx.Client(auth=DidAuth(device), timeout=10) as http:
+            _until(lambda: http.post(f"{url}/v1/twins/{twin}/snapshots", content=b"v1").status_code == 202, "push")
+        ledger.grant(GrantRequest.of(twin, reader.did, "research", "read", ledger.client.chain_time() + 3600))
+        _until(lambda: read().status_code == 200, "the grant to reach the node")
+        assert read().content == b"v1"
+        ledger.revoke(twin, reader.did, "research")
+        _until(lambda: read().status_code == 403, "the revocation to reach the node")
+        assert read().json()["type"].endswith("grant-revoked")
     finally:
         process.send_signal(signal.SIGTERM)  # graceful shutdown
         output, _ = process.communicate(timeout=60)
+    try:
+        # uvicorn re-raises SIGTERM after a graceful shutdown, so the exit status is the signal's
+        assert process.returncode in (0, -signal.SIGTERM), output
+        assert "Application shutdown complete." in output
+        assert any(
+            json.loads(line).get("logger") == "twinledger.node" for line in output.splitlines() if line.startswith("{")
+        )
+        reindexed = subprocess.run(
+            [sys.executable, "-m", "twinledger.cli", "node", "reindex", "--json"], env=env, capture_output=True,
+            text=True, timeout=120, check=True,
+        )  # fmt: skip
+        assert json.loads(reindexed.stdout)["events"] >= 4  # registration, transfer (mint), grant, revocation
+    finally:
         LocalChain(tmp_path / "chain").down()
-    # uvicorn re-raises SIGTERM after a graceful shutdown, so the exit status is the signal's
-    assert process.returncode in (0, -signal.SIGTERM), output
-    assert "Application shutdown complete." in output
-    assert any(
-        json.loads(line).get("logger") == "twinledger.node" for line in output.splitlines() if line.startswith("{")
-    )
 
 
 def _ready(port: int) -> bool:

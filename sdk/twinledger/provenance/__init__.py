@@ -9,6 +9,7 @@ from twinledger.provenance.records import (
     read_json_block,
     receipt_digest,
     receipt_leaf,
+    recovery_key_binding,
     recovery_key_message,
     snapshot_leaf,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "read_json_block",
     "receipt_digest",
     "receipt_leaf",
+    "recovery_key_binding",
     "recovery_key_message",
     "snapshot_leaf",
 ]

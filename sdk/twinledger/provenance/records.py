@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from multiformats import CID
 
 from twinledger.errors import IntegrityError
@@ -65,3 +68,13 @@ def receipt_leaf(twin_id: int, digest: bytes) -> tuple[int, bytes]:
 def recovery_key_message(address: str, did: str, chain_id: int) -> str:
     """What an owner signs (EIP-191) to name the did:key their snapshots are sealed to."""
     return f"twinledger: seal my twins' snapshots on chain {chain_id} to {did} (owner {address})"
+
+
+def recovery_key_binding(account: LocalAccount, did: str, chain_id: int) -> dict[str, str]:
+    """The body of `PUT /v1/owners/recovery-key`: the owner's address and its signature of the binding.
+
+    Send it in a request signed by `did` (the recovery did:key), so both keys vouch for the binding.
+    """
+    message = recovery_key_message(account.address, did, chain_id)
+    signature = Account.sign_message(encode_defunct(text=message), account.key).signature
+    return {"address": str(account.address), "signature": "0x" + bytes(signature).hex()}
