@@ -57,6 +57,7 @@ lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip-tools
 	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile -q --no-emit-index-url --no-emit-find-links -o requirements-node.lock pyproject.toml
 
 chain-up: install
 	$(VENV)/bin/twinledger chain up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ def _settings(config_file: Path | None = None, **overrides: Any) -> Any:
 
     if config_file is not None and not config_file.is_file():
         raise NotFound(f"no config file at {config_file}", hint="pass an existing KEY=value file to --config")
-    return NodeSettings(_env_file=config_file, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[call-arg]
+    # Docker/Kubernetes secrets: a file named like the variable in lower case, e.g. /run/secrets/twinledger_private_key
+    secrets = Path(os.environ.get("TWINLEDGER_SECRETS_DIR", "/run/secrets"))
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return NodeSettings(  # type: ignore[call-arg]
+        _env_file=config_file, _secrets_dir=secrets if secrets.is_dir() else None, **values
+    )
 
 
 @app.command()

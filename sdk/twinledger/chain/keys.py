@@ -31,10 +31,16 @@ def load_keystore(path: Path, passphrase: str) -> LocalAccount:
 def signer_from_env(chain_id: int | None = None) -> LocalAccount | None:
     """The configured signer, or None.
 
-    `TWINLEDGER_PRIVATE_KEY`, else `TWINLEDGER_KEYSTORE` with `TWINLEDGER_PASSPHRASE`, else on a local
-    dev chain (chain id 31337) anvil's first dev key.
+    `TWINLEDGER_PRIVATE_KEY` (or the file `TWINLEDGER_PRIVATE_KEY_FILE` names), else `TWINLEDGER_KEYSTORE` with
+    `TWINLEDGER_PASSPHRASE`, else on a local dev chain (chain id 31337) anvil's first dev key.
     """
     key = os.environ.get("TWINLEDGER_PRIVATE_KEY")
+    key_file = os.environ.get("TWINLEDGER_PRIVATE_KEY_FILE")
+    if not key and key_file:  # a Docker/Kubernetes secret file keeps the key out of the environment
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as error:
+            raise NotFound(f"cannot read TWINLEDGER_PRIVATE_KEY_FILE {key_file}: {error.strerror}") from None
     if key:
         try:
             return Account.from_key(key)
