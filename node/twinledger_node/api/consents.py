@@ -25,7 +25,10 @@ def relay(rt: Runtime, body: ConsentSubmission) -> dict[str, object]:
     """Submit an owner's EIP-712 signed grant or revocation; the node pays the gas. Checked against the index
     (owner, nonce, deadline, chain id) before anything is sent."""
     rt.require_fresh()
-    consent = SignedConsent.from_json(body.model_dump(by_alias=True))
+    try:
+        consent = SignedConsent.from_json(body.model_dump(by_alias=True))
+    except ValueError as error:
+        raise Problem(400, "malformed-consent", "Malformed signed consent", str(error)) from None
     consent = SignedConsent(**{**consent.__dict__, "did": canonical_did(consent.did)})
     result = rt.relayer.submit(
         consent, chain_id=body.chain_id, contract=body.verifying_contract, chain_now=rt.chain_now()
@@ -34,7 +37,7 @@ def relay(rt: Runtime, body: ConsentSubmission) -> dict[str, object]:
 
 
 @router.put(
-    "/v1/owners/recovery-key", response_model=RecoveryKeyInfo, responses=problem_responses(400, 401, 403),
+    "/v1/owners/recovery-key", response_model=RecoveryKeyInfo, responses=problem_responses(400, 401, 403, 413),
 )  # fmt: skip
 def register_recovery_key(rt: Runtime, caller: AuthenticatedCaller, body: RecoveryKeyRegistration) -> dict[str, str]:
     """Name the did:key an owner's snapshots are sealed to. The request is signed by that did:key; the body carries

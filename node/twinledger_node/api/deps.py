@@ -27,6 +27,16 @@ TITLES = {
 }
 
 
+# The contracts' bounds (TwinRegistry stores ids as uint56, sequence numbers as uint32); larger values cannot name
+# anything and would overflow SQLite's 64-bit integers.
+MAX_TWIN_ID = 2**56 - 1
+MAX_SEQ = 2**32 - 1
+TwinId = Annotated[int, Path(ge=1, le=MAX_TWIN_ID, description="twin id")]
+Seq = Annotated[int, Path(ge=1, le=MAX_SEQ, description="snapshot sequence number")]
+After = Annotated[int, Query(ge=0, le=MAX_SEQ, description="position to continue after (from `next`)")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
 def runtime(request: Request) -> NodeRuntime:
     return request.app.state.runtime
 
@@ -74,7 +84,7 @@ def consent_required(scope: Scope):
     def check(
         rt: Runtime,
         caller: AuthenticatedCaller,
-        twin_id: Annotated[int, Path(ge=1)],
+        twin_id: TwinId,
         purpose: Annotated[str | None, Query(description="why the data is used, e.g. research")] = None,
     ) -> Consent:
         rt.require_fresh()

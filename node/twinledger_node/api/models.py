@@ -66,13 +66,13 @@ class ConsentSubmission(Model):
 
     action: str = Field(pattern="^(grant|revoke)$")
     twin_id: int = Field(alias="twinId", ge=1)
-    did: str = Field(min_length=8, max_length=512)
+    did: str = Field(min_length=8, max_length=512, pattern="^did:[a-z0-9]+:.+")
     purpose: str = Field(pattern="^0x[0-9a-fA-F]{64}$")
     scopes: int = Field(0, ge=0, le=0x1F)
     expiry: int = Field(0, ge=0, lt=2**40)
     nonce: int = Field(ge=0)
     deadline: int = Field(ge=0)
-    signature: str = Field(pattern="^0x[0-9a-fA-F]{130,}$")
+    signature: str = Field(pattern="^0x([0-9a-fA-F]{2}){65,1024}$", description="65-byte ECDSA or ERC-1271 bytes")
     signer: str = ""
     chain_id: int | None = Field(None, alias="chainId")
     verifying_contract: str | None = Field(None, alias="verifyingContract")
@@ -88,7 +88,7 @@ class RecoveryKeyRegistration(Model):
     """Binds an owner's Ethereum address to the did:key that can unseal their snapshots."""
 
     address: str = Field(pattern="^0x[0-9a-fA-F]{40}$")
-    signature: str = Field(pattern="^0x[0-9a-fA-F]{130}$", description="EIP-191 signature of RECOVERY_MESSAGE")
+    signature: str = Field(pattern="^0x[0-9a-fA-F]{130}$", description="EIP-191 signature of the binding message")
 
 
 class RecoveryKeyInfo(Model):

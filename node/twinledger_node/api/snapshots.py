@@ -6,18 +6,27 @@ import json
 import tempfile
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from twinledger.chain.types import Scope
-from twinledger_node.api.deps import AuthenticatedCaller, Consent, Runtime, consent_required, parse_purpose
+from twinledger_node.api.deps import (
+    After,
+    AuthenticatedCaller,
+    Consent,
+    Limit,
+    Runtime,
+    Seq,
+    TwinId,
+    consent_required,
+    parse_purpose,
+)
 from twinledger_node.api.models import SnapshotInfo, SnapshotList
 from twinledger_node.api.problems import problem_responses
 from twinledger_node.services.snapshots import StoredSnapshot
 
 router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
-TwinId = Annotated[int, Path(ge=1, description="twin id")]
 ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
 
 
@@ -39,10 +48,12 @@ async def push_snapshot(
     return stored.as_json()
 
 
-@router.get("", response_model=SnapshotList, response_model_by_alias=True, responses=problem_responses(401, 403, 503))
+@router.get(
+    "", response_model=SnapshotList, response_model_by_alias=True, responses=problem_responses(400, 401, 403, 404, 503)
+)
 def history(
     rt: Runtime, consent: ReadConsent, twin_id: TwinId,
-    after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = 0, limit: Limit = 100,
 ) -> dict[str, object]:  # fmt: skip
     """The twin's snapshots in order (metadata and anchor proofs, no content)."""
     page = rt.snapshots.history(twin_id, after=after, limit=limit)
@@ -102,12 +113,12 @@ def read_by_cid(rt: Runtime, consent: ReadConsent, twin_id: TwinId, manifest_cid
 
 
 @router.get("/{seq}", response_class=StreamingResponse, responses=READ_RESPONSES)
-def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Annotated[int, Path(ge=1)]) -> StreamingResponse:
+def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> StreamingResponse:
     """Snapshot number `seq`'s plaintext."""
     return _serve(rt, consent, rt.snapshots.get(twin_id, seq))
 
 
-@router.get("/{seq}/manifest", responses=problem_responses(401, 403, 404, 503))
-def manifest(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Annotated[int, Path(ge=1)]) -> dict[str, object]:
+@router.get("/{seq}/manifest", responses=problem_responses(400, 401, 403, 404, 503))
+def manifest(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> dict[str, object]:
     """The signed manifest of snapshot `seq` (the block its CID names)."""
     return rt.snapshots.manifest(rt.snapshots.get(twin_id, seq))

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends
 
 from twinledger.chain.types import Scope, TwinKind
-from twinledger_node.api.deps import Consent, Runtime, consent_required
+from twinledger_node.api.deps import After, Consent, Limit, Runtime, TwinId, consent_required
 from twinledger_node.api.models import AuditPage, GrantList, TwinInfo
 from twinledger_node.api.problems import problem_responses
 from twinledger_node.services.audit import audit_trail
 
 router = APIRouter(prefix="/v1/twins", tags=["twins"])
-TwinId = Annotated[int, Path(ge=1)]
 
 
 @router.get("/{twin_id}", response_model=TwinInfo, response_model_by_alias=True, responses=problem_responses(404))
@@ -55,11 +54,11 @@ def grants(rt: Runtime, twin_id: TwinId) -> dict[str, object]:
 
 @router.get(
     "/{twin_id}/audit", response_model=AuditPage, response_model_by_alias=True,
-    responses=problem_responses(401, 403, 404, 503),
+    responses=problem_responses(400, 401, 403, 404, 503),
 )  # fmt: skip
 def audit(
     rt: Runtime, consent: Annotated[Consent, Depends(consent_required(Scope.AUDIT))], twin_id: TwinId,
-    after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = 0, limit: Limit = 100,
 ) -> dict[str, object]:  # fmt: skip
     """Ownership, grants, revocations, snapshots, reads and federated uses, each with its proof (the owner, or a
     DID holding AUDIT for ?purpose=)."""

@@ -38,6 +38,13 @@ class BadSignature(IntegrityError):
     http_status = 401
 
 
+class MissingSignature(AuthError):
+    """The request carries no signature at all: the caller is not authenticated."""
+
+    code = "missing-signature"
+    http_status = 401
+
+
 class MalformedSignature(InvalidInput):
     """The Signature / Signature-Input headers (or a record's proof) cannot be parsed or miss a parameter."""
 

@@ -29,6 +29,7 @@ from twinledger.identity.errors import (
     ContentDigestMismatch,
     MalformedSignature,
     MissingContentDigest,
+    MissingSignature,
     OutsideTimeWindow,
     UnsupportedAlgorithm,
 )
@@ -189,7 +190,7 @@ def _reject_duplicate(key: str, context: str) -> None:
 
 def _parse_dictionary(fields: dict[str, str], name: str) -> dict[str, Any]:
     if name not in fields:
-        raise MalformedSignature(
+        raise MissingSignature(
             f"the request has no {name} header", hint="sign the request (twinledger DidAuth or sign_request)"
         )
     try:
