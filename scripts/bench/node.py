@@ -149,7 +149,9 @@ def main() -> int:
                             signature_input="", signature="", content_digest="", signature_base=b"", method="POST",
                             target_uri="bench")  # fmt: skip
             started = time.perf_counter()
-            runtime.snapshots.ingest(twin, payload, caller, None, runtime.chain_now())
+            runtime.snapshots.ingest(
+                twin, payload, caller, None, runtime.chain_now(), require_fresh=runtime.require_fresh
+            )
             ingest = len(payload) / (time.perf_counter() - started) / 2**20
             rows.append((f"ingest {args.ingest_mib} MiB (seal + import + manifest)", f"{ingest:,.1f} MiB/s",
                          f"{raw:,.1f} MiB/s raw store import", f"{ingest / raw:.2f}"))  # fmt: skip

@@ -11,7 +11,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
@@ -101,13 +101,16 @@ class SnapshotService:
         )
         return recovery is not None and recovery["did"] == did
 
-    def producer_role(self, twin: sqlite3.Row, did: str, purpose: bytes | None, chain_now: int) -> str:
-        """device, owner, or grant (WRITE for `purpose`); else a 403 saying who may push."""
+    def producer_role(
+        self, twin: sqlite3.Row, did: str, purpose: bytes | None, chain_now: int, require_fresh: Callable[[], None]
+    ) -> str:
+        """device, owner, or grant (WRITE for `purpose`, decided on a fresh index); else a 403 saying who may push."""
         if twin["device_did"] and canonical_did(twin["device_did"]) == did:
             return "device"
         if self.is_owner(twin, did):
             return "owner"
         if purpose is not None:
+            require_fresh()
             decision = decide(self.index.connection(), twin["twin_id"], did_hash(did), purpose, Scope.WRITE, chain_now)
             if decision.allowed:
                 return "grant"
@@ -135,10 +138,17 @@ class SnapshotService:
             return self._twin_locks.setdefault(twin_id, threading.Lock())
 
     def ingest(
-        self, twin_id: int, body: bytes, caller: Caller, purpose: bytes | None, chain_now: int
+        self,
+        twin_id: int,
+        body: bytes,
+        caller: Caller,
+        purpose: bytes | None,
+        chain_now: int,
+        *,
+        require_fresh: Callable[[], None],
     ) -> StoredSnapshot:
         twin = self.twin(twin_id)
-        role = self.producer_role(twin, caller.did, purpose, chain_now)
+        role = self.producer_role(twin, caller.did, purpose, chain_now, require_fresh)
         recipients = [self.node_key.did, self.recovery_key(twin["owner"])]
         with self._lock(twin_id):
             previous = (
