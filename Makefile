@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-fast lint contracts check-artifacts bench gas lock clean chain-up chain-down
+.PHONY: install demo test test-reliability test-fast lint contracts check-artifacts bench gas lock clean chain-up chain-down
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -38,6 +38,10 @@ lint: install
 ## test: everything installed, artifacts checked, lint, all tests
 test: install check-artifacts lint
 	$(PY) -m pytest -q
+
+## test-reliability: crashes (SIGKILL), chain outage, reorgs, disk failure, 60 s soak (also run by CI)
+test-reliability: install
+	$(PY) -m pytest -q -m reliability tests/reliability
 
 test-fast: install
 	$(PY) -m pytest -q -x

@@ -28,7 +28,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from multiformats import CID
 
-from twinledger.errors import IntegrityError, InvalidInput, NotFound
+from twinledger.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 from twinledger.ipfs.cids import IDENTITY, block_key, parse_cid, to_cid, verify_block
 from twinledger.ipfs.dag import walk_dag
 from twinledger.ipfs.importer import ImportResult, import_path, import_stream
@@ -282,10 +282,16 @@ class FileBlockStore:
             tx = Transaction(self)
             try:
                 yield tx
+                tx.commit()  # inside the guard: a write that fails while draining must roll back too
+            except OSError as error:
+                tx.rollback()
+                raise Unavailable(
+                    f"the block store at {self.root} could not write: {error.strerror or error}",
+                    hint="free disk space or fix the store's permissions, then retry; nothing was added",
+                ) from error
             except BaseException:
                 tx.rollback()
                 raise
-            tx.commit()
 
     def iter_keys(self) -> Iterator[tuple[str, Path]]:
         for shard in sorted(self.blocks_dir.iterdir()):
