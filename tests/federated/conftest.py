@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from twinledger.chain.deploy import Deployment
 from twinledger.chain.ledger import FederatedLedger, GrantRequest, TwinLedger
 from twinledger.federated import Aggregator, DirectoryCatalog, Participant, Verifier
 from twinledger.identity.keys import DidKey
@@ -38,6 +41,13 @@ class Federation:
     owners: list[TwinLedger]
     twins: list[int]
     participants: list[Participant]
+    cli_args: list[str]
+    key_file: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `twinledger fl ARGS` against this federation's chain, store and catalog."""
+        command = [sys.executable, "-m", "twinledger.cli", "fl", *args, *self.cli_args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
     def grant(self, index: int) -> None:
         owner = self.owners[index]
@@ -51,6 +61,8 @@ class Federation:
 @pytest.fixture
 def federation(
     tmp_path: Path,
+    anvil: str,
+    deployment: Deployment,
     accounts: list[LocalAccount],
     ledger_as: Callable[[LocalAccount], TwinLedger],
     federated_as: Callable[[LocalAccount], FederatedLedger],
@@ -65,4 +77,11 @@ def federation(
     owners = [ledger_as(accounts[i]) for i in (2, 3, 4)]
     twins = [owner.register("asset")[0] for owner in owners]
     participants = [Participant(federated_as(accounts[i]), ledger_as(accounts[i]), store, catalog) for i in (2, 3, 4)]
-    return Federation(store, catalog, aggregator, verifier, owners, twins, participants)
+    (tmp_path / "deployments").mkdir()
+    (tmp_path / "deployments" / f"{deployment.chain_id}.json").write_text(deployment.to_json())
+    (tmp_path / "aggregator.jwk").write_text(AGGREGATOR_KEY.to_jwk())
+    cli_args = ["--rpc-url", anvil, "--deployments-dir", str(tmp_path / "deployments")]
+    cli_args += ["--store", str(tmp_path / "ipfs"), "--catalog", str(tmp_path / "catalog")]
+    return Federation(
+        store, catalog, aggregator, verifier, owners, twins, participants, cli_args, tmp_path / "aggregator.jwk"
+    )

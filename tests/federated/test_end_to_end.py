@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -50,9 +51,16 @@ def test_three_rounds_with_revocation(federation: Federation, encrypt: bool) -> 
 
         report = f.verifier.verify_round(spec.task_id, round_)
         assert report.ok, report.problems
+        key_args = ["--key", str(f.key_file)] if encrypt else []
+        cli = f.cli("verify", str(spec.task_id), str(round_), *key_args)
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        assert "verified" in cli.stdout
 
     history = f.verifier.history(spec.task_id)
     assert [h.participants for h in history] == [[f.twins[0], f.twins[1]]] * 2 + [[f.twins[0]]]
+    shown = f.cli("history", str(spec.task_id), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [r["participants"] for r in json.loads(shown.stdout)] == [h.participants for h in history]
 
 
 def test_verify_fails_when_a_pinned_update_is_altered(federation: Federation) -> None:
@@ -78,6 +86,9 @@ def test_verify_fails_when_a_pinned_update_is_altered(federation: Federation) ->
     report = f.verifier.verify_round(spec.task_id, 1)
     assert not report.ok
     assert any("hashes to the committed digest" in p for p in report.problems)
+    cli = f.cli("verify", str(spec.task_id), "1")
+    assert cli.returncode == 4
+    assert "FAILED" in cli.stdout
 
 
 def test_verify_fails_when_pinned_bytes_are_corrupted(federation: Federation) -> None:

@@ -50,7 +50,7 @@ def _as_float64(index: int, array: object) -> NDArray[np.float64]:
             f"array {index} has dtype {value.dtype}, not a real number type",
             hint="pass integer or floating-point numpy arrays",
         )
-    converted = np.ascontiguousarray(value, dtype=_LE_F64)
+    converted = np.array(value, dtype=_LE_F64, order="C")  # ascontiguousarray would turn 0-d into 1-d
     if not np.isfinite(converted).all():
         raise InvalidInput(f"array {index} holds NaN or infinite values", hint="only finite parameters can be shared")
     return converted
