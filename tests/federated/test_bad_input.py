@@ -57,7 +57,7 @@ def test_participant_refusals_leave_nothing_pinned_or_committed(federation: Fede
 
     with pytest.raises(InvalidInput, match="does not fit the global model"):
         p.submit(spec.task_id, 1, twin, [np.zeros((3, 4)), np.zeros(3)], 5)
-    with pytest.raises(InvalidInput, match="round 2 of task .* is not open"):
+    with pytest.raises(InvalidInput, match=r"round 2 of task .* is not open"):
         p.submit(spec.task_id, 2, twin, local_update(1), 5)
     with pytest.raises(MalformedTensorFile):
         p.submit_file(spec.task_id, 1, twin, b"TLFT garbage", 5)
@@ -77,7 +77,7 @@ def test_participant_refusals_leave_nothing_pinned_or_committed(federation: Fede
     with pytest.raises(AuthError, match="is not the aggregator"):
         impostor.aggregate_round(spec.task_id)
     f.aggregator.aggregate_round(spec.task_id)
-    with pytest.raises(InvalidInput, match="round 1 of task .* is not open"):
+    with pytest.raises(InvalidInput, match=r"round 1 of task .* is not open"):
         p.submit(spec.task_id, 1, twin, local_update(2), 5)
 
 
