@@ -53,8 +53,8 @@ check-artifacts: install
 	$(PY) scripts/compile.py --check
 
 lint: install
-	$(VENV)/bin/ruff check sdk node tests scripts
-	$(VENV)/bin/ruff format --check sdk node tests scripts
+	$(VENV)/bin/ruff check sdk node tests scripts examples
+	$(VENV)/bin/ruff format --check sdk node tests scripts examples
 	$(VENV)/bin/mypy
 
 ## test: everything installed, artifacts checked, lint, all tests
