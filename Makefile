@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-reliability test-fast lint contracts check-artifacts bench gas lock clean chain-up chain-down
+.PHONY: install install-flower flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench gas lock clean chain-up chain-down
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -17,6 +17,28 @@ $(PY_STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Flower (extra `flower`) pins older fastapi/typer/rich than requirements.lock, so it lives in its own virtualenv
+# resolved from requirements-flower.lock (dev + flower extras).
+FLOWER_VENV := .venv-flower
+FLOWER_PY := $(FLOWER_VENV)/bin/python
+FLOWER_STAMP := $(FLOWER_VENV)/.installed
+
+install-flower: $(FLOWER_STAMP) $(NPM_STAMP)
+
+$(FLOWER_STAMP): requirements-flower.lock pyproject.toml
+	@test -x $(FLOWER_PY) || $(PYTHON) -m venv $(FLOWER_VENV)
+	$(FLOWER_PY) -m pip install -q --disable-pip-version-check -r requirements-flower.lock
+	$(FLOWER_PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+## flower-example: Flower server + 10 clients, every round checkpointed on chain and verified with `fl verify`
+flower-example: install-flower
+	$(FLOWER_PY) examples/flower_numpy/run.py
+
+## fl-bench: provenance overhead of a federated round (10 MB model, 10 clients) and gas per round
+fl-bench: install
+	$(PY) scripts/bench/fl.py
 
 $(NPM_STAMP): package-lock.json package.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -31,13 +53,14 @@ check-artifacts: install
 	$(PY) scripts/compile.py --check
 
 lint: install
-	$(VENV)/bin/ruff check sdk node tests scripts
-	$(VENV)/bin/ruff format --check sdk node tests scripts
+	$(VENV)/bin/ruff check sdk node tests scripts examples
+	$(VENV)/bin/ruff format --check sdk node tests scripts examples
 	$(VENV)/bin/mypy
 
 ## test: everything installed, artifacts checked, lint, all tests
-test: install check-artifacts lint
-	$(PY) -m pytest -q
+test: install install-flower check-artifacts lint
+	$(PY) -m pytest -q --ignore=tests/flower
+	$(FLOWER_PY) -m pytest -q tests/flower
 
 ## test-reliability: crashes (SIGKILL), chain outage, reorgs, disk failure, 60 s soak (also run by CI)
 test-reliability: install
@@ -62,6 +85,7 @@ lock:
 	$(PY) -m pip install -q pip-tools
 	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(VENV)/bin/pip-compile -q --no-emit-index-url --no-emit-find-links -o requirements-node.lock pyproject.toml
+	$(VENV)/bin/pip-compile -q --extra dev --extra flower --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-flower.lock pyproject.toml
 
 chain-up: install
 	$(VENV)/bin/twinledger chain up
@@ -70,4 +94,4 @@ chain-down: install
 	$(VENV)/bin/twinledger chain down
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOWER_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

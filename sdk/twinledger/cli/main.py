@@ -22,6 +22,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.chain", "chain"),
     ("twinledger.cli.contracts", "contracts"),
     ("twinledger.cli.ipfs", "ipfs"),
+    ("twinledger.cli.fl", "fl"),
     # The node is a separate import package (the SDK never imports it); its command is composed in here.
     ("twinledger_node.cli", "node"),
 ]

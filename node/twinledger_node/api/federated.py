@@ -1,0 +1,112 @@
+"""/v1/fl/tasks: federated tasks with the node as aggregator — create, submit an update, round status, checkpoint.
+
+Every request is DID-signed. An update is submitted by the twin's owner (or its recovery did:key); the node's chain
+account commits it, so the owner approves that account for the twin, and the contract (and, first, the node)
+refuses twins whose owner has not granted TRAIN for the task's purpose to the node's DID. Committed updates appear
+in the twin's audit trail as federated uses (UpdateCommitted events).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+
+from twinledger.errors import AuthError, InvalidInput
+from twinledger.federated import deserialize
+from twinledger_node.api.deps import AuthenticatedCaller, Runtime, parse_purpose
+from twinledger_node.api.problems import Problem, problem_responses
+from twinledger_node.runtime import NodeRuntime
+from twinledger_node.services.federated import FederatedService
+
+router = APIRouter(prefix="/v1/fl/tasks", tags=["federated"])
+TaskId = Annotated[int, Path(ge=1, description="task id")]
+Round = Annotated[int, Path(ge=1, description="round number")]
+
+
+@functools.cache
+def _service(rt: NodeRuntime) -> FederatedService:
+    return FederatedService(rt)
+
+
+@router.post("", status_code=201, responses=problem_responses(400, 401, 409, 503))
+async def create_task(
+    request: Request,
+    rt: Runtime,
+    caller: AuthenticatedCaller,
+    purpose: Annotated[str | None, Query(description="what the model is trained for, e.g. research")] = None,
+    encrypt: Annotated[bool, Query(description="participants encrypt updates to the node's did:key")] = False,
+) -> dict[str, Any]:
+    """Open a task aggregated by this node; the body is the initial model as a tensor file."""
+    code = parse_purpose(purpose)
+    assert code is not None
+    arrays = deserialize(await request.body())
+    spec = _service(rt).aggregator.open_task(rt.node_key.did, code, arrays, encrypt_updates=encrypt)
+    return {**spec.to_json(), "createdBy": caller.did}
+
+
+@router.post(
+    "/{task_id}/rounds/{round_}/updates", status_code=201, responses=problem_responses(400, 401, 403, 404, 409, 422)
+)
+async def submit_update(
+    request: Request,
+    rt: Runtime,
+    caller: AuthenticatedCaller,
+    task_id: TaskId,
+    round_: Round,
+    twin_id: Annotated[int, Query(alias="twinId", ge=1)],
+    num_samples: Annotated[int, Query(alias="numSamples", ge=1)],
+    sha256: Annotated[str | None, Header(alias="Twinledger-Update-Sha256")] = None,
+) -> dict[str, Any]:
+    """Submit twin `twinId`'s update (a tensor file) to the open round; only the twin's owner may."""
+    rt.require_fresh()
+    twin = rt.snapshots.twin(twin_id)
+    if not rt.snapshots.is_owner(twin, caller.did):
+        raise Problem(403, "fl/not-owner", "Not the twin's owner", f"{caller.did} does not own twin {twin_id}",
+                      hint="sign the request with the owner's did:pkh or registered recovery key")  # fmt: skip
+    expected = None
+    if sha256 is not None:
+        try:
+            expected = bytes.fromhex(sha256.removeprefix("0x"))
+        except ValueError:
+            raise InvalidInput("Twinledger-Update-Sha256 is not hex", hint="send the sha256 of the body") from None
+    body = await request.body()
+    try:
+        submitted = _service(rt).participant.submit_file(
+            task_id, round_, twin_id, body, num_samples, expected_digest=expected
+        )
+    except AuthError as error:
+        raise Problem(403, "fl/not-authorized", "Training not authorized", error.message, hint=error.hint) from None
+    return {
+        "taskId": task_id,
+        "round": round_,
+        "twinId": twin_id,
+        "digest": "0x" + submitted.digest.hex(),
+        "numSamples": num_samples,
+        "record": str(submitted.record_cid),
+        "content": str(submitted.content_cid),
+        "tx": submitted.tx.tx_hash,
+    }
+
+
+@router.get("/{task_id}/rounds/{round_}", responses=problem_responses(401, 404, 503))
+def round_status(rt: Runtime, caller: AuthenticatedCaller, task_id: TaskId, round_: Round) -> dict[str, Any]:
+    """The round's committed updates, its checkpoint (when there is one) and what was excluded and why."""
+    rt.require_fresh()
+    status = _service(rt).round_status(task_id, round_)
+    if status is None:
+        raise Problem(404, "fl/unknown-task", "Unknown task", f"task {task_id} is not indexed on this node")
+    return status
+
+
+@router.post("/{task_id}/rounds/{round_}/checkpoint", responses=problem_responses(400, 401, 403, 404, 409))
+def checkpoint(rt: Runtime, caller: AuthenticatedCaller, task_id: TaskId, round_: Round) -> dict[str, Any]:
+    """Aggregate and checkpoint the open round (the node must be the task's aggregator), then verify it."""
+    service = _service(rt)
+    try:
+        result = service.aggregator.aggregate_round(task_id, round_)
+    except AuthError as error:
+        raise Problem(403, "fl/not-aggregator", "Not the aggregator", error.message, hint=error.hint) from None
+    report = service.verifier.verify_round(task_id, round_)
+    return {**result.record.to_json(), "record": str(result.record_cid), "tx": result.tx.tx_hash, "verified": report.ok}
