@@ -90,9 +90,11 @@ def test_restart_keeps_snapshots_and_anchors_what_was_pending(tmp_path, anvil, d
                 assert read.status_code == 200 and read.content == b"v%d" % (i - 1)
                 assert read.headers["twinledger-manifest-cid"] == snap["manifestCid"]
         # snapshot batches only: the reads above leave receipts, which are batched on their own
-        batches = second.runtime.state.connection().execute(
-            "SELECT status, count FROM batches WHERE kind = ?", (int(BatchKind.SNAPSHOTS),)
-        ).fetchall()
+        batches = (
+            second.runtime.state.connection()
+            .execute("SELECT status, count FROM batches WHERE kind = ?", (int(BatchKind.SNAPSHOTS),))
+            .fetchall()
+        )
         assert [(b["status"], b["count"]) for b in batches] == [("anchored", 3)]
     finally:
         second.stop()
