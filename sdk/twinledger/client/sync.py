@@ -122,6 +122,8 @@ class Client:
     ) -> httpx.Response:
         url = httpx.URL(self.node_url + path, params={k: v for k, v in (params or {}).items() if v is not None})
         headers = {"Content-Length": str(len(body))} if method != "GET" else {}
+        if method != "GET" and "/snapshots" not in path:  # everything but a snapshot's plaintext is JSON
+            headers["Content-Type"] = "application/json"
         if signer is not None:
             headers |= sign_request(signer, method, str(url), body)
         content: Any = body if progress is None or method == "GET" else self._chunks(body, progress)
@@ -209,6 +211,25 @@ class Client:
                 hint="use the owner's wallet (--name), or ask the owner",
             )
 
+    def _until_indexed(self, what: str, seen: Callable[[], bool], timeout: float = 60.0) -> None:
+        """Wait until the node's index shows a transaction just mined, so the next call reads its own write."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if seen():
+                    return
+            except NotFound:
+                pass
+            if time.monotonic() > deadline:
+                raise NodeUnavailable(
+                    f"the node has not indexed {what} after {timeout:.0f} s (it is on chain)",
+                    hint="check the node's /readyz; it may be behind the chain",
+                )
+            time.sleep(0.1)
+
+    def _grant_indexed(self, twin_id: int, tx_hash: str) -> bool:
+        return any(tx_hash in (g.tx_hash, g.revoked_tx) for g in self.grants(twin_id))
+
     # ------------------------------------------------------------------ twins
 
     def ensure_recovery_key(self) -> str:
@@ -239,6 +260,7 @@ class Client:
         self.ensure_recovery_key()  # before the transaction: a node that refuses it leaves nothing half-done
         digest = hashlib.sha256(metadata).digest() if metadata else b"\x00" * 32
         twin_id, tx = self.ledger.register(kind, parent_id=parent_id, metadata_digest=digest, device_did=device)
+        self._until_indexed(f"twin {twin_id}", lambda: self.twin(twin_id) is not None)
         return Twin(twin_id, self._wallet().address, kind.name.lower(), parent_id, device or None, 0, tx.tx_hash)
 
     def twin(self, twin_id: int) -> Twin:
@@ -263,6 +285,7 @@ class Client:
         device = canonical_did(device_did) if device_did else ""
         self._require_owner(twin_id, "bind a device")
         tx = self.ledger.bind_device(twin_id, device)
+        self._until_indexed(f"the device of twin {twin_id}", lambda: self.twin(twin_id).device_did == (device or None))
         return TxOutcome(tx.tx_hash, tx.block_number, {"twinId": twin_id, "deviceDid": device or None})
 
     def transfer(self, twin_id: int, to: str) -> TxOutcome:
@@ -271,6 +294,8 @@ class Client:
             raise InvalidInput(f"{to!r} is not an Ethereum address", hint="0x followed by 40 hex digits")
         self._require_owner(twin_id, "transfer it")
         tx = self.ledger.transfer(twin_id, to)
+        new_owner = Web3.to_checksum_address(to)
+        self._until_indexed(f"the transfer of twin {twin_id}", lambda: self.twin(twin_id).owner == new_owner)
         return TxOutcome(tx.tx_hash, tx.block_number, {"twinId": twin_id, "to": Web3.to_checksum_address(to)})
 
     # ------------------------------------------------------------------ snapshots
@@ -395,7 +420,7 @@ class Client:
         check_plaintext(manifest, sha256, size, what)
         node = run(check_node_signature(manifest, what))
         producer = run(check_producer(manifest, what))
-        anchored = bool(anchor.get("batchRoot") and anchor.get("proof") and anchor.get("tx"))
+        anchored = bool(anchor.get("batchRoot") and anchor.get("tx")) and anchor.get("proof") is not None
         if anchored:
             check_anchor(
                 self.ledger,
@@ -458,6 +483,7 @@ class Client:
         else:
             tx = self.ledger.grant(request)
             tx_hash, block = tx.tx_hash, tx.block_number
+        self._until_indexed(f"grant {tx_hash}", lambda: self._grant_indexed(twin_id, tx_hash))
         return ConsentResult(
             "grant",
             twin_id,
@@ -489,6 +515,7 @@ class Client:
         else:
             tx = self.ledger.revoke(twin_id, did, purpose)
             tx_hash, block = tx.tx_hash, tx.block_number
+        self._until_indexed(f"revocation {tx_hash}", lambda: self._grant_indexed(twin_id, tx_hash))
         return ConsentResult("revoke", twin_id, did, "0x" + purpose_code(purpose).hex(), [], 0, tx_hash, block, relay)
 
     def _relay(self, consent: dict[str, Any]) -> tuple[str, int]:
