@@ -14,7 +14,7 @@ from twinledger.cli.output import JsonOption, console, print_json
 from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
 from twinledger.client import AuditEntry
 
-app = typer.Typer(help="A twin's audit trail as a timeline.")
+app = typer.Typer(help="A twin's audit trail as a timeline.", context_settings={"allow_interspersed_args": True})
 
 
 def _purpose(value: Any) -> str:

@@ -14,7 +14,7 @@ from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOpt
 from twinledger.errors import InvalidInput, NotFound
 from twinledger.verify import read_bundle, verify_twin
 
-app = typer.Typer(help="Verify a twin's provenance offline.")
+app = typer.Typer(help="Verify a twin's provenance offline.", context_settings={"allow_interspersed_args": True})
 
 
 @app.callback(invoke_without_command=True)

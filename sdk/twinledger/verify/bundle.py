@@ -24,18 +24,19 @@ DAG_CBOR = 0x71
 class Blocks:
     """Blocks in memory, each checked against its CID when stored (what `read_car_into` stages into)."""
 
-    data: dict[str, bytes] = field(default_factory=dict)
+    # Keyed by the binary CID: the same CID may print in different multibases (a CAR header's base58 vs base32).
+    data: dict[bytes, bytes] = field(default_factory=dict)
 
     def has(self, cid: CID) -> bool:
-        return str(cid) in self.data
+        return bytes(cid) in self.data
 
     def put(self, cid: CID, data: bytes) -> None:
         verify_block(cid, data)
-        self.data[str(cid)] = data
+        self.data[bytes(cid)] = data
 
     def get(self, cid: CID) -> bytes:
         try:
-            return self.data[str(cid)]
+            return self.data[bytes(cid)]
         except KeyError:
             raise NotFound(
                 f"block {cid} is not in the provenance CAR", hint="fetch the CAR again from a node that holds this twin"
@@ -75,9 +76,9 @@ def index_block(
 
 
 def write_bundle(out: BinaryIO, root: tuple[CID, bytes], blocks: Iterable[tuple[CID, bytes]]) -> None:
-    unique = {str(root[0]): root}
+    unique = {bytes(root[0]): root}
     for cid, data in blocks:
-        unique.setdefault(str(cid), (cid, data))
+        unique.setdefault(bytes(cid), (cid, data))
     write_car(out, [root[0]], list(unique.values()))
 
 
@@ -98,7 +99,8 @@ def read_bundle(stream: BinaryIO) -> tuple[ProvenanceIndex, Blocks]:
             int(document["twinId"]),
             int(document["chainId"]),
             str(document["registry"]),
-            *[list(document[k]) for k in ("manifests", "batches", "receipts")],
+            # shown as base32, as the node and Kubo print CIDv1 (a CAR header may carry base58)
+            *[[c.set(base="base32") for c in document[k]] for k in ("manifests", "batches", "receipts")],
         )
     except (KeyError, TypeError, ValueError, DAGCBORDecodingError):
         raise IntegrityError(f"the CAR's root {roots[0]} is not a twinledger provenance index") from None

@@ -12,6 +12,7 @@ from multiformats import CID
 from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.types import BatchKind
 from twinledger.errors import TwinledgerError
+from twinledger.ipfs import parse_cid
 from twinledger.merkle import StandardMerkleTree
 from twinledger.provenance import RECEIPT_LEAF_TYPES, SNAPSHOT_LEAF_TYPES, read_json_block, receipt_digest
 from twinledger.verify.bundle import Blocks, read_bundle
@@ -59,13 +60,23 @@ class _Batch:
     cid: CID
     kind: BatchKind
     tree: StandardMerkleTree
-    records: list[str]
+    records: list[bytes]
 
     def position(self, leaf: tuple[Any, ...]) -> int | None:
         try:
             return self.tree.values.index(leaf)
         except ValueError:
             return None
+
+
+def _cid_or_none(text: Any) -> CID | None:
+    """A CID named in a record, in any multibase; None for null or text that is no CID (reported as a mismatch)."""
+    if text is None:
+        return None
+    try:
+        return parse_cid(str(text))
+    except TwinledgerError:
+        return None
 
 
 def _leaf_value(kind: str, raw: Any) -> Any:
@@ -85,7 +96,7 @@ def _load_batch(ledger: TwinLedger, cid: CID, blocks: Blocks) -> _Batch:
             tuple(_leaf_value(t, v) for t, v in zip(types, entry["value"], strict=True))
             for entry in sorted(dump["values"], key=lambda e: -int(e["treeIndex"]))
         ]
-        records = [str(c) for c in document["records"]]
+        records = [bytes(c) for c in document["records"]]
     except TwinledgerError:
         raise
     except Exception as error:  # any shape error in a block we did not write ourselves
@@ -106,7 +117,7 @@ def _load_batch(ledger: TwinLedger, cid: CID, blocks: Blocks) -> _Batch:
             f"block holds {len(values)} {kind.name.lower()}"
         )
     logs = ledger.contract.events.BatchAnchored().get_logs(from_block=0, argument_filters={"root": tree.root})
-    if not logs or logs[-1]["args"]["leavesCid"] != str(cid):
+    if not logs or bytes(_cid_or_none(logs[-1]["args"]["leavesCid"]) or b"") != bytes(cid):
         raise _fail(
             f"{what}: the chain anchored root {root} with another leaf list "
             f"({logs[-1]['args']['leavesCid'] if logs else 'none'})"
@@ -161,15 +172,15 @@ def verify_twin(
         )
     report.batches = len(batches)
 
-    previous: str | None = None
-    manifests: dict[str, dict[str, Any]] = {}
+    previous: CID | None = None
+    manifests: dict[bytes, dict[str, Any]] = {}
     for position, cid in enumerate(index.manifests, start=1):
         what = f"snapshot #{position} ({cid})"
         data = blocks.get(cid)
         manifest = read_manifest(cid, data, twin_id=twin_id, chain_id=chain_id, registry=registry)
         if manifest["seq"] != position:
             raise _fail(f"{what}: the manifest says seq {manifest['seq']}; the chain of manifests has a gap")
-        if manifest["previous"] != previous:
+        if (_cid_or_none(manifest["previous"]) or None) != previous:
             raise _fail(f"{what}: hash link broken: previous is {manifest['previous']}, expected {previous}")
         report.node_dids.add(run(check_node_signature(manifest, what)))
         producer = run(check_producer(manifest, what))
@@ -185,7 +196,7 @@ def verify_twin(
             ok(f"snapshot #{position}: signed by producer {producer}, hash-linked; NOT YET ANCHORED")
         else:
             batch, i = found[0]
-            if str(cid) not in batch.records:
+            if bytes(cid) not in batch.records:
                 raise _fail(f"{what}: batch {batch.cid} anchors its digest but does not link the manifest")
             proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
             check_anchor(ledger, BatchKind.SNAPSHOTS, leaf, "0x" + batch.tree.root.hex(), proof, what)
@@ -193,8 +204,8 @@ def verify_twin(
                 f"snapshot #{position}: signed by producer {producer}, hash-linked, Merkle proof to anchored root "
                 f"0x{batch.tree.root.hex()[:16]}…"
             )
-        manifests[str(cid)] = manifest
-        previous = str(cid)
+        manifests[bytes(cid)] = manifest
+        previous = cid
     report.snapshots = len(index.manifests)
     for batch in batches:  # a batch may not anchor snapshots of this twin that the CAR leaves out
         for value in batch.tree.values:
@@ -213,7 +224,7 @@ def verify_twin(
             raise _fail(f"{what}: {error.message}") from None
         if receipt.get("type") != RECEIPT_TYPE or receipt.get("twinId") != twin_id:
             raise _fail(f"{what} is not an access receipt of twin {twin_id}")
-        named = manifests.get(str(receipt.get("manifestCid")))
+        named = manifests.get(bytes(_cid_or_none(receipt.get("manifestCid")) or b""))
         if named is None or named["seq"] != receipt.get("seq"):
             raise _fail(
                 f"{what}: names snapshot #{receipt.get('seq')} ({receipt.get('manifestCid')}), which is not "
