@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.node.conftest import RunningNode, start_node
 from twinledger.chain.deploy import Deployment
+from twinledger.chain.localchain import rpc_call
 from twinledger.client import Client
 from twinledger.wallet import WalletStore
 
@@ -37,11 +38,14 @@ def stack(
     store.create("owner", PASSPHRASE, private_key=bytes(accounts[3].key))
     store.create("other", PASSPHRASE, private_key=bytes(accounts[4].key))
     store.create("researcher", PASSPHRASE)  # no funds: a grantee only needs its did:key
+    # Other test modules expect the freshly deployed chain: everything done here is reverted afterwards.
+    snapshot = rpc_call(anvil, "evm_snapshot")
     node = start_node(tmp_path_factory.mktemp("node"), anvil, deployment, accounts[8])
     try:
         yield Stack(node, anvil, home, store)
     finally:
         node.stop()
+        rpc_call(anvil, "evm_revert", [snapshot])
         monkey.undo()
 
 

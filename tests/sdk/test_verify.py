@@ -31,13 +31,12 @@ def provenance(stack: Stack) -> tuple[int, bytes]:
         tl.grant(twin, researcher.did_key.did, purpose="research", scopes="read", expiry=parse_expiry("1d"))
         reader.fetch_snapshot(twin, 2, purpose="research")
         tl.wait_anchored(twin, 2)
-        for _ in range(200):
-            car = tl.provenance_car(twin)
-            index, _ = read_bundle(io.BytesIO(car))
-            if len(index.batches) >= 2:  # the receipt's batch is anchored too
-                return twin, car
+        for _ in range(200):  # until both snapshots and the read's receipt are anchored
+            statuses = [e.proof.get("status") for e in tl.audit(twin) if e.kind in ("snapshot", "read")]
+            if statuses == ["anchored"] * 3:
+                return twin, tl.provenance_car(twin)
             stack.node.runtime.anchors.tick(force=True)
-        raise AssertionError("the receipt batch was never anchored")
+        raise AssertionError(f"not all anchored: {statuses}")
 
 
 def _rebuild(car: bytes, replace: dict[bytes, bytes], relink: dict[str, Any] | None = None) -> bytes:
