@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 import twinledger
-from twinledger_node.api import consents, federated, ops, snapshots, twins
+from twinledger_node.api import consents, federated, ops, provenance, snapshots, twins
 from twinledger_node.api import problems as problems_api
 from twinledger_node.api.problems import Problem, problem_response
 from twinledger_node.auth import install_auth_problem_handler
@@ -52,6 +52,6 @@ def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
         runtime.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
         return response
 
-    for router in (ops.router, twins.router, snapshots.router, consents.router, federated.router):
+    for router in (ops.router, twins.router, snapshots.router, consents.router, provenance.router, federated.router):
         app.include_router(router)
     return app

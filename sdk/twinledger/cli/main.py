@@ -22,6 +22,12 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.chain", "chain"),
     ("twinledger.cli.contracts", "contracts"),
     ("twinledger.cli.ipfs", "ipfs"),
+    ("twinledger.cli.wallet", "wallet"),
+    ("twinledger.cli.twin", "twin"),
+    ("twinledger.cli.consent", "consent"),
+    ("twinledger.cli.snapshot", "snapshot"),
+    ("twinledger.cli.audit", "audit"),
+    ("twinledger.cli.verify", "verify"),
     ("twinledger.cli.fl", "fl"),
     # The node is a separate import package (the SDK never imports it); its command is composed in here.
     ("twinledger_node.cli", "node"),

@@ -55,6 +55,7 @@ from twinledger.identity.http_signatures import (
     content_digest,
     sign_request,
     verify_request,
+    verify_request_signature,
 )
 from twinledger.identity.keys import ED25519, EIP191_SECP256K1, DidKey, DidSigner, EthereumDid
 from twinledger.identity.records import VerifiedRecord, canonical_json, sign_record, verify_record
@@ -105,4 +106,5 @@ __all__ = [
     "verify_consent_receipt",
     "verify_record",
     "verify_request",
+    "verify_request_signature",
 ]

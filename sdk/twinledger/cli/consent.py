@@ -1,0 +1,149 @@
+"""`twinledger consent grant|revoke|list|check|receipt`."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from twinledger.chain.types import purpose_label
+from twinledger.cli.output import JsonOption, console, print_json, print_rows
+from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.client import parse_expiry
+
+app = typer.Typer(help="Give, end and inspect consent for a twin's data.", no_args_is_help=True)
+PurposeOption = typer.Option(..., "--purpose", help="research, maintenance, ... or a DPV IRI")
+RelayOption = typer.Option(False, "--relay", help="sign (EIP-712) and let the node's relayer pay the gas")
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@app.command()
+def grant(
+    twin_id: int = typer.Argument(...),
+    did: str = typer.Argument(..., help="the grantee's DID"),
+    scope: str = typer.Option("read", "--scope", help="read,write,train,audit[,inherit]"),
+    purpose: str = PurposeOption,
+    expires: str = typer.Option("30d", "--expires", help="30d, 12h, 90m, an ISO date, or unix seconds"),
+    relay: bool = RelayOption,
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Consent for DID to use twin TWIN_ID for a purpose, with scopes, until an expiry."""
+    expiry = parse_expiry(expires)
+    with connect(node, rpc_url, name, passphrase_file) as tl:
+        result = tl.grant(twin_id, did, purpose=purpose, scopes=scope, expiry=expiry, relay=relay)
+    if json_out:
+        print_json(result.as_dict())
+    else:
+        via = " (relayed by the node)" if relay else ""
+        console.print(
+            f"granted {','.join(result.scopes)} on twin {twin_id} to {result.did} for {purpose} until "
+            f"{_when(result.expiry)} in {result.tx_hash}{via}",
+            highlight=False,
+        )
+
+
+@app.command()
+def revoke(
+    twin_id: int = typer.Argument(...),
+    did: str = typer.Argument(...),
+    purpose: str = PurposeOption,
+    relay: bool = RelayOption,
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """End a grant."""
+    with connect(node, rpc_url, name, passphrase_file) as tl:
+        result = tl.revoke(twin_id, did, purpose=purpose, relay=relay)
+    if json_out:
+        print_json(result.as_dict())
+    else:
+        console.print(
+            f"revoked {result.did}'s grant for {purpose} on twin {twin_id} in {result.tx_hash}", highlight=False
+        )
+
+
+@app.command("list")
+def list_(twin_id: int = typer.Argument(...), node: str = NodeOption, json_out: bool = JsonOption) -> None:
+    """Every grant recorded for a twin, live or not."""
+    with connect(node, None, None, None) as tl:
+        grants = tl.grants(twin_id)
+    if json_out:
+        print_json([g.as_dict() for g in grants])
+        return
+    now = int(time.time())
+    rows = [
+        (
+            g.did,
+            purpose_label(bytes.fromhex(g.purpose[2:])),
+            ",".join(g.scopes),
+            _when(g.expiry),
+            "live" if g.live else ("revoked" if g.revoked_tx else ("expired" if g.expiry <= now else "ended")),
+        )
+        for g in grants
+    ]
+    print_rows(f"grants of twin {twin_id}", ["did", "purpose", "scopes", "expires", "status"], rows)
+
+
+@app.command()
+def check(
+    twin_id: int = typer.Argument(...),
+    did: str = typer.Argument(...),
+    purpose: str = PurposeOption,
+    scope: str = typer.Option("read", "--scope"),
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Whether the chain authorizes DID for SCOPE and PURPOSE now. Exit code 0 yes, 1 no."""
+    with connect(node, rpc_url, None, None) as tl:
+        allowed = tl.check(twin_id, did, purpose=purpose, scope=scope)
+    if json_out:
+        print_json({"twinId": twin_id, "did": did, "purpose": purpose, "scope": scope, "authorized": allowed})
+    elif allowed:
+        console.print(f"[green]authorized[/]: {did} may {scope} twin {twin_id} for {purpose}", highlight=False)
+    else:
+        console.print(
+            f"[red]not authorized[/]: {did} may not {scope} twin {twin_id} for {purpose}; the owner can "
+            f"run `twinledger consent grant {twin_id} {did} --scope {scope} --purpose {purpose}`",
+            highlight=False,
+        )
+    if not allowed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def receipt(
+    twin_id: int = typer.Argument(...),
+    did: str = typer.Argument(...),
+    purpose: str = PurposeOption,
+    tx: str = typer.Option(..., "--tx", help="the grant's transaction hash"),
+    out: Path | None = typer.Option(None, "-o", "--out", help="write the credential here"),
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Issue a W3C verifiable credential (ConsentReceipt) for a live grant, signed by your did:key."""
+    import json
+
+    with connect(node, rpc_url, name, passphrase_file) as tl:
+        credential = tl.issue_consent_receipt(twin_id, did, purpose=purpose, tx_hash=tx)
+    if out:
+        out.write_text(json.dumps(credential, indent=2))
+    if json_out or not out:
+        print_json(credential)
+    else:
+        console.print(f"consent receipt for {did} written to {out}", highlight=False)

@@ -1,0 +1,133 @@
+"""`twinledger snapshot push|get|history`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
+from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.errors import InvalidInput
+from twinledger.identity import DidKey
+
+app = typer.Typer(help="Push, read and list a twin's snapshots.", no_args_is_help=True)
+PurposeOption = typer.Option(None, "--purpose", help="why you read (needed unless you own the twin)")
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:
+    if not enabled:
+        yield None
+        return
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=type(console)(stderr=True, emoji=False), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command()
+def push(
+    twin_id: int = typer.Argument(...),
+    file: Path = typer.Argument(..., help="the snapshot's content ('-': stdin)"),
+    device_key: Path | None = typer.Option(None, "--device-key", help="push as the device: its private JWK file"),
+    purpose: str | None = typer.Option(None, "--purpose", help="push under a WRITE grant for this purpose"),
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Push a snapshot: as the twin's owner (your wallet), its device (--device-key), or under a WRITE grant."""
+    if str(file) != "-" and not file.is_file():
+        raise InvalidInput(f"no file {file}", hint="give the path of the snapshot to push, or - for stdin")
+    data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    device = DidKey.from_jwk(device_key.read_text()) if device_key else None
+    with (
+        connect(node, rpc_url, None if device else name, passphrase_file) as tl,
+        progress_bar(f"push {file.name}", not json_out) as progress,
+    ):
+        snapshot = tl.push_snapshot(twin_id, data, as_device=device, purpose=purpose, progress=progress)
+    if json_out:
+        print_json(snapshot.as_dict())
+    else:
+        console.print(
+            f"pushed snapshot [bold]#{snapshot.seq}[/] of twin {twin_id}: {snapshot.size} bytes, manifest "
+            f"{snapshot.manifest_cid} (anchoring queued)",
+            highlight=False,
+        )
+
+
+@app.command()
+def get(
+    twin_id: int = typer.Argument(...),
+    seq: int | None = typer.Argument(None, help="sequence number (default latest)"),
+    out: Path | None = typer.Option(None, "-o", "--out", help="write the content here (default stdout)"),
+    purpose: str | None = PurposeOption,
+    require_anchor: bool = typer.Option(False, "--require-anchor", help="refuse a snapshot not anchored yet"),
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Read a snapshot, verified (content hash, manifest, producer signature, on-chain anchor) before it is written."""
+    if out is not None and out.exists():
+        raise InvalidInput(f"{out} exists", hint="choose a new path with -o")
+    with connect(node, rpc_url, name, passphrase_file) as tl, progress_bar("get", out is not None) as progress:
+        fetched = tl.fetch_snapshot(
+            twin_id, seq, purpose=purpose, out=out, progress=progress, require_anchor=require_anchor
+        )
+    v = fetched.verification
+    if json_out:
+        print_json(fetched.as_dict())
+    elif out is None:
+        sys.stdout.buffer.write(fetched.data or b"")
+        sys.stdout.buffer.flush()
+    else:
+        print_mapping(
+            f"snapshot #{fetched.seq} of twin {twin_id} → {out}",
+            {
+                "bytes": fetched.size,
+                "sha256": v.plaintext_sha256,
+                "manifest": v.manifest_cid,
+                "producer": f"{v.producer} (signature verified)",
+                "anchor": f"batch {v.batch_root} in {v.anchor_tx} (Merkle proof verified)"
+                if v.anchored
+                else "not anchored yet",
+            },
+        )
+
+
+@app.command()
+def history(
+    twin_id: int = typer.Argument(...),
+    purpose: str | None = PurposeOption,
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """A twin's snapshots, oldest first, with their anchors."""
+    with connect(node, rpc_url, name, passphrase_file) as tl:
+        snapshots = tl.history(twin_id, purpose=purpose)
+    if json_out:
+        print_json([s.as_dict() for s in snapshots])
+        return
+    rows = [
+        (
+            s.seq,
+            datetime.fromtimestamp(s.created, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            s.size,
+            s.manifest_cid,
+            (s.anchor.tx or "")[:18] + "…" if s.anchor.anchored else "pending",
+        )
+        for s in snapshots
+    ]
+    print_rows(f"snapshots of twin {twin_id}", ["seq", "created (UTC)", "bytes", "manifest", "anchor tx"], rows)

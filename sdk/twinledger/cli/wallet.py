@@ -1,0 +1,227 @@
+"""`twinledger wallet create|import|list|show|export-did|passwd|register-recovery-key`, and the options every
+command that uses a wallet or the node shares."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from eth_account import Account
+
+from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
+from twinledger.client import Client
+from twinledger.errors import AuthError, InvalidInput, NotFound, TwinledgerError
+from twinledger.identity import DidKey
+from twinledger.wallet import PASSPHRASE_ENV, Wallet, WalletStore, read_passphrase_file
+
+app = typer.Typer(
+    help="Your keys: an Ethereum account (keystore v3) and a did:key, under $TWINLEDGER_HOME.", no_args_is_help=True
+)
+
+DEFAULT_NODE = "http://127.0.0.1:8700"
+DEFAULT_RPC = "http://127.0.0.1:8545"
+NameOption = typer.Option("default", "--name", "-n", envvar="TWINLEDGER_WALLET", help="which wallet")
+PassFileOption = typer.Option(None, "--passphrase-file", help="read the passphrase from this file (mode 0600)")
+NodeOption = typer.Option(DEFAULT_NODE, "--node", envvar="TWINLEDGER_NODE_URL", help="node URL")
+RpcOption = typer.Option(DEFAULT_RPC, "--rpc-url", envvar="TWINLEDGER_RPC_URL", help="chain JSON-RPC URL")
+
+
+def passphrase(passphrase_file: Path | None, *, confirm: bool = False, prompt: str = "wallet passphrase") -> str:
+    """--passphrase-file, else $TWINLEDGER_PASSPHRASE, else a hidden prompt (never echoed, never logged)."""
+    if passphrase_file is not None:
+        return read_passphrase_file(passphrase_file)
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env is not None:
+        return from_env
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+def unlock(name: str, passphrase_file: Path | None) -> Wallet:
+    store = WalletStore()
+    store.info(name)  # a missing wallet is reported before asking for a passphrase
+    return store.unlock(name, passphrase(passphrase_file))
+
+
+@contextmanager
+def connect(node: str, rpc_url: str | None, name: str | None, passphrase_file: Path | None) -> Iterator[Client]:
+    """A Client for the command: the node, the chain, and (when `name`) the unlocked wallet."""
+    wallet = unlock(name, passphrase_file) if name else None
+    with Client(node, rpc_url, wallet) as client:
+        yield client
+
+
+def _reveal(what: str, yes: bool) -> None:
+    """Printing a secret needs its explicit flag and a confirmation (prompt, or --yes-i-understand)."""
+    if not yes and not typer.confirm(
+        f"print the {what} to the terminal? Anyone who sees it controls the wallet", default=False
+    ):
+        raise typer.Exit(1)
+
+
+def _register_recovery(wallet: Wallet, node: str) -> str:
+    try:
+        with Client(node, None, wallet) as client:
+            client.ensure_recovery_key()
+            return f"recovery key registered with the node at {node}"
+    except TwinledgerError as error:
+        return f"recovery key not registered ({error.message}); `twinledger twin register` will do it"
+
+
+@app.command()
+def create(
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    offline: bool = typer.Option(False, "--offline", help="do not register the did:key with the node"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Create a wallet: a new Ethereum key and a new did:key, encrypted with your passphrase (scrypt), files 0600.
+    The did:key is registered with the node as your recovery key: your twins' snapshots are sealed to it."""
+    secret = passphrase(passphrase_file, confirm=True, prompt="new wallet passphrase")
+    store = WalletStore()
+    info = store.create(name, secret)
+    status = "offline" if offline else _register_recovery(store.unlock(name, secret), node)
+    if json_out:
+        print_json({**info.as_dict(), "recoveryKey": status})
+        return
+    console.print(f"created wallet [bold]{name}[/] in {info.path}")
+    print_mapping("wallet", {"address": info.address, "did:key": info.did})
+    console.print(status)
+
+
+@app.command("import")
+def import_(
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    keystore: Path | None = typer.Option(None, "--keystore", help="an existing keystore v3 file"),
+    private_key_file: Path | None = typer.Option(None, "--private-key-file", help="a file holding a hex private key"),
+    did_jwk_file: Path | None = typer.Option(None, "--did-jwk-file", help="an Ed25519 private JWK (else a new one)"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Import an Ethereum key (keystore v3 or hex key file) as a wallet; a did:key is created unless given."""
+    if (keystore is None) == (private_key_file is None):
+        raise InvalidInput("give exactly one of --keystore or --private-key-file")
+    if keystore is not None:
+        old = passphrase(None, prompt=f"passphrase of {keystore}")
+        try:
+            key = bytes(Account.decrypt(json.loads(keystore.read_text()), old))
+        except FileNotFoundError:
+            raise NotFound(f"no keystore at {keystore}") from None
+        except ValueError:
+            raise AuthError(f"wrong passphrase for keystore {keystore}") from None
+    else:
+        assert private_key_file is not None
+        try:
+            key = bytes(Account.from_key(read_passphrase_file(private_key_file).strip()).key)
+        except ValueError:
+            raise InvalidInput(f"{private_key_file} does not hold a private key", hint="32 bytes as hex") from None
+    did_key = DidKey.from_jwk(read_passphrase_file(did_jwk_file)) if did_jwk_file else None
+    info = WalletStore().create(
+        name,
+        passphrase(passphrase_file, confirm=True, prompt="new wallet passphrase"),
+        private_key=key,
+        did_key=did_key,
+    )
+    if json_out:
+        print_json(info.as_dict())
+    else:
+        console.print(f"imported wallet [bold]{name}[/]: {info.address}, {info.did}")
+
+
+@app.command("list")
+def list_(json_out: bool = JsonOption) -> None:
+    """The wallets under $TWINLEDGER_HOME."""
+    wallets = WalletStore().list()
+    if json_out:
+        print_json([w.as_dict() for w in wallets])
+    else:
+        print_rows("wallets", ["name", "address", "did:key"], [(w.name, w.address, w.did) for w in wallets])
+
+
+@app.command()
+def show(
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    chain_id: int = typer.Option(31337, "--chain-id", help="chain of the did:pkh shown"),
+    private_key: bool = typer.Option(False, "--private-key", help="also print the Ethereum private key"),
+    yes: bool = typer.Option(False, "--yes-i-understand", help="confirm printing a private key without a prompt"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Address and DIDs of a wallet (public). The private key only with --private-key and a confirmation."""
+    info = WalletStore().info(name)
+    data: dict[str, object] = {
+        "name": info.name,
+        "address": info.address,
+        "did": info.did,
+        "pkh": info.pkh(chain_id),
+        "path": str(info.path),
+    }
+    if private_key:
+        _reveal("Ethereum private key", yes)
+        data["privateKey"] = "0x" + bytes(unlock(name, passphrase_file).account.key).hex()
+    if json_out:
+        print_json(data)
+    else:
+        print_mapping(f"wallet {name}", data)
+
+
+@app.command("export-did")
+def export_did(
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    private: bool = typer.Option(False, "--private", help="export the did:key's private JWK"),
+    yes: bool = typer.Option(False, "--yes-i-understand", help="confirm exporting a private key without a prompt"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Print the wallet's did:key (give it to twin owners); --private exports its private JWK after confirmation."""
+    info = WalletStore().info(name)
+    if not private:
+        if json_out:
+            print_json({"did": info.did})
+        else:
+            typer.echo(info.did)
+        return
+    _reveal("did:key private JWK", yes)
+    jwk = unlock(name, passphrase_file).did_key.to_jwk()
+    typer.echo(jwk if not json_out else json.dumps({"did": info.did, "jwk": json.loads(jwk)}))
+
+
+@app.command()
+def passwd(
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    new_passphrase_file: Path | None = typer.Option(None, "--new-passphrase-file", help="the new passphrase"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Change a wallet's passphrase (both keys re-encrypted; each file replaced atomically)."""
+    old = passphrase(passphrase_file, prompt="current passphrase")
+    if new_passphrase_file is not None:
+        new = read_passphrase_file(new_passphrase_file)
+    else:
+        new = str(typer.prompt("new passphrase", hide_input=True, confirmation_prompt=True))
+    info = WalletStore().change_passphrase(name, old, new)
+    if json_out:
+        print_json({"name": info.name, "changed": True})
+    else:
+        console.print(f"passphrase of wallet [bold]{name}[/] changed")
+
+
+@app.command("register-recovery-key")
+def register_recovery_key(
+    name: str = NameOption,
+    passphrase_file: Path | None = PassFileOption,
+    node: str = NodeOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Tell the node to seal your twins' snapshots to this wallet's did:key (signed by both of your keys)."""
+    wallet = unlock(name, passphrase_file)
+    with Client(node, None, wallet) as client:
+        did = client.ensure_recovery_key()
+    if json_out:
+        print_json({"owner": wallet.address, "did": did})
+    else:
+        console.print(f"the node at {node} seals snapshots of {wallet.address}'s twins to {did}")

@@ -1,0 +1,24 @@
+"""Offline verification: a twin's provenance checked against the chain, trusting no node.
+
+Example::
+
+    from twinledger.verify import verify_twin
+    with open("twin-7.car", "rb") as car:
+        report = verify_twin(ledger, 7, car)   # raises VerificationFailed at the first mismatch
+    print(report.snapshots, report.receipts, report.batches)
+"""
+
+from twinledger.verify.bundle import PROVENANCE_TYPE, ProvenanceIndex, index_block, read_bundle, write_bundle
+from twinledger.verify.checks import VerificationFailed
+from twinledger.verify.offline import VerifyReport, verify_twin
+
+__all__ = [
+    "PROVENANCE_TYPE",
+    "ProvenanceIndex",
+    "VerificationFailed",
+    "VerifyReport",
+    "index_block",
+    "read_bundle",
+    "verify_twin",
+    "write_bundle",
+]

@@ -1,0 +1,244 @@
+"""The CLI through typer's runner and as real subprocesses against a live node: success and main failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.sdk.conftest import PASSPHRASE, Stack
+from twinledger.cli.main import app
+from twinledger.identity import DidKey
+
+DEV_KEY_5 = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # anvil's funded dev key #5
+
+
+@pytest.fixture(scope="module")
+def env(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("cli-home")
+    return {
+        **os.environ,
+        "TWINLEDGER_HOME": str(home),
+        "TWINLEDGER_NODE_URL": stack.node.url,
+        "TWINLEDGER_RPC_URL": stack.rpc_url,
+        "TWINLEDGER_PASSPHRASE": PASSPHRASE,
+        "TWINLEDGER_KDF_N": "1024",
+        "COLUMNS": "200",
+    }
+
+
+def tl(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`twinledger ARGS` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "twinledger.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+    )
+
+
+def _key_file(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_wallet_commands(env: dict[str, str], tmp_path: Path):
+    created = tl(env, "wallet", "create", "--name", "w1", "--json")
+    assert created.returncode == 0, created.stderr
+    info = json.loads(created.stdout)
+    assert info["did"].startswith("did:key:z6Mk") and "registered" in info["recoveryKey"]
+    wallet_dir = Path(env["TWINLEDGER_HOME"]) / "wallets" / "w1"
+    for file in ("ethereum.json", "didkey.json", "wallet.json"):
+        assert stat.S_IMODE((wallet_dir / file).stat().st_mode) == 0o600
+    assert stat.S_IMODE(wallet_dir.stat().st_mode) == 0o700
+    assert json.loads((wallet_dir / "ethereum.json").read_text())["crypto"]["kdf"] == "scrypt"
+    shown = json.loads(tl(env, "wallet", "show", "--name", "w1", "--json").stdout)
+    assert shown["address"] == info["address"] and shown["pkh"].endswith(info["address"])
+    assert "privateKey" not in shown
+    assert tl(env, "wallet", "export-did", "--name", "w1").stdout.strip() == info["did"]
+    listed = json.loads(tl(env, "wallet", "list", "--json").stdout)
+    assert [w["name"] for w in listed] == ["w1"]
+    # secrets: refused without confirmation, printed only with the flag and the confirmation
+    revealed = json.loads(
+        tl(env, "wallet", "show", "--name", "w1", "--private-key", "--yes-i-understand", "--json").stdout
+    )
+    assert len(revealed["privateKey"]) == 66
+    refused = tl(env, "wallet", "show", "--name", "w1", "--private-key", stdin="n\n")
+    assert refused.returncode == 1 and revealed["privateKey"][2:] not in refused.stdout + refused.stderr
+    # passwd, then the old passphrase is wrong
+    new = _key_file(tmp_path, "new.pass", "another long passphrase\n")
+    assert tl(env, "wallet", "passwd", "--name", "w1", "--new-passphrase-file", str(new)).returncode == 0
+    wrong = tl(env, "wallet", "export-did", "--name", "w1", "--private", "--yes-i-understand")
+    assert wrong.returncode == 6 and "wrong passphrase" in wrong.stderr
+    ok = tl(
+        env, "wallet", "export-did", "--name", "w1", "--private", "--yes-i-understand", "--passphrase-file", str(new)
+    )
+    assert ok.returncode == 0 and DidKey.from_jwk(ok.stdout.strip()).did == info["did"]
+    # a keystore others can read is refused before decrypting
+    (wallet_dir / "ethereum.json").chmod(0o644)
+    loose = tl(
+        env, "wallet", "show", "--name", "w1", "--private-key", "--yes-i-understand", "--passphrase-file", str(new)
+    )
+    assert loose.returncode == 6 and "chmod 600" in loose.stderr
+    duplicate = tl(env, "wallet", "create", "--name", "w1")
+    assert duplicate.returncode == 2 and "exists already" in duplicate.stderr
+    missing = tl(env, "wallet", "show", "--name", "nobody")
+    assert missing.returncode == 3 and "wallet create --name nobody" in missing.stderr
+
+
+def test_owner_to_audit_and_verify_as_subprocesses(env: dict[str, str], tmp_path: Path, stack: Stack):
+    key = _key_file(tmp_path, "dev.key", DEV_KEY_5)
+    assert tl(env, "wallet", "import", "--name", "owner", "--private-key-file", str(key)).returncode == 0
+    assert tl(env, "wallet", "create", "--name", "reader").returncode == 0
+    reader = tl(env, "wallet", "export-did", "--name", "reader").stdout.strip()
+    device = DidKey.generate()
+    device_file = _key_file(tmp_path, "device.jwk", device.to_jwk())
+    registered = tl(env, "twin", "register", "--name", "owner", "--device", device.did, "--json")
+    assert registered.returncode == 0, registered.stderr
+    twin = str(json.loads(registered.stdout)["twin_id"])
+    data = tmp_path / "reading.json"
+    data.write_bytes(b'{"temperature": 21}')
+    pushed = tl(env, "snapshot", "push", twin, str(data), "--device-key", str(device_file), "--json")
+    assert pushed.returncode == 0 and json.loads(pushed.stdout)["seq"] == 1
+    denied = tl(env, "snapshot", "get", twin, "--name", "reader", "--purpose", "research")
+    assert denied.returncode == 7 and f"twinledger consent grant {twin} {reader}" in denied.stderr
+    check_no = tl(env, "consent", "check", twin, reader, "--purpose", "research")
+    assert check_no.returncode == 1 and "not authorized" in check_no.stdout
+    granted = tl(
+        env,
+        "consent",
+        "grant",
+        twin,
+        reader,
+        "--scope",
+        "read,audit",
+        "--purpose",
+        "research",
+        "--expires",
+        "30d",
+        "--name",
+        "owner",
+        "--relay",
+        "--json",
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert tl(env, "consent", "check", twin, reader, "--purpose", "research").returncode == 0
+    out = tmp_path / "got.json"
+    got = tl(env, "snapshot", "get", twin, "--name", "reader", "--purpose", "research", "-o", str(out))
+    assert got.returncode == 0 and out.read_bytes() == b'{"temperature": 21}' and "signature verified" in got.stdout
+    history = json.loads(tl(env, "snapshot", "history", twin, "--name", "owner", "--json").stdout)
+    assert [s["seq"] for s in history] == [1]
+    receipt = tl(
+        env,
+        "consent",
+        "receipt",
+        twin,
+        reader,
+        "--purpose",
+        "research",
+        "--tx",
+        json.loads(granted.stdout)["tx_hash"],
+        "--name",
+        "owner",
+        "--json",
+    )
+    assert receipt.returncode == 0 and "ConsentReceipt" in receipt.stdout
+    audit = tl(env, "audit", twin, "--name", "owner")
+    assert audit.returncode == 0 and "read of snapshot #1" in audit.stdout and "grant to" in audit.stdout
+    as_auditor = tl(env, "audit", twin, "--name", "reader", "--purpose", "research", "--json")
+    assert as_auditor.returncode == 0 and {"snapshot", "read"} <= {e["kind"] for e in json.loads(as_auditor.stdout)}
+    stack.node.runtime.anchors.tick(force=True)
+    car = tmp_path / "twin.car"
+    verified = tl(env, "verify", twin, "--name", "owner", "--save-car", str(car))
+    assert verified.returncode == 0, verified.stderr
+    assert "verified twin" in verified.stdout and "1 snapshots, 1 access receipts" in verified.stdout
+    offline = tl(env, "verify", twin, "--car", str(car), "--json")
+    assert offline.returncode == 0 and json.loads(offline.stdout)["verified"] is True
+    corrupt = tmp_path / "corrupt.car"
+    raw = bytearray(car.read_bytes())
+    raw[-5] ^= 0xFF
+    corrupt.write_bytes(bytes(raw))
+    broken = tl(env, "verify", twin, "--car", str(corrupt))
+    assert broken.returncode == 4 and "error:" in broken.stderr
+    revoked = tl(env, "consent", "revoke", twin, reader, "--purpose", "research", "--name", "owner")
+    assert revoked.returncode == 0
+    listed = json.loads(tl(env, "consent", "list", twin, "--json").stdout)
+    assert [g["live"] for g in listed] == [False]
+
+
+def test_bad_input_sends_nothing(env: dict[str, str], stack: Stack):
+    # A DID typo, a twin the wallet does not own, a bad expiry: refused before any transaction.
+    assert tl(env, "wallet", "create", "--name", "poor").returncode == 0
+    owner = tl(env, "twin", "register", "--name", "owner", "--json")
+    twin = str(json.loads(owner.stdout)["twin_id"])
+    address = json.loads(tl(env, "wallet", "show", "--name", "owner", "--json").stdout)["address"]
+    nonce = stack.node.runtime.client.w3.eth.get_transaction_count(address)
+    typo = tl(env, "consent", "grant", twin, DidKey.generate().did[:-2], "--purpose", "research", "--name", "owner")
+    assert typo.returncode == 2 and "did:key" in typo.stderr
+    bad_expiry = tl(
+        env,
+        "consent",
+        "grant",
+        twin,
+        DidKey.generate().did,
+        "--purpose",
+        "research",
+        "--expires",
+        "soon",
+        "--name",
+        "owner",
+    )
+    assert bad_expiry.returncode == 2 and "30d" in bad_expiry.stderr
+    bad_scope = tl(
+        env,
+        "consent",
+        "grant",
+        twin,
+        DidKey.generate().did,
+        "--purpose",
+        "research",
+        "--scope",
+        "rea",
+        "--name",
+        "owner",
+    )
+    assert bad_scope.returncode == 2 and "unknown scope" in bad_scope.stderr
+    assert stack.node.runtime.client.w3.eth.get_transaction_count(address) == nonce
+    not_owner = tl(env, "twin", "transfer", twin, address, "--name", "poor")
+    assert not_owner.returncode == 6 and "does not own twin" in not_owner.stderr
+    down = tl({**env, "TWINLEDGER_NODE_URL": "http://127.0.0.1:9"}, "twin", "show", twin)
+    assert down.returncode == 5 and "cannot reach the node" in down.stderr and "twinledger node up" in down.stderr
+    no_file = tl(env, "snapshot", "push", twin, "/nonexistent/file")
+    assert no_file.returncode == 2 and "no file" in no_file.stderr
+
+
+def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    for name, value in env.items():
+        if name.startswith("TWINLEDGER_"):
+            monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    registered = runner.invoke(app, ["twin", "register", "--name", "owner", "--kind", "system", "--json"])
+    assert registered.exit_code == 0, registered.output
+    twin = str(json.loads(registered.output)["twin_id"])
+    device = DidKey.generate().did
+    bound = runner.invoke(app, ["twin", "bind-device", twin, device, "--name", "owner", "--json"])
+    assert bound.exit_code == 0 and json.loads(bound.output)["details"]["deviceDid"] == device
+    shown = runner.invoke(app, ["twin", "show", twin, "--json"])
+    assert json.loads(shown.output)["device_did"] == device and json.loads(shown.output)["kind"] == "system"
+    listed = runner.invoke(app, ["twin", "list", "--name", "owner", "--json"])
+    assert twin in [str(t["twin_id"]) for t in json.loads(listed.output)]
+    other = json.loads(runner.invoke(app, ["wallet", "show", "--name", "reader", "--json"]).output)["address"]
+    moved = runner.invoke(app, ["twin", "transfer", twin, other, "--name", "owner"])
+    assert moved.exit_code == 0 and f"transferred to {other}" in moved.output
+    table = runner.invoke(app, ["twin", "show", twin])
+    assert other in table.output
