@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -38,21 +39,37 @@ for module_name, command in SUBCOMMANDS:
 
 def main() -> None:
     """Run the CLI; a TwinledgerError becomes a readable message and its exit code, not a traceback."""
+    _exit(_run())
+
+
+def _run() -> int:
     try:
         # Without standalone mode click returns a command's exit code (typer.Exit) instead of exiting.
         result = app(standalone_mode=False)
-        sys.exit(result if isinstance(result, int) else 0)
+        return result if isinstance(result, int) else 0
     except TwinledgerError as error:
         err = Console(stderr=True, emoji=False)
         err.print(f"[bold red]error:[/] {error.message}", highlight=False)
         if error.hint:
             err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
-        sys.exit(error.exit_code)
+        return error.exit_code
     except typer.Abort:
-        sys.exit(130)
+        return 130
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except Exception as click_error:  # click's usage errors carry their own exit code and message
         show = getattr(click_error, "show", None)
         if show is None:
             raise
         show()
-        sys.exit(getattr(click_error, "exit_code", 2))
+        return int(getattr(click_error, "exit_code", 2))
+
+
+def _exit(code: int) -> None:
+    if "didkit" in sys.modules:
+        # didkit's native runtime can abort (SIGABRT) while the interpreter finalizes after it issued or verified
+        # a credential, turning a finished command into exit status -6. Everything is written; leave directly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
