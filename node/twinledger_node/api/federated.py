@@ -12,6 +12,7 @@ import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from twinledger.errors import AuthError, InvalidInput
 from twinledger.federated import deserialize
@@ -42,7 +43,10 @@ async def create_task(
     code = parse_purpose(purpose)
     assert code is not None
     arrays = deserialize(await request.body())
-    spec = _service(rt).aggregator.open_task(rt.node_key.did, code, arrays, encrypt_updates=encrypt)
+    # pinning and a chain transaction: blocking work, kept off the event loop
+    spec = await run_in_threadpool(
+        _service(rt).aggregator.open_task, rt.node_key.did, code, arrays, encrypt_updates=encrypt
+    )
     return {**spec.to_json(), "createdBy": caller.did}
 
 
@@ -73,8 +77,8 @@ async def submit_update(
             raise InvalidInput("Twinledger-Update-Sha256 is not hex", hint="send the sha256 of the body") from None
     body = await request.body()
     try:
-        submitted = _service(rt).participant.submit_file(
-            task_id, round_, twin_id, body, num_samples, expected_digest=expected
+        submitted = await run_in_threadpool(
+            _service(rt).participant.submit_file, task_id, round_, twin_id, body, num_samples, expected_digest=expected
         )
     except AuthError as error:
         raise Problem(403, "fl/not-authorized", "Training not authorized", error.message, hint=error.hint) from None

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from twinledger.chain.types import Scope
 from twinledger_node.api.deps import (
@@ -45,7 +46,10 @@ async def push_snapshot(
     # service checks freshness for that case.
     body = await request.body()
     code = parse_purpose(purpose, required=False)
-    stored = rt.snapshots.ingest(twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh)
+    # Sealing, importing and syncing the store is blocking work: off the event loop, so reads keep flowing.
+    stored = await run_in_threadpool(
+        rt.snapshots.ingest, twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh
+    )
     rt.metrics.snapshots.inc()
     return stored.as_json()
 
