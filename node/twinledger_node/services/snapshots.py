@@ -94,12 +94,11 @@ class SnapshotService:
     def is_owner(self, twin: sqlite3.Row, did: str) -> bool:
         if did == owner_did(self.chain_id, twin["owner"]):
             return True
-        recovery = (
-            self.state.connection()
-            .execute("SELECT did FROM recovery_keys WHERE owner = ?", (twin["owner"],))
-            .fetchone()
-        )
-        return recovery is not None and recovery["did"] == did
+        return self._recovery_did(twin["owner"]) == did
+
+    def _recovery_did(self, owner: str) -> str | None:
+        row = self.state.connection().execute("SELECT did FROM recovery_keys WHERE owner = ?", (owner,)).fetchone()
+        return str(row["did"]) if row else None
 
     def producer_role(
         self, twin: sqlite3.Row, did: str, purpose: bytes | None, chain_now: int, require_fresh: Callable[[], None]
@@ -122,14 +121,14 @@ class SnapshotService:
         )  # fmt: skip
 
     def recovery_key(self, owner: str) -> str:
-        row = self.state.connection().execute("SELECT did FROM recovery_keys WHERE owner = ?", (owner,)).fetchone()
-        if row is None:
+        did = self._recovery_did(owner)
+        if did is None:
             raise Problem(
                 409, "no-recovery-key", "Owner has no recovery key",
                 f"the owner {owner} has not registered a recovery key, so a snapshot could not be sealed to them",
                 hint="the owner runs `twinledger wallet register-recovery-key` (PUT /v1/owners/recovery-key)",
             )  # fmt: skip
-        return str(row["did"])
+        return did
 
     # ------------------------------------------------------------------ ingest
 

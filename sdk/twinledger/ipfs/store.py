@@ -158,12 +158,14 @@ class Transaction:
         self._staged.clear()
 
 
-def _write_and_close(fd: int, data: bytes) -> None:
+def _write_and_close(fd: int, data: bytes, *, sync: bool = False) -> None:
     try:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -194,17 +196,6 @@ def _make_durable(anchor: Path, files: list[Path], *, directories: set[Path] | N
             os.close(fd)
     for directory in directories or ():
         _fsync_dir(directory)
-
-
-def _write_and_sync(fd: int, data: bytes) -> None:
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileBlockStore:
@@ -313,7 +304,7 @@ class FileBlockStore:
     def _write_pins(self, pins: list[CID]) -> None:
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, suffix=".pins")
         payload = json.dumps({"version": 1, "recursive": sorted({str(cid) for cid in pins})}, indent=1)
-        _write_and_sync(fd, payload.encode())
+        _write_and_close(fd, payload.encode(), sync=True)
         os.replace(name, self._pins_file)
         _fsync_dir(self.root)
 

@@ -125,6 +125,21 @@ def _load_batch(ledger: TwinLedger, cid: CID, blocks: Blocks) -> _Batch:
     return _Batch(cid, kind, tree, records)
 
 
+def _anchoring_batch(
+    batches: list[_Batch], kind: BatchKind, leaf: tuple[Any, ...], what: str, allow_pending: bool
+) -> tuple[_Batch, int] | None:
+    """The anchored batch of `kind` holding `leaf` and its position; None (only when pending is allowed) if none."""
+    for batch in batches:
+        if batch.kind is kind and (position := batch.position(leaf)) is not None:
+            return batch, position
+    if not allow_pending:
+        raise _fail(
+            f"{what} is not a leaf of any batch anchored on chain",
+            hint="the node anchors in batches: retry in a minute, or pass --allow-pending",
+        )
+    return None
+
+
 def verify_twin(
     ledger: TwinLedger,
     twin_id: int,
@@ -185,17 +200,12 @@ def verify_twin(
         report.node_dids.add(run(check_node_signature(manifest, what)))
         producer = run(check_producer(manifest, what))
         leaf = (twin_id, position, sha256(data))
-        found = [(b, i) for b in batches if b.kind is BatchKind.SNAPSHOTS and (i := b.position(leaf)) is not None]
-        if not found:
-            if not allow_pending:
-                raise _fail(
-                    f"{what} is not a leaf of any batch anchored on chain",
-                    hint="the node anchors in batches: retry in a minute, or pass --allow-pending",
-                )
+        found = _anchoring_batch(batches, BatchKind.SNAPSHOTS, leaf, what, allow_pending)
+        if found is None:
             report.pending.append(str(cid))
             ok(f"snapshot #{position}: signed by producer {producer}, hash-linked; NOT YET ANCHORED")
         else:
-            batch, i = found[0]
+            batch, i = found
             if bytes(cid) not in batch.records:
                 raise _fail(f"{what}: batch {batch.cid} anchors its digest but does not link the manifest")
             proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
@@ -233,21 +243,12 @@ def verify_twin(
         report.node_dids.add(run(check_node_signature(receipt, what)))
         reader = run(check_reader_request(receipt, what))
         receipt_leaf = (twin_id, receipt_digest(receipt))
-        found = [
-            (b, i)
-            for b in batches
-            if b.kind is BatchKind.ACCESS_RECEIPTS and (i := b.position(receipt_leaf)) is not None
-        ]
-        if not found:
-            if not allow_pending:
-                raise _fail(
-                    f"{what} is not a leaf of any batch anchored on chain",
-                    hint="the node anchors in batches: retry in a minute, or pass --allow-pending",
-                )
+        found = _anchoring_batch(batches, BatchKind.ACCESS_RECEIPTS, receipt_leaf, what, allow_pending)
+        if found is None:
             report.pending.append(str(cid))
             ok(f"read of snapshot #{receipt['seq']} by {reader}: signed; NOT YET ANCHORED")
             continue
-        batch, i = found[0]
+        batch, i = found
         proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
         check_anchor(ledger, BatchKind.ACCESS_RECEIPTS, receipt_leaf, "0x" + batch.tree.root.hex(), proof, what)
         ok(
