@@ -115,6 +115,9 @@ def compile_artifacts() -> dict[str, str]:
             bytecode = data["evm"]["bytecode"]["object"]
             if not bytecode:  # interfaces and abstract contracts
                 continue
+            if not any(entry["type"] == "function" for entry in data["abi"]):
+                continue  # a library of internal functions: compiled into the contracts that use it
+
             artifact = {
                 "contractName": name,
                 "sourceName": unit,

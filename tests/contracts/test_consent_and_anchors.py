@@ -62,7 +62,9 @@ def test_grant_validation_reverts(ledger_as, accounts):
     reverts("InvalidExpiry", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 1, now - 1)), expiry=now - 1)
     reverts("InvalidExpiry", lambda: owner.client.send(fn.grant(twin, DID_A, purpose, 1, 2**40)))
     reverts("InvalidPurpose", lambda: owner.client.send(fn.grant(twin, DID_A, b"\x00" * 32, 1, now + DAY)))
-    reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "did", purpose, 1, now + DAY)))
+    reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "did", purpose, 1, now + DAY)), did="did")
+    reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "dix:key:z6Mk", purpose, 1, now + DAY)))
+    reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "did:x:1", purpose, 1, now + DAY)))  # 7 chars
     reverts("NotTwinController", lambda: stranger.grant(GrantRequest.of(twin, DID_A, purpose, "read", now + DAY)))
     reverts("TwinNotFound", lambda: owner.grant(GrantRequest.of(99, DID_A, purpose, "read", now + DAY)))
     reverts("NotTwinController", lambda: stranger.revoke(twin, DID_A, "research"))

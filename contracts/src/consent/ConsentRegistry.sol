@@ -4,8 +4,10 @@ pragma solidity ^0.8.24;
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {StorageSlot} from "@openzeppelin/contracts/utils/StorageSlot.sol";
 import {IConsentRegistry} from "../interfaces/IConsentRegistry.sol";
 import {TwinRegistry} from "../twins/TwinRegistry.sol";
+import {DidStrings} from "../identity/DidStrings.sol";
 
 /// @title ConsentRegistry
 /// @notice DID-bound grants keyed by (twin, DID hash, purpose), each packed in one slot, set by the twin's owner
@@ -35,14 +37,16 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     uint256 private constant _EXPIRY_SHIFT = 168;
     uint256 private constant _GRANTED_AT_SHIFT = 208;
 
-    mapping(uint256 twinId => mapping(bytes32 didHash => mapping(bytes32 purpose => uint256 packed))) private _grants;
+    // Grants live at keccak256(abi.encode(twinId, didHash, purpose)), not in a nested mapping: one hash instead of
+    // three (~90 gas on every grant and every check). The 96-byte preimage cannot collide with the compiler's own
+    // slots, whose preimages are 32 or 64 bytes, short of a keccak collision. Reached through _grantAt, and
+    // written by _grant in assembly.
 
     // ---------------------------------------------------------------- by the owner
 
     /// @inheritdoc IConsentRegistry
     function grant(uint256 twinId, string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) external {
-        address owner = _requireController(twinId, msg.sender);
-        _grant(owner, twinId, _didHash(did), did, purpose, scopes, expiry);
+        _grant(_requireController(twinId, msg.sender), twinId, did, purpose, scopes, expiry);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -57,7 +61,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         for (uint256 i = 0; i < requests.length; ++i) {
             GrantRequest calldata r = requests[i];
             address owner = _requireController(r.twinId, msg.sender);
-            _grant(owner, r.twinId, _didHash(r.did), r.did, r.purpose, r.scopes, r.expiry);
+            _grant(owner, r.twinId, r.did, r.purpose, r.scopes, r.expiry);
         }
     }
 
@@ -91,7 +95,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
             )
         );
         address owner = _useSignature(request.twinId, structHash, nonce, deadline, signature);
-        _grant(owner, request.twinId, didHash, request.did, request.purpose, request.scopes, request.expiry);
+        _grant(owner, request.twinId, request.did, request.purpose, request.scopes, request.expiry);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -123,14 +127,14 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         Twin storage twin = _twin(twinId);
         address owner = twin.owner;
         if (owner == address(0)) return false;
-        if (_covers(_grants[twinId][didHash][purpose], owner, scope)) return true;
+        if (_covers(_loadGrant(twinId, didHash, purpose), owner, scope)) return true;
         // Grants on an ancestor reach this twin when they carry INHERIT and were given by this twin's owner, who
         // must still own the ancestor: consent never crosses from one owner's twins to another's.
         uint8 inherited = scope | SCOPE_INHERIT;
         uint256 current = twin.parent;
         for (uint256 depth = 0; depth < MAX_DEPTH && current != 0; ++depth) {
             Twin storage ancestor = _twin(current);
-            if (ancestor.owner == owner && _covers(_grants[current][didHash][purpose], owner, inherited)) {
+            if (ancestor.owner == owner && _covers(_loadGrant(current, didHash, purpose), owner, inherited)) {
                 return true;
             }
             current = ancestor.parent;
@@ -144,7 +148,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         view
         returns (address grantor, uint8 scopes, uint64 expiry, uint64 grantedAt)
     {
-        uint256 g = _grants[twinId][didHash][purpose];
+        uint256 g = _loadGrant(twinId, didHash, purpose);
         return (address(uint160(g)), uint8(g >> _SCOPES_SHIFT), uint40(g >> _EXPIRY_SHIFT), uint40(g >> _GRANTED_AT_SHIFT));
     }
 
@@ -155,26 +159,74 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
 
     // ---------------------------------------------------------------- internal
 
+    /// @dev Validates and writes a grant and emits Granted. The DID is validated and hashed here, from the copy the
+    /// event needs anyway.
     function _grant(
         address owner,
         uint256 twinId,
-        bytes32 didHash,
         string calldata did,
         bytes32 purpose,
         uint8 scopes,
         uint64 expiry
     ) private {
+        bool valid = DidStrings.isWellFormed(did);
+        // Assembly throughout: a grant may spend about a thousand gas beyond its new slot, its event and its
+        // calldata, and the compiler's checks, hashing and event encoding took 1,300 of them.
+        assembly ("memory-safe") {
+            valid := and(
+                and(iszero(and(scopes, not(_ALL_SCOPES))), iszero(iszero(and(scopes, _RIGHTS)))),
+                and(
+                    and(gt(expiry, timestamp()), lt(expiry, 0x10000000000)), // expiry fits the slot's 40 bits
+                    and(iszero(iszero(purpose)), valid)
+                )
+            )
+        }
+        if (!valid) _revertInvalidGrant(did, purpose, scopes, expiry);
+        bytes32 topic0 = Granted.selector;
+        assembly ("memory-safe") {
+            // The event's data, ABI-encoded as `emit` would: scopes, expiry, offset of did, did (zero-padded).
+            let m := mload(0x40)
+            let padded := and(add(did.length, 0x1f), not(0x1f))
+            mstore(add(m, add(0x60, padded)), 0)
+            calldatacopy(add(m, 0x80), did.offset, did.length)
+            let didHash := keccak256(add(m, 0x80), did.length)
+            mstore(m, twinId)
+            mstore(add(m, 0x20), didHash)
+            mstore(add(m, 0x40), purpose)
+            // grantor | scopes | expiry | grantedAt, at the shifts the constants above name
+            sstore(keccak256(m, 0x60), or(or(owner, shl(160, scopes)), or(shl(168, expiry), shl(208, timestamp()))))
+            mstore(m, scopes)
+            mstore(add(m, 0x20), expiry)
+            mstore(add(m, 0x40), 0x60)
+            mstore(add(m, 0x60), did.length)
+            log4(m, add(0x80, padded), topic0, twinId, didHash, purpose)
+        }
+    }
+
+    function _revertInvalidGrant(string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) private view {
+        _didHash(did); // reverts InvalidDid
         if (scopes & ~_ALL_SCOPES != 0 || scopes & _RIGHTS == 0) revert InvalidScopes(scopes);
         if (expiry <= block.timestamp || expiry > type(uint40).max) revert InvalidExpiry(expiry, block.timestamp);
         if (purpose == bytes32(0)) revert InvalidPurpose();
-        _grants[twinId][didHash][purpose] = uint256(uint160(owner)) | (uint256(scopes) << _SCOPES_SHIFT)
-            | (uint256(expiry) << _EXPIRY_SHIFT) | (block.timestamp << _GRANTED_AT_SHIFT);
-        emit Granted(twinId, didHash, purpose, scopes, expiry, did);
+    }
+
+    /// @dev The storage of one grant: see the note where the grant layout is described.
+    function _grantAt(uint256 twinId, bytes32 didHash, bytes32 purpose)
+        private
+        pure
+        returns (StorageSlot.Uint256Slot storage)
+    {
+        return StorageSlot.getUint256Slot(keccak256(abi.encode(twinId, didHash, purpose)));
+    }
+
+    function _loadGrant(uint256 twinId, bytes32 didHash, bytes32 purpose) private view returns (uint256) {
+        return _grantAt(twinId, didHash, purpose).value;
     }
 
     function _revoke(uint256 twinId, bytes32 didHash, bytes32 purpose, address revoker) private {
-        if (_grants[twinId][didHash][purpose] == 0) revert GrantNotFound(twinId, didHash, purpose);
-        delete _grants[twinId][didHash][purpose];
+        StorageSlot.Uint256Slot storage g = _grantAt(twinId, didHash, purpose);
+        if (g.value == 0) revert GrantNotFound(twinId, didHash, purpose);
+        delete g.value;
         emit Revoked(twinId, didHash, purpose, revoker);
     }
 

@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IConsentRegistry} from "../interfaces/IConsentRegistry.sol";
 import {IFederatedLedger} from "../interfaces/IFederatedLedger.sol";
 import {ITwinRegistry} from "../interfaces/ITwinRegistry.sol";
+import {DidStrings} from "../identity/DidStrings.sol";
 
 /// @title FederatedLedger
 /// @notice Provenance of federated learning: which model updates went into which round, and that each
@@ -38,11 +39,9 @@ contract FederatedLedger is IFederatedLedger {
         external
         returns (uint256 taskId)
     {
-        bytes calldata raw = bytes(aggregatorDid);
-        if (raw.length < 8 || bytes4(raw[:4]) != "did:") revert InvalidDid(aggregatorDid);
+        bytes32 didHash = DidStrings.hash(aggregatorDid);
         if (purpose == bytes32(0)) revert InvalidPurpose();
         if (initialModelDigest == bytes32(0)) revert ZeroDigest();
-        bytes32 didHash = keccak256(raw);
         taskId = ++_taskCount;
         _tasks[taskId] = Task({
             aggregator: msg.sender,

@@ -60,8 +60,6 @@ interface IFederatedLedger {
     error EmptyRound(uint256 taskId, uint256 round);
     /// @dev The purpose code must not be zero.
     error InvalidPurpose();
-    /// @dev A DID must be a non-empty canonical string starting with "did:".
-    error InvalidDid(string did);
 
     /// @notice Opens a task aggregated by the caller, acting as `aggregatorDid`, for `purpose`.
     function createTask(string calldata aggregatorDid, bytes32 purpose, bytes32 initialModelDigest)

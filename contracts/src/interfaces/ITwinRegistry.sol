@@ -41,8 +41,6 @@ interface ITwinRegistry {
     error ParentCycle(uint256 twinId, uint256 parentId);
     /// @dev The ancestry of `parentId` is longer than the registry follows.
     error HierarchyTooDeep(uint256 parentId, uint256 maxDepth);
-    /// @dev A DID must be a non-empty canonical string starting with "did:".
-    error InvalidDid(string did);
     /// @dev The kind value is outside TwinKind.
     error InvalidTwinKind(uint8 kind);
     /// @dev Twin identifiers are exhausted (uint56).

@@ -6,6 +6,7 @@ import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Util
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {ERC165, IERC165} from "@openzeppelin/contracts/utils/introspection/ERC165.sol";
 import {ITwinRegistry} from "../interfaces/ITwinRegistry.sol";
+import {DidStrings} from "../identity/DidStrings.sol";
 
 /// @title TwinRegistry
 /// @notice Digital twins as ERC-721 tokens: kind, parent twin, bound device DID.
@@ -194,9 +195,20 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
 
     /// @dev Reverts unless `account` owns `twinId` or is approved for it; returns the owner.
     function _requireController(uint256 twinId, address account) internal view returns (address owner) {
-        owner = _twins[twinId].owner;
-        if (owner == address(0)) revert TwinNotFound(twinId);
-        if (!_isOwnerOrApproved(owner, account, twinId)) revert NotTwinController(twinId, account);
+        mapping(uint256 => Twin) storage twins = _twins;
+        bool isOwner;
+        // The owner acting is the common case, on the hot paths (grant, anchor): read only the owner (the low 160
+        // bits of the twin's slot) in assembly, and approvals only when someone else acts.
+        assembly ("memory-safe") {
+            mstore(0x00, twinId)
+            mstore(0x20, twins.slot)
+            owner := and(sload(keccak256(0x00, 0x40)), 0xffffffffffffffffffffffffffffffffffffffff)
+            isOwner := and(eq(owner, account), iszero(iszero(owner)))
+        }
+        if (!isOwner) {
+            if (owner == address(0)) revert TwinNotFound(twinId);
+            if (!_isOwnerOrApproved(owner, account, twinId)) revert NotTwinController(twinId, account);
+        }
     }
 
     function _isOwnerOrApproved(address owner, address account, uint256 twinId) internal view returns (bool) {
@@ -240,10 +252,7 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
         return _didHash(did);
     }
 
-    /// @dev keccak256 of a DID string; canonical form is the caller's job (the SDK's `canonical_did`).
     function _didHash(string calldata did) internal pure returns (bytes32) {
-        bytes calldata raw = bytes(did);
-        if (raw.length < 8 || bytes4(raw[:4]) != "did:") revert InvalidDid(did);
-        return keccak256(raw);
+        return DidStrings.hash(did);
     }
 }
