@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install install-flower flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench gas lock clean chain-up chain-down
+.PHONY: install install-flower flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench gas gas-trace lock clean chain-up chain-down
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -76,6 +76,10 @@ demo: install
 ## gas: measure gas per operation and write docs/gas.md
 gas: install
 	$(PY) scripts/bench/gas.py
+
+## gas-trace: where the gas of grant and grantBySig goes, from an opcode trace
+gas-trace: install
+	$(PY) scripts/bench/gas_trace.py
 
 bench: gas
 

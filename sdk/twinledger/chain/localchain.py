@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,8 +95,10 @@ class LocalChain:
         port: int | None = None,
         chain_id: int = DEFAULT_CHAIN_ID,
         state_interval: int = 1,
+        anvil_args: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir else config.data_dir() / "chain"
+        self.anvil_args = tuple(anvil_args)  # e.g. ("--steps-tracing",) for opcode traces
         self.host = host
         self.port = port
         self.chain_id = chain_id
@@ -161,6 +164,7 @@ class LocalChain:
             "--chain-id", str(self.chain_id),
             "--state", str(self.state_file),
             "--state-interval", str(self.state_interval),
+            *self.anvil_args,
         ]  # fmt: skip
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
