@@ -182,19 +182,21 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
             )
         }
         if (!valid) _revertInvalidGrant(did, purpose, scopes, expiry);
-        bytes32 topic0 = Granted.selector;
+        bytes32 didHash;
+        uint256 m; // where the event's data is built: scopes, expiry, offset of did, did (zero-padded), as `emit` would
+        uint256 padded;
         assembly ("memory-safe") {
-            // The event's data, ABI-encoded as `emit` would: scopes, expiry, offset of did, did (zero-padded).
-            let m := mload(0x40)
-            let padded := and(add(did.length, 0x1f), not(0x1f))
+            m := mload(0x40)
+            padded := and(add(did.length, 0x1f), not(0x1f))
             mstore(add(m, add(0x60, padded)), 0)
             calldatacopy(add(m, 0x80), did.offset, did.length)
-            let didHash := keccak256(add(m, 0x80), did.length)
-            mstore(m, twinId)
-            mstore(add(m, 0x20), didHash)
-            mstore(add(m, 0x40), purpose)
+            didHash := keccak256(add(m, 0x80), did.length)
+        }
+        bytes32 slot = _grantSlot(twinId, didHash, purpose); // scratch below m + 0x80: the DID copy stays
+        bytes32 topic0 = Granted.selector;
+        assembly ("memory-safe") {
             // grantor | scopes | expiry | grantedAt, at the shifts the constants above name
-            sstore(keccak256(m, 0x60), or(or(owner, shl(160, scopes)), or(shl(168, expiry), shl(208, timestamp()))))
+            sstore(slot, or(or(owner, shl(160, scopes)), or(shl(168, expiry), shl(208, timestamp()))))
             mstore(m, scopes)
             mstore(add(m, 0x20), expiry)
             mstore(add(m, 0x40), 0x60)
@@ -216,7 +218,18 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         pure
         returns (StorageSlot.Uint256Slot storage)
     {
-        return StorageSlot.getUint256Slot(keccak256(abi.encode(twinId, didHash, purpose)));
+        return StorageSlot.getUint256Slot(_grantSlot(twinId, didHash, purpose));
+    }
+
+    /// @dev keccak256(abi.encode(twinId, didHash, purpose)), hashed in the free memory without allocating it.
+    function _grantSlot(uint256 twinId, bytes32 didHash, bytes32 purpose) private pure returns (bytes32 slot) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, twinId)
+            mstore(add(m, 0x20), didHash)
+            mstore(add(m, 0x40), purpose)
+            slot := keccak256(m, 0x60)
+        }
     }
 
     function _loadGrant(uint256 twinId, bytes32 didHash, bytes32 purpose) private view returns (uint256) {
