@@ -144,9 +144,10 @@ compiler wrote:
 
 **`grantBySig ≤ 60,000` cannot be met** while nonces are per owner and the DID string is in the event, whatever the
 code: the fixed parts alone pass 60,000 before one instruction runs. Even with the leanest calldata — a 64-byte
-compact signature (EIP-2098) and the nonce read from storage instead of sent — calldata costs 3,464, and
-21,000 + 3,464 + 22,100 + 2,100 + 5,000 + 3,000 + 3,411 = 60,075. Dropping indexed topics would save 119 each and
-still leave no room for the EIP-712 hashing.
+compact signature (EIP-2098), flat arguments, the nonce read from storage instead of sent, 4-byte timestamps —
+calldata costs about 3,430, and 21,000 + 3,430 + 22,100 + 2,100 + 5,000 + 3,000 + 3,411 = 60,041. Dropping an indexed
+topic saves 119 and still leaves no room for the EIP-712 hashing. Meeting it needs two relaxations together: no
+per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,389 − 6,100 ≈ 59,300.
 
 **`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~210 here, a binary
 search over 40 selectors) and ABI decoding of the five arguments (~500) take 710 of them before our code runs,
