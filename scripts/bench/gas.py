@@ -139,15 +139,15 @@ compiler wrote:
 | `ecrecover` precompile | – | 3,000 |
 | `Granted` event (LOG4: twin, DID hash, purpose; scopes, expiry, DID string) | 3,411 | 3,411 |
 | **floor: all of the above** | **50,851** | **60,851** |
-| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,518 | 4,538 |
-| **gasUsed** | **52,369** | **65,389** |
+| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,518 | 4,528 |
+| **gasUsed** | **52,369** | **65,379** |
 
 **`grantBySig ≤ 60,000` cannot be met** while nonces are per owner and the DID string is in the event, whatever the
 code: the fixed parts alone pass 60,000 before one instruction runs. Even with the leanest calldata — a 64-byte
 compact signature (EIP-2098), flat arguments, the nonce read from storage instead of sent, 4-byte timestamps —
 calldata costs about 3,430, and 21,000 + 3,430 + 22,100 + 2,100 + 5,000 + 3,000 + 3,411 = 60,041. Dropping an indexed
 topic saves 119 and still leaves no room for the EIP-712 hashing. Meeting it needs two relaxations together: no
-per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,389 − 6,100 ≈ 59,300.
+per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,379 − 6,100 ≈ 59,300.
 
 **`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~210 here, a binary
 search over 40 selectors) and ABI decoding of the five arguments (~500) take 710 of them before our code runs,
@@ -155,7 +155,7 @@ leaving 439 for the owner check, the DID check and hash, the slot hash, validati
 encoding; that code, now mostly assembly, uses 808. Closing the last 369 takes a hand-written dispatcher and decoder
 for `grant` (leaving Solidity's ABI handling for the most-used write), so we stop here.
 
-Done to get this far (53,174 → 52,369 for `grant`, 65,863 → 65,389 for `grantBySig`): grants packed by hand into one
+Done to get this far (53,174 → 52,369 for `grant`, 65,863 → 65,379 for `grantBySig`): grants packed by hand into one
 word; a grant's slot is one keccak of (twin, DID hash, purpose) instead of three nested mapping hashes; the DID is
 checked and hashed from the copy the event needs, and the checks, the slot write and the event are assembly; the
 owner check reads approvals only when the sender is not the owner; the DID-prefix check reads calldata directly

@@ -81,7 +81,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     function grantBySig(GrantRequest calldata request, uint256 nonce, uint256 deadline, bytes calldata signature)
         external
     {
-        bytes32 didHash = _didHash(request.did);
+        bytes32 didHash = DidStrings.hash(request.did);
         bytes32 structHash = keccak256(
             abi.encode(
                 GRANT_TYPEHASH,
@@ -107,7 +107,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         uint256 deadline,
         bytes calldata signature
     ) external {
-        bytes32 didHash = _didHash(did);
+        bytes32 didHash = DidStrings.hash(did);
         bytes32 structHash = keccak256(abi.encode(REVOKE_TYPEHASH, twinId, didHash, purpose, nonce, deadline));
         address owner = _useSignature(twinId, structHash, nonce, deadline, signature);
         _revoke(twinId, didHash, purpose, owner); // the signer revoked; the relayer only carried it
@@ -206,7 +206,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     }
 
     function _revertInvalidGrant(string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) private view {
-        _didHash(did); // reverts InvalidDid
+        DidStrings.requireWellFormed(did);
         if (scopes & ~_ALL_SCOPES != 0 || scopes & _RIGHTS == 0) revert InvalidScopes(scopes);
         if (expiry <= block.timestamp || expiry > type(uint40).max) revert InvalidExpiry(expiry, block.timestamp);
         if (purpose == bytes32(0)) revert InvalidPurpose();

@@ -20,9 +20,14 @@ library DidStrings {
         }
     }
 
+    /// @dev Reverts with InvalidDid when `did` is not shaped like a DID.
+    function requireWellFormed(string calldata did) internal pure {
+        if (!isWellFormed(did)) revert InvalidDid(did);
+    }
+
     /// @dev keccak256 of `did`, reverting with InvalidDid when it is not shaped like a DID.
     function hash(string calldata did) internal pure returns (bytes32 digest) {
-        if (!isWellFormed(did)) revert InvalidDid(did);
+        requireWellFormed(did);
         assembly ("memory-safe") {
             let m := mload(0x40)
             calldatacopy(m, did.offset, did.length)

@@ -249,10 +249,6 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
     /// @dev keccak256 of a DID string, zero for "", reverting on strings that cannot be a DID.
     function _optionalDidHash(string calldata did) internal pure returns (bytes32) {
         if (bytes(did).length == 0) return bytes32(0);
-        return _didHash(did);
-    }
-
-    function _didHash(string calldata did) internal pure returns (bytes32) {
         return DidStrings.hash(did);
     }
 }
