@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,7 +10,7 @@ from rich.table import Table
 
 from twinledger.chain.types import Scope, TwinKind, purpose_label
 from twinledger.cli.output import JsonOption, console, print_json
-from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.cli.wallet import Session, wallet_options
 from twinledger.client import AuditEntry
 
 app = typer.Typer(help="A twin's audit trail as a timeline.", context_settings={"allow_interspersed_args": True})
@@ -57,17 +56,16 @@ def proof_text(entry: AuditEntry) -> str:
 
 
 @app.callback(invoke_without_command=True)
+@wallet_options
 def audit(
     twin_id: int = typer.Argument(..., help="twin id"),
     purpose: str | None = typer.Option(None, "--purpose", help="your AUDIT grant's purpose (not needed as owner)"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Everything that happened to TWIN_ID: ownership, devices, grants, revocations, snapshots, reads."""
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         entries = tl.audit(twin_id, purpose=purpose)
     if json_out:
         print_json([e.as_dict() for e in entries])

@@ -10,7 +10,7 @@ import typer
 
 from twinledger.chain.types import purpose_label
 from twinledger.cli.output import JsonOption, console, print_json, print_rows
-from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, wallet_options
 from twinledger.client import parse_expiry
 
 app = typer.Typer(help="Give, end and inspect consent for a twin's data.", no_args_is_help=True)
@@ -23,6 +23,7 @@ def _when(ts: int) -> str:
 
 
 @app.command()
+@wallet_options
 def grant(
     twin_id: int = typer.Argument(...),
     did: str = typer.Argument(..., help="the grantee's DID"),
@@ -30,15 +31,13 @@ def grant(
     purpose: str = PurposeOption,
     expires: str = typer.Option("30d", "--expires", help="30d, 12h, 90m, an ISO date, or unix seconds"),
     relay: bool = RelayOption,
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Consent for DID to use twin TWIN_ID for a purpose, with scopes, until an expiry."""
     expiry = parse_expiry(expires)
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         result = tl.grant(twin_id, did, purpose=purpose, scopes=scope, expiry=expiry, relay=relay)
     if json_out:
         print_json(result.as_dict())
@@ -52,19 +51,18 @@ def grant(
 
 
 @app.command()
+@wallet_options
 def revoke(
     twin_id: int = typer.Argument(...),
     did: str = typer.Argument(...),
     purpose: str = PurposeOption,
     relay: bool = RelayOption,
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """End a grant."""
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         result = tl.revoke(twin_id, did, purpose=purpose, relay=relay)
     if json_out:
         print_json(result.as_dict())
@@ -124,22 +122,21 @@ def check(
 
 
 @app.command()
+@wallet_options
 def receipt(
     twin_id: int = typer.Argument(...),
     did: str = typer.Argument(...),
     purpose: str = PurposeOption,
     tx: str = typer.Option(..., "--tx", help="the grant's transaction hash"),
     out: Path | None = typer.Option(None, "-o", "--out", help="write the credential here"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Issue a W3C verifiable credential (ConsentReceipt) for a live grant, signed by your did:key."""
     import json
 
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         credential = tl.issue_consent_receipt(twin_id, did, purpose=purpose, tx_hash=tx)
     if out:
         out.write_text(json.dumps(credential, indent=2))

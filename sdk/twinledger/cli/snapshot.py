@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
-from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput
 from twinledger.identity import DidKey
 
@@ -32,15 +32,14 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | Non
 
 
 @app.command()
+@wallet_options
 def push(
     twin_id: int = typer.Argument(...),
     file: Path = typer.Argument(..., help="the snapshot's content ('-': stdin)"),
     device_key: Path | None = typer.Option(None, "--device-key", help="push as the device: its private JWK file"),
     purpose: str | None = typer.Option(None, "--purpose", help="push under a WRITE grant for this purpose"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Push a snapshot: as the twin's owner (your wallet), its device (--device-key), or under a WRITE grant."""
@@ -49,7 +48,7 @@ def push(
     data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     device = DidKey.from_jwk(device_key.read_text()) if device_key else None
     with (
-        connect(node, rpc_url, None if device else name, passphrase_file) as tl,
+        session.connect(wallet=not device) as tl,
         progress_bar(f"push {file.name}", not json_out) as progress,
     ):
         snapshot = tl.push_snapshot(twin_id, data, as_device=device, purpose=purpose, progress=progress)
@@ -64,22 +63,21 @@ def push(
 
 
 @app.command()
+@wallet_options
 def get(
     twin_id: int = typer.Argument(...),
     seq: int | None = typer.Argument(None, help="sequence number (default latest)"),
     out: Path | None = typer.Option(None, "-o", "--out", help="write the content here (default stdout)"),
     purpose: str | None = PurposeOption,
     require_anchor: bool = typer.Option(False, "--require-anchor", help="refuse a snapshot not anchored yet"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Read a snapshot, verified (content hash, manifest, producer signature, on-chain anchor) before it is written."""
     if out is not None and out.exists():
         raise InvalidInput(f"{out} exists", hint="choose a new path with -o")
-    with connect(node, rpc_url, name, passphrase_file) as tl, progress_bar("get", out is not None) as progress:
+    with session.connect() as tl, progress_bar("get", out is not None) as progress:
         fetched = tl.fetch_snapshot(
             twin_id, seq, purpose=purpose, out=out, progress=progress, require_anchor=require_anchor
         )
@@ -105,17 +103,16 @@ def get(
 
 
 @app.command()
+@wallet_options
 def history(
     twin_id: int = typer.Argument(...),
     purpose: str | None = PurposeOption,
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """A twin's snapshots, oldest first, with their anchors."""
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         snapshots = tl.history(twin_id, purpose=purpose)
     if json_out:
         print_json([s.as_dict() for s in snapshots])

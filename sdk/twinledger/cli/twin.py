@@ -7,25 +7,24 @@ from pathlib import Path
 import typer
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
-from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.cli.wallet import NodeOption, Session, connect, wallet_options
 
 app = typer.Typer(help="Register twins, bind their devices, transfer them.", no_args_is_help=True)
 
 
 @app.command()
+@wallet_options
 def register(
     kind: str = typer.Option("asset", "--kind", help="component, asset, system or process"),
     parent: int = typer.Option(0, "--parent", help="parent twin id"),
     device: str | None = typer.Option(None, "--device", help="did:key of the device that signs its data"),
     metadata: Path | None = typer.Option(None, "--metadata", help="file whose sha256 is recorded on chain"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Register a twin owned by your wallet."""
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         twin = tl.register_twin(
             kind, parent_id=parent, device_did=device, metadata=metadata.read_bytes() if metadata else None
         )
@@ -49,16 +48,15 @@ def show(
 
 
 @app.command("list")
+@wallet_options
 def list_(
     owner: str | None = typer.Option(None, "--owner", help="address (default: your wallet's)"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """The twins an address owns (read from the chain)."""
-    with connect(node, rpc_url, None if owner else name, passphrase_file) as tl:
+    with session.connect(wallet=not owner) as tl:
         twins = tl.twins(owner)
     if json_out:
         print_json([t.as_dict() for t in twins])
@@ -71,17 +69,16 @@ def list_(
 
 
 @app.command()
+@wallet_options
 def transfer(
     twin_id: int = typer.Argument(...),
     to: str = typer.Argument(..., help="new owner's address"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Transfer a twin; every consent you gave for it ends."""
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         result = tl.transfer(twin_id, to)
     if json_out:
         print_json(result.as_dict())
@@ -90,17 +87,16 @@ def transfer(
 
 
 @app.command("bind-device")
+@wallet_options
 def bind_device(
     twin_id: int = typer.Argument(...),
     device: str = typer.Argument(..., help='device did:key ("" unbinds)'),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Bind the device whose key signs this twin's data."""
-    with connect(node, rpc_url, name, passphrase_file) as tl:
+    with session.connect() as tl:
         result = tl.bind_device(twin_id, device)
     if json_out:
         print_json(result.as_dict())

@@ -10,7 +10,7 @@ import typer
 from twinledger.chain.client import ChainClient
 from twinledger.chain.ledger import TwinLedger
 from twinledger.cli.output import JsonOption, console, print_json
-from twinledger.cli.wallet import NameOption, NodeOption, PassFileOption, RpcOption, connect
+from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput, NotFound
 from twinledger.verify import read_bundle, verify_twin
 
@@ -18,6 +18,7 @@ app = typer.Typer(help="Verify a twin's provenance offline.", context_settings={
 
 
 @app.callback(invoke_without_command=True)
+@wallet_options
 def verify(
     twin_id: int = typer.Argument(..., help="twin id"),
     car: Path | None = typer.Option(None, "--car", help="a provenance CAR (else fetched from the node)"),
@@ -27,10 +28,8 @@ def verify(
     ),
     allow_pending: bool = typer.Option(False, "--allow-pending", help="accept records not anchored yet"),
     purpose: str | None = typer.Option(None, "--purpose", help="your AUDIT grant's purpose (not needed as owner)"),
-    name: str = NameOption,
-    passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    *,
+    session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Check the whole snapshot chain (hash links, producer and node signatures, Merkle proofs to on-chain batch
@@ -45,13 +44,13 @@ def verify(
             ) from None
         # The CAR's registry is only a default: the chain decides whether anything in it is anchored.
         address = ledger_address or read_bundle(io.BytesIO(data))[0].registry
-        ledger = TwinLedger(ChainClient(rpc_url), address)
+        ledger = TwinLedger(ChainClient(session.rpc_url), address)
     else:
-        with connect(node, rpc_url, name, passphrase_file) as tl:
+        with session.connect() as tl:
             data = tl.provenance_car(twin_id, purpose=purpose)
             if ledger_address and ledger_address.lower() != tl.node.twin_ledger.lower():
                 raise InvalidInput(f"the node serves ledger {tl.node.twin_ledger}, not {ledger_address}")
-            ledger = TwinLedger(ChainClient(rpc_url), ledger_address or tl.node.twin_ledger)
+            ledger = TwinLedger(ChainClient(session.rpc_url), ledger_address or tl.node.twin_ledger)
         if save_car:
             save_car.write_bytes(data)
     echo = None if json_out else (lambda line: console.print(f"[green]✓[/] {line}", highlight=False))

@@ -3,11 +3,15 @@ command that uses a wallet or the node shares."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 from eth_account import Account
@@ -52,6 +56,51 @@ def connect(node: str, rpc_url: str | None, name: str | None, passphrase_file: P
     wallet = unlock(name, passphrase_file) if name else None
     with Client(node, rpc_url, wallet) as client:
         yield client
+
+
+@dataclass(frozen=True)
+class Session:
+    """The options every command that acts as your wallet takes: --name, --passphrase-file, --node, --rpc-url."""
+
+    name: str
+    passphrase_file: Path | None
+    node: str
+    rpc_url: str
+
+    def connect(self, *, wallet: bool = True) -> AbstractContextManager[Client]:
+        """A Client on the node and chain; the wallet is unlocked (passphrase asked) only now, and only if `wallet`."""
+        return connect(self.node, self.rpc_url, self.name if wallet else None, self.passphrase_file)
+
+
+_SESSION_OPTIONS = (
+    ("name", str, NameOption),
+    ("passphrase_file", Path | None, PassFileOption),
+    ("node", str, NodeOption),
+    ("rpc_url", str, RpcOption),
+)
+
+
+def wallet_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command declaring `session: Session` the four shared options instead, in front of its --json.
+
+    Typer reads a command's options from its signature and has no option groups, so this rewrites the signature
+    that typer sees; the command keeps its own arguments and options as they are.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "session"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+        for name, annotation, default in _SESSION_OPTIONS
+    ]
+    at = next((i for i, p in enumerate(own) if p.name == "json_out"), len(own))
+
+    @functools.wraps(command)
+    def run(**kwargs: Any) -> None:
+        session = Session(**{name: kwargs.pop(name) for name, _, _ in _SESSION_OPTIONS})
+        command(session=session, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own[:at], *shared, *own[at:]])  # type: ignore[attr-defined]
+    return run
 
 
 def _reveal(what: str, yes: bool) -> None:
