@@ -1,4 +1,4 @@
-"""Test helpers: the Kubo vectors file (required, never skipped), generator G1, store snapshots."""
+"""Test helpers: the Kubo vectors (tests/ipfs/data, required, never skipped), generator G1, store snapshots."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from twinledger.ipfs import FileBlockStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VECTORS_PATH = REPO_ROOT.parent / "shared" / "vectors" / "kubo_vectors.json"
+# The expected CIDs are the ones Kubo's own test suite publishes (its "source" field names the files); the
+# inputs are literals or generator G1, so the vectors need nothing but this file.
+VECTORS_PATH = Path(__file__).resolve().parent / "data" / "kubo_vectors.json"
 
 
 def load_vectors() -> dict[str, Any]:
-    if not VECTORS_PATH.is_file():
-        raise FileNotFoundError(
-            f"Kubo vectors missing at {VECTORS_PATH}: clone the repo with shared/ beside it (as CI does)"
-        )
     return json.loads(VECTORS_PATH.read_text())
 
 
