@@ -59,7 +59,7 @@ lint: install
 
 ## test: everything installed, artifacts checked, lint, all tests
 test: install install-flower check-artifacts lint
-	$(PY) -m pytest -q --ignore=tests/flower
+	$(PY) -m pytest -q
 	$(FLOWER_PY) -m pytest -q tests/flower
 
 ## test-reliability: crashes (SIGKILL), chain outage, reorgs, disk failure, 60 s soak (also run by CI)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,18 @@ from twinledger.chain.ledger import FederatedLedger, TwinLedger
 from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port, rpc_call
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Flower pins older fastapi/typer/rich than the main lock, so its tests run in .venv-flower (`make test` runs both
+# environments). Where flwr is not installed, plain `pytest` leaves tests/flower out and says so in its header.
+FLOWER_INSTALLED = importlib.util.find_spec("flwr") is not None
+collect_ignore = [] if FLOWER_INSTALLED else ["flower"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FLOWER_INSTALLED:
+        terminalreporter.write_line(
+            "tests/flower: left out, flwr is not installed here (`make test` runs them in .venv-flower)"
+        )
 
 
 @pytest.fixture(scope="session")
