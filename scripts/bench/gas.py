@@ -212,8 +212,8 @@ still over), or a lazy ownership check (a grant by a non-owner would succeed sil
 
 Kept in one place rather than inlined, at a cost of 68 gas per grant: the grant-slot formula (`_grantSlot`).
 
-Calldata, and so gasUsed, moves by 12 when a timestamp in the arguments has a zero byte; the bound the tests assert
-for `grant` and `grantBySig` is the highest figure seen plus that, so any regression fails CI.
+This analysis is written by hand (`ANALYSIS` in scripts/bench/gas.py): its figures are those of the commit that wrote
+it, while the tables at the top are measured on every run.
 """
 
 
