@@ -73,7 +73,7 @@ test-fast: install
 demo: install
 	$(PY) scripts/demo.py
 
-## gas: measure gas per operation and write docs/gas.md
+## gas: measure gas per operation and the peer contracts' (contracts/peers, compiled at our settings); write docs/gas.md
 gas: install
 	$(PY) scripts/bench/gas.py
 

@@ -69,9 +69,14 @@ def find_compiler(version: Version) -> Path:
     return WRAPPER
 
 
-def collect_sources() -> dict[str, dict[str, str]]:
-    """Every project source and, transitively, every file it imports (from node_modules for packages)."""
-    pending = [f"contracts/src/{p.relative_to(SOURCES).as_posix()}" for p in sorted(SOURCES.rglob("*.sol"))]
+def project_units() -> list[str]:
+    """Every source file of the ledger, as a source unit name."""
+    return [f"contracts/src/{p.relative_to(SOURCES).as_posix()}" for p in sorted(SOURCES.rglob("*.sol"))]
+
+
+def collect_sources(units: list[str]) -> dict[str, dict[str, str]]:
+    """The given source units and, transitively, every file they import (from node_modules for packages)."""
+    pending = list(units)
     sources: dict[str, dict[str, str]] = {}
     while pending:
         unit = pending.pop()
@@ -89,11 +94,12 @@ def collect_sources() -> dict[str, dict[str, str]]:
     return dict(sorted(sources.items()))
 
 
-def compile_artifacts() -> dict[str, str]:
-    """Compile and return {file name: JSON text} for every deployable contract of this project."""
-    version = pinned_version()
-    compiler = find_compiler(version)
-    sources = collect_sources()
+def compile_sources(sources: dict[str, dict[str, str]]) -> tuple[dict, Version]:
+    """solc's standard-JSON output for `sources` at SETTINGS with the pinned compiler, and that compiler's version.
+
+    Exits with solc's messages on a compile error; prints its warnings.
+    """
+    compiler = find_compiler(pinned_version())
     output = solcx.compile_standard(
         {"language": "Solidity", "sources": sources, "settings": SETTINGS},
         solc_binary=compiler,
@@ -105,7 +111,13 @@ def compile_artifacts() -> dict[str, str]:
     warnings = [e for e in output.get("errors", []) if e["severity"] == "warning"]
     for warning in warnings:
         print(warning["formattedMessage"], file=sys.stderr)
-    long_version = solcx.wrapper.get_solc_version(compiler, with_commit_hash=True)
+    return output, solcx.wrapper.get_solc_version(compiler, with_commit_hash=True)
+
+
+def compile_artifacts() -> dict[str, str]:
+    """Compile and return {file name: JSON text} for every deployable contract of this project."""
+    sources = collect_sources(project_units())
+    output, long_version = compile_sources(sources)
     settings = {k: v for k, v in SETTINGS.items() if k != "outputSelection"}
     artifacts: dict[str, str] = {}
     for unit, contracts in output["contracts"].items():
