@@ -156,9 +156,12 @@ def parse_chunker(spec: str) -> int:
     kind, _, size_text = spec.partition("-")
     if kind != "size":
         raise InvalidInput(
-            f"chunker '{spec}' is not supported", hint="use a fixed-size chunker: size-N, e.g. size-262144"
+            f"--chunker={spec} is not supported", hint="use a fixed-size chunker: size-N, e.g. size-262144"
         )
-    size = _parse_int("--chunker", size_text) if size_text else 256 * 1024
+    try:
+        size = int(size_text) if size_text else 256 * 1024
+    except ValueError:
+        raise InvalidInput(f"--chunker={spec}: {size_text} is not a whole number", hint="use size-N") from None
     if size <= 0:
         raise InvalidInput(f"--chunker={spec}: the chunk size must be at least 1 byte", hint="use size-N with N >= 1")
     if size > CHUNK_SIZE_LIMIT:
