@@ -3,9 +3,9 @@
 ``ipfshttpclient.connect()`` refuses every Kubo newer than 0.7 by version number, so the client is constructed
 directly, and only RPC calls current Kubo still serves are used: version, config, add, block get/put/stat,
 pin add/rm/ls, repo gc, dag import/export. Every block read is verified against its CID here, not trusted from
-the daemon. A daemon older than MIN_KUBO_VERSION is refused when the store is opened: its `ipfs add` gives other
-CIDs than the embedded importer for some inputs (chunks over 1 MiB, directories exactly at the HAMT threshold)
-and it has no unixfs-v1-2025 profile.
+the daemon. A daemon older than MIN_KUBO_VERSION is refused when the store is opened: its `ipfs add` shards a
+directory exactly at the HAMT threshold (the importer does not), refuses chunks over 1 MiB and has neither the
+unixfs-v1-2025 profile nor its block-based HAMT size estimation.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class KuboStore:
 
     def _check_version(self) -> str:
         with self._rpc("version"):
-            version = str(self._client.version()["Version"])
+            version = str(self._client.version().get("Version") or "unknown")
         if not kubo_version_supported(version):
             minimum = ".".join(map(str, MIN_KUBO_VERSION))
             raise Unavailable(
