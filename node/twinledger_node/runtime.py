@@ -25,7 +25,7 @@ from twinledger_node.metrics import NodeMetrics
 from twinledger_node.services.anchoring import AnchorWorker
 from twinledger_node.services.receipts import ReceiptLog
 from twinledger_node.services.relayer import Relayer
-from twinledger_node.services.snapshots import SnapshotService
+from twinledger_node.services.snapshots import CONTENT_PROFILE, SnapshotService
 from twinledger_node.settings import NodeSettings
 from twinledger_node.state import NodeState
 
@@ -89,9 +89,14 @@ class NodeRuntime:
             log_chunk=settings.log_chunk,
         )  # fmt: skip
         self.state = NodeState(data / "node" / "state.sqlite")
-        self.store: BlockStore = open_store(
-            IPFSConfig(backend=settings.ipfs_backend, path=data / "ipfs", kubo_addr=settings.ipfs_kubo_addr)
+        # A Kubo backend is refused here if too old, and gets the content profile as its Import.* configuration.
+        ipfs = IPFSConfig(
+            backend=settings.ipfs_backend,
+            path=data / "ipfs",
+            kubo_addr=settings.ipfs_kubo_addr,
+            import_profile=CONTENT_PROFILE,
         )
+        self.store: BlockStore = open_store(ipfs)
         self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
         self.auth = SignedRequestAuth(
             AuthSettings(

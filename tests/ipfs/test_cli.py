@@ -56,7 +56,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(tmp_path: Path) -> None
     (tmp_path / "dir" / "ok.txt").write_text("y")
     os.mkfifo(tmp_path / "dir" / "pipe")  # neither file nor directory: refused before any block is written
     cases = {
-        ("add", "--chunker=rabin", "h.txt"): "chunker 'rabin' is not supported",
+        ("add", "--chunker=rabin", "h.txt"): "--chunker=rabin is not supported",
         ("add", "--cid-version=7", "h.txt"): "--cid-version=7 is not a CID version",
         ("add", "--profile=nope", "h.txt"): "unknown import profile 'nope'",
         ("add", "missing.txt"): "missing.txt does not exist",

@@ -10,6 +10,8 @@ import yaml
 from compose_spec import PyCompose
 from dockerfile_parse import DockerfileParser
 
+from twinledger.ipfs.kubo import kubo_version_supported
+from twinledger_node.services.snapshots import CONTENT_PROFILE
 from twinledger_node.settings import NodeSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +73,14 @@ def test_kubo_rpc_stays_on_the_compose_network_and_the_node_on_loopback(compose)
     assert "ports" not in compose["services"]["kubo"]
     assert "ports" not in compose["services"]["chain"]
     assert all(p.startswith("127.0.0.1:") for p in compose["services"]["node"]["ports"])
+
+
+def test_kubo_is_one_the_node_accepts_with_the_nodes_profile(compose):
+    kubo = compose["services"]["kubo"]
+    image, _, tag = kubo["image"].partition(":")
+    assert image == "ipfs/kubo"
+    assert kubo_version_supported(tag), f"the node would refuse Kubo {tag}"
+    assert CONTENT_PROFILE in kubo["environment"]["IPFS_PROFILE"].split(",")
 
 
 def test_node_environment_names_real_settings(compose):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperCommand
+
+if TYPE_CHECKING:
+    from typer import _click  # typer >= 0.29 vendors click; its Command.parse_args takes this Context
 
 from twinledger.errors import InvalidInput
 from twinledger.ipfs import (
@@ -22,6 +26,7 @@ from twinledger.ipfs import (
     open_store,
     parse_cid,
 )
+from twinledger.ipfs.options import parse_go_bool
 
 app = typer.Typer(help="Content-addressed storage: Kubo-identical CIDs, pins, CAR files.", no_args_is_help=True)
 pin_app = typer.Typer(help="Recursive pins: pinned DAGs survive gc.", no_args_is_help=True)
@@ -34,6 +39,38 @@ RepoOption = Annotated[
 ]
 
 
+class KuboFlags(TyperCommand):
+    """Boolean options as Kubo's parser takes them: bare (``--raw-leaves``, ``-n``) or ``--flag=true|false``.
+
+    Click flags take no value, so ``--flag=VALUE`` is rewritten before parsing: to the flag for a true value,
+    to its ``--no-`` form (or to nothing, for a flag that is off by default) for a false one. A bare flag never
+    takes the next word, so ``--raw-leaves PATH`` leaves PATH the path, as in Kubo.
+    """
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        flags: dict[str, tuple[str, str | None]] = {}
+        for param in self.params:
+            if getattr(param, "is_bool_flag", False):  # typer vendors click: no isinstance on click.Option
+                on, off = param.opts[-1], (getattr(param, "secondary_opts", None) or [None])[0]
+                for name in param.opts:
+                    flags[name] = (on, off)
+        rewritten: list[str] = []
+        for index, arg in enumerate(args):
+            if arg == "--":
+                rewritten.extend(args[index:])
+                break
+            name, equals, value = arg.partition("=")
+            if not equals or name not in flags:
+                rewritten.append(arg)
+                continue
+            on, off = flags[name]
+            if parse_go_bool(name, value):
+                rewritten.append(on)
+            elif off is not None:
+                rewritten.append(off)
+        return super().parse_args(ctx, rewritten)
+
+
 def _store(repo: Path | None) -> BlockStore:
     config = IPFSConfig.from_env()
     if repo is not None:
@@ -41,27 +78,34 @@ def _store(repo: Path | None) -> BlockStore:
     return open_store(config)
 
 
-@app.command()
+@app.command(cls=KuboFlags)
 def add(
     path: Annotated[Path, typer.Argument(help="file or directory to add")],
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="add a directory tree")] = False,
     quieter: Annotated[bool, typer.Option("-Q", "--quieter", help="print only the root CID")] = False,
     only_hash: Annotated[bool, typer.Option("-n", "--only-hash", help="compute the CID, store nothing")] = False,
     cid_version: Annotated[int | None, typer.Option("--cid-version")] = None,
-    raw_leaves: Annotated[str | None, typer.Option("--raw-leaves", help="true|false")] = None,
-    chunker: Annotated[str | None, typer.Option("-s", "--chunker", help="size-N")] = None,
+    raw_leaves: Annotated[
+        bool | None, typer.Option("--raw-leaves/--no-raw-leaves", help="raw leaf blocks (default: CID v1)")
+    ] = None,
+    chunker: Annotated[str | None, typer.Option("-s", "--chunker", help="size-N, N <= 2 MiB - 256")] = None,
     max_file_links: Annotated[int | None, typer.Option("--max-file-links")] = None,
     trickle: Annotated[bool, typer.Option("-t", "--trickle", help="trickle DAG layout")] = False,
-    profile: Annotated[str | None, typer.Option("--profile", help="unixfs-v0-2015 | unixfs-v1-2025")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", help="as `ipfs config profile apply` would, before the flags: unixfs-v0-2015 | unixfs-v1-2025"
+        ),
+    ] = None,
     hidden: Annotated[bool, typer.Option("-H", "--hidden", help="include files whose names start with .")] = False,
     pin: Annotated[bool, typer.Option("--pin/--no-pin", help="pin the result (Kubo's default)")] = True,
     repo: RepoOption = None,
 ) -> None:
-    """Add a file or directory, like `ipfs add`, and print its CID."""
+    """Add a file or directory, like `ipfs add`, and print its CID. Boolean flags also take =true|false."""
     flags: list[str] = []
     for name, value in (
         ("--cid-version", cid_version),
-        ("--raw-leaves", raw_leaves),
+        ("--raw-leaves", None if raw_leaves is None else str(raw_leaves).lower()),
         ("--chunker", chunker),
         ("--max-file-links", max_file_links),
         ("--profile", profile),
@@ -157,7 +201,7 @@ def car_export(
     typer.echo(f"exported {root} to {output}")
 
 
-@car_app.command("import")
+@car_app.command("import", cls=KuboFlags)
 def car_import(
     file: Path,
     pin_roots: Annotated[bool, typer.Option("--pin-roots/--no-pin-roots")] = True,

@@ -48,7 +48,7 @@ def _run() -> int:
         result = app(standalone_mode=False)
         return result if isinstance(result, int) else 0
     except TwinledgerError as error:
-        err = Console(stderr=True, emoji=False)
+        err = Console(stderr=True, emoji=False, soft_wrap=True)  # an error is one line, whatever the terminal width
         err.print(f"[bold red]error:[/] {error.message}", highlight=False)
         if error.hint:
             err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)

@@ -9,9 +9,10 @@ Public API (everything the node and the CLI use):
 * ``BlockStore`` — the protocol both backends implement: ``has/get/put/delete/stat`` (``get`` verifies
   every block against its CID), ``pin/unpin/pins`` (recursive), ``gc``, ``add_path/add_stream``,
   ``import_car/export_car``.
-* ``FileBlockStore(path)`` — the embedded store; ``KuboStore(multiaddr)`` — a Kubo node over RPC.
+* ``FileBlockStore(path)`` — the embedded store; ``KuboStore(multiaddr)`` — a Kubo node over RPC (refuses a
+  daemon older than Kubo 0.40.0; with ``import_options`` it sets the daemon's ``Import.*`` configuration).
 * ``IPFSConfig`` / ``open_store(config)`` — choose the backend (env: TWINLEDGER_IPFS_BACKEND=embedded|kubo,
-  TWINLEDGER_IPFS_PATH, TWINLEDGER_IPFS_KUBO_ADDR).
+  TWINLEDGER_IPFS_PATH, TWINLEDGER_IPFS_KUBO_ADDR); ``import_profile`` is written into Kubo's configuration.
 * ``import_file(store, stream, options, pin=True) -> ImportResult(cid, size)``; ``add_path(...)`` for files
   and directory trees; ``compute_cid(stream, options)`` for `--only-hash`.
 * ``cat(store, cid) -> Iterator[bytes]``; ``get_to_path(store, cid, dest)`` writes files/directories out.
@@ -67,6 +68,8 @@ class IPFSConfig:
     backend: Literal["embedded", "kubo"] = "embedded"
     path: Path = Path.home() / ".twinledger" / "ipfs"
     kubo_addr: str = DEFAULT_KUBO_ADDR
+    # The profile this process imports with; a Kubo backend gets it as its Import.* configuration.
+    import_profile: str | None = None
 
     @classmethod
     def from_env(cls) -> IPFSConfig:
@@ -84,7 +87,8 @@ def open_store(config: IPFSConfig | None = None) -> BlockStore:
     """The configured backend: the embedded FileBlockStore, or a KuboStore."""
     config = config or IPFSConfig.from_env()
     if config.backend == "kubo":
-        return KuboStore(config.kubo_addr)
+        profile = config.import_profile
+        return KuboStore(config.kubo_addr, import_options=ImportOptions.profile(profile) if profile else None)
     return FileBlockStore(config.path)
 
 

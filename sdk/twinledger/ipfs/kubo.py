@@ -1,14 +1,20 @@
 """The Kubo backend: the same BlockStore interface over a Kubo node's RPC API, through ipfshttpclient.
 
 ``ipfshttpclient.connect()`` refuses every Kubo newer than 0.7 by version number, so the client is constructed
-directly, and only RPC calls current Kubo still serves are used: add, block get/put/stat, pin add/rm/ls,
-repo gc, dag import/export. Every block read is verified against its CID here, not trusted from the daemon.
+directly, and only RPC calls current Kubo still serves are used: version, config, add, block get/put/stat,
+pin add/rm/ls, repo gc, dag import/export. Every block read is verified against its CID here, not trusted from
+the daemon. A daemon older than MIN_KUBO_VERSION is refused when the store is opened: its `ipfs add` shards a
+directory exactly at the HAMT threshold (the importer does not), refuses chunks over 1 MiB and has neither the
+unixfs-v1-2025 profile nor its block-based HAMT size estimation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,12 +30,28 @@ from twinledger.ipfs.options import ImportOptions
 from twinledger.ipfs.store import BlockStat
 
 DEFAULT_KUBO_ADDR = "/ip4/127.0.0.1/tcp/5001/http"
+# ipfshttpclient still passes urllib3 its obsolete `strict` argument, and urllib3 warns about it on every
+# connection pool: a CLI user would see that line before every answer.
+warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)
+# Kubo 0.40.0 (boxo 0.37): chunks up to 2 MiB - 256, HAMT sharding only when a directory is over (not at) the
+# threshold, block-based HAMT size estimation and the IPIP-499 profiles. The importer follows exactly that.
+MIN_KUBO_VERSION = (0, 40, 0)
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(-\S+)?$")
+# go-humanize's ParseBytes units, which Kubo's OptionalBytes (Import.UnixFSHAMTDirectorySizeThreshold) accepts.
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
 class KuboStore:
-    """A Kubo node as a BlockStore. ``addr`` is a multiaddr such as /ip4/127.0.0.1/tcp/5001/http."""
+    """A Kubo node as a BlockStore. ``addr`` is a multiaddr such as /ip4/127.0.0.1/tcp/5001/http.
 
-    def __init__(self, addr: str = DEFAULT_KUBO_ADDR, *, timeout: float = 60.0) -> None:
+    Opening it asks the daemon for its version and refuses one older than MIN_KUBO_VERSION. With
+    ``import_options`` (the node passes its content profile) it also writes them into Kubo's ``Import.*``
+    configuration, so the daemon's own defaults, and the two settings `ipfs add` has no flag for, are ours.
+    """
+
+    def __init__(
+        self, addr: str = DEFAULT_KUBO_ADDR, *, timeout: float = 60.0, import_options: ImportOptions | None = None
+    ) -> None:
         self.addr = addr
         try:
             self._client = ipfshttpclient.Client(addr=addr, timeout=timeout)
@@ -37,6 +59,57 @@ class KuboStore:
             raise InvalidInput(
                 f"'{addr}' is not a Kubo RPC multiaddr", hint="use e.g. /ip4/127.0.0.1/tcp/5001/http"
             ) from None
+        self.version = self._check_version()
+        if import_options is not None:
+            self.configure_imports(import_options)
+
+    def _check_version(self) -> str:
+        with self._rpc("version"):
+            version = str(self._client.version().get("Version") or "unknown")
+        if not kubo_version_supported(version):
+            minimum = ".".join(map(str, MIN_KUBO_VERSION))
+            raise Unavailable(
+                f"Kubo at {self.addr} is version {version}; twinledger needs Kubo {minimum} or newer, the first "
+                "whose `ipfs add` gives the same CIDs as twinledger's importer",
+                hint=f"upgrade Kubo to v{minimum} or later (docker-compose.yml pins one)",
+            )
+        return version
+
+    def import_config(self) -> dict[str, Any]:
+        """Kubo's ``Import`` configuration section as the daemon reports it (unset keys are null or absent)."""
+        with self._rpc("config show"):
+            return dict(self._client.config.get().get("Import") or {})
+
+    def configure_imports(self, options: ImportOptions) -> None:
+        """Set every ``Import.*`` key to ``options`` (like `ipfs config profile apply`, for any options).
+
+        Kubo reads the HAMT threshold only when the daemon starts: if it had another value, the daemon must be
+        restarted before directories are added, and this says so instead of letting CIDs differ silently.
+        """
+        before = _hamt_threshold(self.import_config())
+        for key, value in options.kubo_import_config().items():
+            with self._rpc(f"config Import.{key}"):
+                self._client.config.set(f"Import.{key}", json.dumps(value), opts={"json": "true"})
+        if before != options.hamt_threshold:
+            raise Unavailable(
+                f"Kubo at {self.addr} had Import.UnixFSHAMTDirectorySizeThreshold={before}; it is now "
+                f"{options.hamt_threshold}, but Kubo applies it only at start",
+                hint="restart the Kubo daemon, then start twinledger again",
+            )
+
+    def _check_directory_settings(self, options: ImportOptions) -> None:
+        """Refuse a directory add whose HAMT settings Kubo cannot be told per request and does not share."""
+        config = self.import_config()
+        estimation = config.get("UnixFSHAMTDirectorySizeEstimation") or "links"
+        threshold = _hamt_threshold(config)
+        if (estimation, threshold) != (options.hamt_size_estimation, options.hamt_threshold):
+            raise InvalidInput(
+                f"Kubo at {self.addr} shards directories with Import.UnixFSHAMTDirectorySizeEstimation={estimation} "
+                f"and Import.UnixFSHAMTDirectorySizeThreshold={threshold}; these options need "
+                f"{options.hamt_size_estimation} and {options.hamt_threshold}, and `ipfs add` has no flag for them",
+                hint="apply the matching profile on the daemon (ipfs config profile apply NAME, then restart Kubo) "
+                "or add with the profile the daemon has",
+            )
 
     def __repr__(self) -> str:
         return f"KuboStore({self.addr!r})"
@@ -116,7 +189,10 @@ class KuboStore:
 
     # -- imports ------------------------------------------------------------------------------------------
     def _add(self, what: Any, options: ImportOptions, *, pin: bool, recursive: bool) -> ImportResult:
+        if recursive:
+            self._check_directory_settings(options)
         params = options.kubo_params()
+        named = ("cid-version", "raw-leaves", "chunker", "trickle")  # the ones ipfshttpclient takes as arguments
         with self._rpc("add"):
             answer = self._client.add(
                 what,
@@ -126,7 +202,7 @@ class KuboStore:
                 raw_leaves=options.raw_leaves,
                 cid_version=options.cid_version,
                 pin=pin,
-                opts={"max-file-links": params["max-file-links"], "hidden": params["hidden"]},
+                opts={name: value for name, value in params.items() if name not in named},
             )
         last = answer[-1] if isinstance(answer, list) else answer  # Kubo reports the root last
         return ImportResult(parse_cid(last["Hash"]), int(last.get("Size", 0)))
@@ -163,3 +239,31 @@ class KuboStore:
     def close(self) -> None:
         with contextlib.suppress(TwinledgerError, ipfs_errors.Error):
             self._client.close()
+
+
+def kubo_version_supported(version: str) -> bool:
+    """Whether a Kubo version string (``0.40.1``, ``v0.41.0-dev``) is MIN_KUBO_VERSION or newer.
+
+    A pre-release of the minimum (0.40.0-rc1) is older than it; unreadable versions are refused.
+    """
+    match = _VERSION.match(version)
+    if match is None:
+        return False
+    number = tuple(int(part) for part in match.groups()[:3])
+    return number > MIN_KUBO_VERSION or (number == MIN_KUBO_VERSION and not match[4])
+
+
+def _hamt_threshold(config: dict[str, Any]) -> int:
+    """Import.UnixFSHAMTDirectorySizeThreshold in bytes (Kubo's default 256 KiB when unset)."""
+    value = config.get("UnixFSHAMTDirectorySizeThreshold")
+    if value is None:
+        return 256 * 1024
+    match = _BYTES.match(str(value))
+    if match is None:
+        raise InvalidInput(
+            f"Kubo's Import.UnixFSHAMTDirectorySizeThreshold={value} is not a byte size twinledger reads",
+            hint="set it to a number of bytes, e.g. 262144",
+        )
+    number, prefix, binary, _ = match.groups()
+    power = " kmgt".index(prefix.lower() or " ")
+    return int(float(number) * (1024 if binary else 1000) ** power)

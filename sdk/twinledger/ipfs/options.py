@@ -8,14 +8,16 @@ from typing import Literal
 
 from twinledger.errors import InvalidInput
 
-CHUNK_SIZE_LIMIT = 1 << 20  # boxo refuses larger chunks: a leaf must fit a 1 MiB block plus framing
+# boxo >= 0.37 (Kubo >= 0.40, chunker/parse.go ChunkSizeLimit): the 2 MiB bitswap block limit minus 256 bytes
+# kept for the dag-pb/UnixFS framing of a non-raw leaf.
+CHUNK_SIZE_LIMIT = (2 << 20) - 256
 Layout = Literal["balanced", "trickle"]
 SizeEstimation = Literal["links", "block"]
 
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How bytes become a UnixFS DAG. The defaults are Kubo's default profile, unixfs-v0-2015."""
+    """How bytes become a UnixFS DAG. The defaults are a fresh Kubo's (the values of unixfs-v0-2015)."""
 
     cid_version: int = 0
     raw_leaves: bool = False
@@ -42,8 +44,11 @@ class ImportOptions:
     def from_kubo_flags(cls, flags: Sequence[str]) -> ImportOptions:
         """Options from Kubo `ipfs add` flags, e.g. ["--cid-version=1", "--chunker=size-1024", "--trickle"].
 
-        As in Kubo, a profile sets defaults and explicit flags override them whatever their order, and
-        ``--cid-version=1`` turns raw leaves on unless ``--raw-leaves`` is given explicitly.
+        Kubo has no `ipfs add --profile`: ``--profile=NAME`` here means what ``ipfs config profile apply NAME``
+        followed by ``ipfs add <the other flags>`` means in Kubo. A profile sets every ``Import.*`` key, and Kubo's
+        add treats a configured ``Import.UnixFSRawLeaves`` as given explicitly (core/commands/add.go), so
+        ``--cid-version=1`` turns raw leaves on only without a profile and without ``--raw-leaves``. Explicit
+        flags override the profile whatever their order. Booleans take Go's strconv.ParseBool values, as Kubo.
         """
         values: dict[str, str] = {}
         for flag in flags:
@@ -55,17 +60,20 @@ class ImportOptions:
                     hint="supported: " + ", ".join(sorted(set(_FLAG_ALIASES.values()))),
                 )
             values[canonical] = value if _ else "true"
-        options = cls.profile(values.get("--profile", "unixfs-v0-2015"))
+        profile = values.get("--profile")
+        options = cls.profile(profile) if profile is not None else cls()
+        # Import.UnixFSRawLeaves is set when a profile was applied: --cid-version no longer decides the leaves.
+        raw_leaves_set = profile is not None or "--raw-leaves" in values
         changes: dict[str, object] = {}
         if "--cid-version" in values:
             version = _parse_int("--cid-version", values["--cid-version"])
             if version not in (0, 1):
                 raise InvalidInput(f"--cid-version={version} is not a CID version", hint="use 0 or 1")
             changes["cid_version"] = version
-            if version == 1:
+            if version == 1 and not raw_leaves_set:
                 changes["raw_leaves"] = True
         if "--raw-leaves" in values:
-            changes["raw_leaves"] = _parse_bool("--raw-leaves", values["--raw-leaves"])
+            changes["raw_leaves"] = parse_go_bool("--raw-leaves", values["--raw-leaves"])
         if "--chunker" in values:
             changes["chunk_size"] = parse_chunker(values["--chunker"])
         if "--max-file-links" in values:
@@ -73,29 +81,55 @@ class ImportOptions:
             if links < 2:
                 raise InvalidInput(f"--max-file-links={links} is too small", hint="use 2 or more")
             changes["max_links"] = links
-        if "--trickle" in values and _parse_bool("--trickle", values["--trickle"]):
-            changes["layout"] = "trickle"
+        if "--trickle" in values:
+            changes["layout"] = "trickle" if parse_go_bool("--trickle", values["--trickle"]) else "balanced"
         if "--hidden" in values:
-            changes["hidden"] = _parse_bool("--hidden", values["--hidden"])
+            changes["hidden"] = parse_go_bool("--hidden", values["--hidden"])
         for ignored in ("--recursive",):  # the path decides file vs directory; accepted for Kubo parity
             values.pop(ignored, None)
         return replace(options, **changes)  # type: ignore[arg-type]
 
     def kubo_params(self) -> dict[str, str]:
-        """The same options as Kubo RPC `add` query parameters."""
-        params = {
+        """Every Kubo RPC `add` parameter these options decide, so that no daemon configuration changes the CID.
+
+        The HAMT threshold and its size estimation have no `add` parameter: see ``kubo_import_config``.
+        """
+        return {
             "cid-version": str(self.cid_version),
-            "raw-leaves": str(self.raw_leaves).lower(),
+            "raw-leaves": _go_bool(self.raw_leaves),
             "chunker": f"size-{self.chunk_size}",
+            "hash": "sha2-256",
             "max-file-links": str(self.max_links),
-            "trickle": str(self.layout == "trickle").lower(),
-            "hidden": str(self.hidden).lower(),
+            "max-directory-links": "0",  # boxo: 0 = no limit; a basic directory only turns into a HAMT by size
+            "max-hamt-fanout": str(self.hamt_fanout),
+            "trickle": _go_bool(self.layout == "trickle"),
+            "hidden": _go_bool(self.hidden),
         }
-        return params
+
+    def kubo_import_config(self) -> dict[str, object]:
+        """The same options as Kubo's ``Import.*`` configuration keys (what `ipfs config profile apply` sets).
+
+        ``UnixFSHAMTDirectorySizeThreshold`` and ``UnixFSHAMTDirectorySizeEstimation`` exist only here; Kubo reads
+        the threshold once, when the daemon starts (core/node/groups.go sets boxo's HAMTShardingSize).
+        """
+        return {
+            "CidVersion": self.cid_version,
+            "UnixFSRawLeaves": self.raw_leaves,
+            "UnixFSChunker": f"size-{self.chunk_size}",
+            "HashFunction": "sha2-256",
+            "UnixFSFileMaxLinks": self.max_links,
+            "UnixFSDirectoryMaxLinks": 0,
+            "UnixFSHAMTDirectoryMaxFanout": self.hamt_fanout,
+            "UnixFSHAMTDirectorySizeThreshold": str(self.hamt_threshold),
+            "UnixFSHAMTDirectorySizeEstimation": self.hamt_size_estimation,
+            "UnixFSDAGLayout": self.layout,
+        }
 
 
+# Kubo's IPIP-499 profiles (config/profile.go); legacy-cid-v0 is Kubo's alias of unixfs-v0-2015.
 PROFILES: dict[str, ImportOptions] = {
     "unixfs-v0-2015": ImportOptions(),
+    "legacy-cid-v0": ImportOptions(),
     "unixfs-v1-2025": ImportOptions(
         cid_version=1, raw_leaves=True, chunk_size=1 << 20, max_links=1024, hamt_size_estimation="block"
     ),
@@ -122,12 +156,24 @@ def parse_chunker(spec: str) -> int:
     kind, _, size_text = spec.partition("-")
     if kind != "size":
         raise InvalidInput(
-            f"chunker '{spec}' is not supported", hint="use a fixed-size chunker: size-N, e.g. size-262144"
+            f"--chunker={spec} is not supported", hint="use a fixed-size chunker: size-N, e.g. size-262144"
         )
-    size = _parse_int("--chunker", size_text) if size_text else 256 * 1024
-    if not 0 < size <= CHUNK_SIZE_LIMIT:
-        raise InvalidInput(f"chunker size {size} is out of range", hint=f"use size-N with 1 <= N <= {CHUNK_SIZE_LIMIT}")
+    try:
+        size = int(size_text) if size_text else 256 * 1024
+    except ValueError:
+        raise InvalidInput(f"--chunker={spec}: {size_text} is not a whole number", hint="use size-N") from None
+    if size <= 0:
+        raise InvalidInput(f"--chunker={spec}: the chunk size must be at least 1 byte", hint="use size-N with N >= 1")
+    if size > CHUNK_SIZE_LIMIT:
+        raise InvalidInput(
+            f"--chunker={spec}: chunk size {size} is over Kubo's limit of {CHUNK_SIZE_LIMIT} bytes (2 MiB - 256)",
+            hint=f"use size-N with N <= {CHUNK_SIZE_LIMIT}",
+        )
     return size
+
+
+def _go_bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _parse_int(flag: str, text: str) -> int:
@@ -137,10 +183,18 @@ def _parse_int(flag: str, text: str) -> int:
         raise InvalidInput(f"{flag}={text} is not a whole number", hint=f"write {flag}=N") from None
 
 
-def _parse_bool(flag: str, text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes"):
+# Go's strconv.ParseBool, which Kubo's command parser (go-ipfs-cmds) applies to every boolean option.
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_go_bool(flag: str, text: str) -> bool:
+    """A boolean flag value as Kubo reads it; anything else names the flag and the value."""
+    if text in GO_TRUE:
         return True
-    if lowered in ("false", "0", "no"):
+    if text in GO_FALSE:
         return False
-    raise InvalidInput(f"{flag}={text} is not true or false", hint=f"write {flag}=true or {flag}=false")
+    raise InvalidInput(
+        f"{flag}={text} is not a boolean",
+        hint=f"write {flag}, {flag}=true or {flag}=false (Kubo also takes 1/0, t/f, T/F, TRUE/FALSE, True/False)",
+    )
