@@ -58,7 +58,8 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(tmp_path: Path) -> None
     cases = {
         ("add", "--chunker=rabin", "h.txt"): "--chunker=rabin is not supported",
         ("add", "--cid-version=7", "h.txt"): "--cid-version=7 is not a CID version",
-        ("add", "--profile=nope", "h.txt"): "unknown import profile 'nope'",
+        ("add", "--profile=nope", "h.txt"): "--profile=nope is not an import profile",
+        ("add", "--chunker=size", "h.txt"): "--chunker=size is not supported",
         ("add", "missing.txt"): "missing.txt does not exist",
         ("cat", "Qmnotacid"): "'Qmnotacid' is not a CID",
         ("cat", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"): "is not in the store",

@@ -98,3 +98,12 @@ def test_largest_chunks_with_dag_pb_leaves_stay_within_the_block_limit(tmp_path:
     copy = FileBlockStore(tmp_path / "copy")
     assert import_car(copy, io.BytesIO(car.getvalue())) == [root]  # our CAR reader takes 2 MiB blocks
     assert b"".join(cat(copy, root)) == data
+
+
+def test_chunker_spellings_are_boxos() -> None:
+    """boxo's chunker.FromString: "" and "default" are 256 KiB; a bare "size" is no chunker at all."""
+    assert ImportOptions.from_kubo_flags(["--chunker=default"]).chunk_size == 256 * 1024
+    assert ImportOptions.from_kubo_flags(["--chunker="]).chunk_size == 256 * 1024
+    for spec in ("size", "size-", "sizes-10"):
+        with pytest.raises(InvalidInput, match=f"--chunker={spec}"):
+            ImportOptions.from_kubo_flags([f"--chunker={spec}"])

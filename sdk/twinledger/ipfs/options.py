@@ -37,7 +37,7 @@ class ImportOptions:
             return PROFILES[name]
         except KeyError:
             raise InvalidInput(
-                f"unknown import profile '{name}'", hint=f"use one of: {', '.join(sorted(PROFILES))}"
+                f"--profile={name} is not an import profile", hint=f"use one of: {', '.join(sorted(PROFILES))}"
             ) from None
 
     @classmethod
@@ -152,16 +152,22 @@ _FLAG_ALIASES = {
 
 
 def parse_chunker(spec: str) -> int:
-    """Chunk size of a Kubo chunker spec; only fixed-size chunking (size-N) is supported."""
-    kind, _, size_text = spec.partition("-")
-    if kind != "size":
+    """Chunk size of a Kubo chunker spec; only fixed-size chunking is supported ("default" or size-N).
+
+    Spellings as boxo's chunker.FromString: "" and "default" are 256 KiB, "size-N" is N bytes; anything else
+    (a bare "size" included) is not a fixed-size chunker.
+    """
+    if spec in ("", "default"):
+        return 256 * 1024
+    if not spec.startswith("size-"):
         raise InvalidInput(
             f"--chunker={spec} is not supported", hint="use a fixed-size chunker: size-N, e.g. size-262144"
         )
+    size_text = spec.removeprefix("size-")
     try:
-        size = int(size_text) if size_text else 256 * 1024
+        size = int(size_text)
     except ValueError:
-        raise InvalidInput(f"--chunker={spec}: {size_text} is not a whole number", hint="use size-N") from None
+        raise InvalidInput(f"--chunker={spec}: {size_text!r} is not a whole number", hint="use size-N") from None
     if size <= 0:
         raise InvalidInput(f"--chunker={spec}: the chunk size must be at least 1 byte", hint="use size-N with N >= 1")
     if size > CHUNK_SIZE_LIMIT:
