@@ -100,10 +100,12 @@ class NodeRuntime:
             )
         )  # fmt: skip
         chain_id, registry = self.client.chain_id, self.deployment.twin_ledger
+        # the account that anchors the node's batches, named in every record the node signs (see anchoring.py)
+        anchorer = self.client.account.address if self.client.account else None
         self.snapshots = SnapshotService(
-            self.state, self.index, self.store, self.node_key, chain_id=chain_id, registry=registry
+            self.state, self.index, self.store, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer
         )
-        self.receipts = ReceiptLog(self.state, self.node_key, chain_id=chain_id, registry=registry)
+        self.receipts = ReceiptLog(self.state, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer)
         self.anchors = AnchorWorker(
             self.state, self.store, self.ledger,
             batch_size=settings.anchor_batch_size, batch_seconds=settings.anchor_batch_seconds,

@@ -199,9 +199,12 @@ class TwinLedger:
     def anchor_batch(self, kind: BatchKind, root: bytes, count: int, leaves_cid: str) -> TxResult:
         return self._send(self.contract.functions.anchorBatch(int(kind), root, count, leaves_cid))
 
-    def batch_of(self, root: bytes) -> tuple[str, int, BatchKind, int]:
-        anchorer, at, kind, count = self.client.call(self.contract.functions.batchOf(root))
-        return str(anchorer), int(at), BatchKind(kind), int(count)
+    def batch_of(self, anchorer: str, root: bytes) -> tuple[int, BatchKind, int]:
+        """When `anchorer` anchored `root` (0: it did not), of which kind, with how many leaves. Anyone may anchor
+        any root; only the anchorer named by the signed records says anything about them."""
+        fn = self.contract.functions.batchOf(Web3.to_checksum_address(anchorer), root)
+        at, kind, count = self.client.call(fn)
+        return int(at), BatchKind(kind), int(count)
 
     # ------------------------------------------------------------------ consent
 
