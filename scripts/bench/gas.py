@@ -193,8 +193,9 @@ for `grant` and `grantBySig` is the highest figure seen plus that, so any regres
 - **Task creation and checkpoints** are limited at the node (allowed creators, the creator alone checkpoints,
   a gas budget per DID): no contract change, no gas. On chain a task is bound to the account that created it,
   the only one that may checkpoint or close it; its DID is not checked there (an Ed25519 did:key cannot be
-  verified by the EVM at a sensible price), and a task claiming someone else's DID gains nothing from the
-  consents given to that DID, since every commit is the twin owner's own act.
+  verified by the EVM at a sensible price): the DID signs the task record naming the account, `fl verify`
+  checks it, and a task claiming someone else's DID gains nothing from the consents given to that DID, since every
+  commit is the twin owner's own act.
 """
 
 
