@@ -139,6 +139,7 @@ def lifecycle(node_url: str, rpc: str, info: dict) -> int:  # type: ignore[type-
     researcher_chain = ChainClient(rpc, researcher_wallet.account)
     aggregator = Aggregator(FederatedLedger(researcher_chain, info["federatedLedger"]),
                             TwinLedger(researcher_chain, info["twinLedger"]), fl_store, catalog)  # fmt: skip
+    aggregator.key = researcher_wallet.did_key  # signs the task record, binding the DID to the researcher's account
     participant = Participant(FederatedLedger(owner_chain, info["federatedLedger"]),
                               TwinLedger(owner_chain, info["twinLedger"]), fl_store, catalog)  # fmt: skip
     model = [np.zeros((4, 2)), np.zeros(2)]

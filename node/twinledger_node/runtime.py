@@ -20,7 +20,7 @@ from twinledger_node.auth import AuthSettings, SignedRequestAuth
 from twinledger_node.consent.guard import freshness
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.indexer.indexer import Indexer
-from twinledger_node.keys import load_or_create_node_key
+from twinledger_node.keys import load_or_create_account_key, load_or_create_node_key
 from twinledger_node.metrics import NodeMetrics
 from twinledger_node.services.anchoring import AnchorWorker
 from twinledger_node.services.receipts import ReceiptLog
@@ -30,9 +30,10 @@ from twinledger_node.settings import NodeSettings
 from twinledger_node.state import NodeState
 
 log = logging.getLogger("twinledger.node")
-# On a local anvil chain the node pays with the last dev account, so it never races a user's CLI (first account)
-# for transaction nonces.
-LOCAL_NODE_KEY = DEV_KEYS[-1]
+# On a local development chain the node's own account is funded from the last dev account (the user's CLI uses the
+# first, so the two never race for nonces); the node never signs as a dev account itself.
+LOCAL_FUNDER_KEY = DEV_KEYS[-1]
+LOCAL_FUNDING_WEI = 100 * 10**18
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def connect_chain(settings: NodeSettings) -> ChainSetup:
     if settings.private_key is not None:
         client.account = Account.from_key(settings.private_key.get_secret_value())
     elif client.chain_id == DEFAULT_CHAIN_ID:
-        client.account = Account.from_key(LOCAL_NODE_KEY)
+        client.account = load_or_create_account_key(account_key_path(settings.data_dir))
+        fund_from_dev_account(client)
     configured = settings.deployments_file
     path = (
         configured
@@ -64,14 +66,30 @@ def connect_chain(settings: NodeSettings) -> ChainSetup:
         if client.chain_id != DEFAULT_CHAIN_ID:
             raise NotFound(f"no deployment file at {path}", hint="run `twinledger contracts deploy` and point "
                            "TWINLEDGER_DEPLOYMENTS_FILE at its output")  # fmt: skip
-        deployer = ChainClient(rpc, Account.from_key(DEV_KEYS[0]))
-        deployment, _ = deploy(deployer, path.parent)
+        deployment, _ = deploy(client, path.parent)
     else:
         deployment = Deployment.load(path)
         problems = verify(client, deployment)
         if problems:
             raise IntegrityError("the deployment does not match the chain: " + "; ".join(problems))
     return ChainSetup(client, deployment, local)
+
+
+def account_key_path(data_dir: Path) -> Path:
+    return data_dir / "node" / "account-key"
+
+
+def fund_from_dev_account(client: ChainClient) -> None:
+    """Give the node's fresh local account gas money from a development account (local chains only)."""
+    assert client.account is not None
+    if client.w3.eth.get_balance(client.account.address) >= LOCAL_FUNDING_WEI // 10:
+        return
+    funder = ChainClient(str(client.rpc_url), Account.from_key(LOCAL_FUNDER_KEY))
+    to = client.account.address
+    tx_hash = funder.send_raw(lambda base: {**base, "to": to, "value": LOCAL_FUNDING_WEI, "gas": 21_000,
+                                            "gasPrice": funder.w3.eth.gas_price})  # fmt: skip
+    funder.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)  # type: ignore[arg-type]
+    log.info("funded the node's local account %s from a development account", to)
 
 
 class NodeRuntime:
@@ -105,10 +123,12 @@ class NodeRuntime:
             )
         )  # fmt: skip
         chain_id, registry = self.client.chain_id, self.deployment.twin_ledger
+        # the account that anchors the node's batches, named in every record the node signs (see anchoring.py)
+        anchorer = self.client.account.address if self.client.account else None
         self.snapshots = SnapshotService(
-            self.state, self.index, self.store, self.node_key, chain_id=chain_id, registry=registry
+            self.state, self.index, self.store, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer
         )
-        self.receipts = ReceiptLog(self.state, self.node_key, chain_id=chain_id, registry=registry)
+        self.receipts = ReceiptLog(self.state, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer)
         self.anchors = AnchorWorker(
             self.state, self.store, self.ledger,
             batch_size=settings.anchor_batch_size, batch_seconds=settings.anchor_batch_seconds,
@@ -175,4 +195,5 @@ class NodeRuntime:
 
 def data_paths(data_dir: Path) -> dict[str, Path]:
     return {"index": data_dir / "node" / "index.sqlite", "state": data_dir / "node" / "state.sqlite",
-            "store": data_dir / "ipfs", "node key": data_dir / "node" / "node-key.json"}  # fmt: skip
+            "store": data_dir / "ipfs", "node key": data_dir / "node" / "node-key.json",
+            "node account key": account_key_path(data_dir)}  # fmt: skip

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from twinledger import config
+from twinledger.errors import TwinledgerError
+from twinledger.identity import canonical_did
 from twinledger.ipfs.kubo import DEFAULT_KUBO_ADDR
 
 
@@ -44,6 +46,29 @@ class NodeSettings(BaseSettings):
     relay_per_signer_per_minute: int = Field(10, ge=1)
     signature_window: int = Field(300, ge=1, description="seconds a signed request is valid")
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
+
+    # federated learning: the node pays for these transactions, so it decides who may cause them
+    fl_task_creators: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="DIDs allowed to open federated tasks here (comma-separated); none: nobody"
+    )
+    fl_gas_per_did: int = Field(
+        3_000_000, ge=0, description="gas the node pays per DID per 24 h for federated transactions it sends for it"
+    )
+
+    @field_validator("fl_task_creators", mode="before")
+    @classmethod
+    def _split_dids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("fl_task_creators")
+    @classmethod
+    def _canonical_dids(cls, value: list[str]) -> list[str]:
+        try:
+            return [canonical_did(did) for did in value]
+        except TwinledgerError as error:
+            raise ValueError(f"TWINLEDGER_FL_TASK_CREATORS: {error.message}") from None
 
     @property
     def index_path(self) -> Path:

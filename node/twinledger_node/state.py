@@ -1,5 +1,6 @@
 """What only this node knows (never rebuilt from the chain): snapshots it stored, reads it served, the batches
-it anchored, owners' recovery keys. Kept apart from the index, which `node reindex` may wipe."""
+it anchored, owners' recovery keys, who opened each federated task here and the gas spent for each DID. Kept apart
+from the index, which `node reindex` may wipe."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ CREATE TABLE IF NOT EXISTS batches (
     last_error TEXT, created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS recovery_keys (owner TEXT PRIMARY KEY, did TEXT NOT NULL, proof TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS recovery_keys_by_did ON recovery_keys (did);
+CREATE TABLE IF NOT EXISTS fl_tasks (task_id INTEGER PRIMARY KEY, creator TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS gas_spent (did TEXT PRIMARY KEY, window_start REAL NOT NULL, gas INTEGER NOT NULL);
 """
 
 

@@ -60,17 +60,18 @@ OPERATIONS = [
     Operation("register (new owner, device DID)", 90_000, 80_441),
     Operation("register (child twin, device DID)", 90_000, 65_535),
     Operation("bindDevice", None, 28_655),
-    Operation("grant", 52_000, 52_369),
+    Operation("grant", 52_000, 52_392),
     Operation("grantBySig (owner's first)", 60_000, 65_379),
     Operation("grantBySig (later)", 60_000, 65_391),
-    Operation("revoke", 30_000, 27_573),
-    Operation("anchorSnapshot (first)", 52_000, 29_970),
-    Operation("anchorSnapshot (second and later)", 35_000, 29_982),
-    Operation("anchorBatch (10 leaves)", 60_000, 50_426),
-    Operation("anchorBatch (10,000 leaves)", 60_000, 50_426),
-    Operation("commitUpdate", 60_000, 41_551),
-    Operation("checkpoint", 70_000, 31_456),
-    Operation("createTask", None, 116_639),
+    Operation("revoke", 30_000, 27_551),
+    Operation("anchorSnapshot (first)", 52_000, 29_948),
+    Operation("anchorSnapshot (second and later)", 35_000, 29_960),
+    Operation("anchorBatch (10 leaves)", 60_000, 50_291),
+    Operation("anchorBatch (10,000 leaves)", 60_000, 50_291),
+    Operation("commitUpdate", 60_000, 41_669),
+    Operation("commitUpdateBySig (owner-signed, relayed)", None, 48_253),
+    Operation("checkpoint", 70_000, 31_475),
+    Operation("createTask", None, 116_729),
     Operation("transfer (safeTransferFrom, to a new holder)", None, 62_183),
 ]
 
@@ -144,6 +145,8 @@ def run_operations(rpc: str, deployment: Deployment) -> dict[str, TxResult]:
     task, done["createTask"] = agg_federated.create_task(GRANTEE_DID, "research", keccak(b"model-0"))
     ledger.grant(GrantRequest.of(component, GRANTEE_DID, "research", "train", now + 86_400))
     done["commitUpdate"] = federated.commit_update(task, 1, component, keccak(b"update"), 500)
+    signed = agg_federated.sign_commit(owner, task, 1, component, keccak(b"update-2"), 500, deadline=now + 3600)
+    done["commitUpdateBySig (owner-signed, relayed)"] = agg_federated.commit_update_by_sig(signed)
     done["checkpoint"] = agg_federated.checkpoint(task, 1, keccak(b"model-1"), keccak(b"root"), 1, 500)
     done["transfer (safeTransferFrom, to a new holder)"] = ledger.transfer(component, relayer.address)
     return done
@@ -181,8 +184,8 @@ compiler wrote:
 | `ecrecover` precompile | – | 3,000 |
 | `Granted` event (LOG4: twin, DID hash, purpose; scopes, expiry, DID string) | 3,411 | 3,411 |
 | **floor: all of the above** | **50,851** | **60,851** |
-| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,518 | 4,528 |
-| **gasUsed** | **52,369** | **65,379** |
+| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,541 | 4,528 |
+| **gasUsed** | **52,392** | **65,379** |
 
 **`grantBySig ≤ 60,000` cannot be met** while nonces are per owner and the DID string is in the event, whatever the
 code: the fixed parts alone pass 60,000 before one instruction runs. Even with the leanest calldata — a 64-byte
@@ -191,10 +194,10 @@ calldata costs about 3,430, and 21,000 + 3,430 + 22,100 + 2,100 + 5,000 + 3,000 
 topic saves 119 and still leaves no room for the EIP-712 hashing. Meeting it needs two relaxations together: no
 per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,379 − 6,100 ≈ 59,300.
 
-**`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~210 here, a binary
-search over 40 selectors) and ABI decoding of the five arguments (~500) take 710 of them before our code runs,
-leaving 439 for the owner check, the DID check and hash, the slot hash, validation, packing and the event's
-encoding; that code, now mostly assembly, uses 808. Closing the last 369 takes a hand-written dispatcher and decoder
+**`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~230 here, a binary
+search over 40 selectors) and ABI decoding of the five arguments (~500) take 730 of them before our code runs,
+leaving 419 for the owner check, the DID check and hash, the slot hash, validation, packing and the event's
+encoding; that code, now mostly assembly, uses 808. Closing the last 392 takes a hand-written dispatcher and decoder
 for `grant` (leaving Solidity's ABI handling for the most-used write), so we stop here.
 
 Done to get this far (53,174 → 52,369 for `grant`, 65,863 → 65,379 for `grantBySig`): grants packed by hand into one
@@ -214,6 +217,27 @@ Kept in one place rather than inlined, at a cost of 68 gas per grant: the grant-
 
 This analysis is written by hand (`ANALYSIS` in scripts/bench/gas.py): its figures are those of the commit that wrote
 it, while the tables at the top are measured on every run.
+
+## What the security fixes cost, and why they are worth it
+
+- **Batches keyed by their anchorer** (`batchOf(anchorer, root)`): anyone could anchor the node's pending root
+  first, as another kind and with another leaf list, and that batch could never be verified again. `anchorBatch`
+  went from 50,426 to **50,291 (−135)**: the nested mapping costs one more keccak, but the slot no longer packs
+  the anchorer's address, which is now the key. The new `batchOf` selector reorders the TwinLedger's dispatch
+  tree: `grant` +23 (52,369 → 52,392), `revoke` and `anchorSnapshot` −22.
+- **Relayed commits signed by the owner** (`commitUpdateBySig`, EIP-712): the federated flow asked owners to
+  approve the node's account, which could then grant consent in their name and transfer the twin. A relayed
+  commit costs **48,253** (6,584 over a direct `commitUpdate`: the `ecrecover` precompile, 3,000; the EIP-712
+  hashing; 96 more bytes of calldata), paid by the node, never by approving anything. The FederatedLedger's two
+  new selectors (`commitUpdateBySig`, `eip712Domain`) and the consent check shared by both commit paths cost
+  `commitUpdate` +118 (41,551 → 41,669), `createTask` +90 (116,639 → 116,729), `checkpoint` +19
+  (31,456 → 31,475); all stay within their bounds.
+- **Task creation and checkpoints** are limited at the node (allowed creators, the creator alone checkpoints,
+  a gas budget per DID): no contract change, no gas. On chain a task is bound to the account that created it,
+  the only one that may checkpoint or close it; its DID is not checked there (an Ed25519 did:key cannot be
+  verified by the EVM at a sensible price): the DID signs the task record naming the account, `fl verify`
+  checks it, and a task claiming someone else's DID gains nothing from the consents given to that DID, since every
+  commit is the twin owner's own act.
 """
 
 

@@ -166,13 +166,29 @@ def test_anchor_batch_records_root_once(ledger_as, accounts):
         12,
         LEAVES_CID,
     )
-    anchorer, at, kind, count = node.batch_of(root)
-    assert (anchorer, kind, count) == (accounts[4].address, BatchKind.ACCESS_RECEIPTS, 12) and at > 0
-    reverts("BatchAlreadyAnchored", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, root, 1, LEAVES_CID), root=root)
+    at, kind, count = node.batch_of(accounts[4].address, root)
+    assert (kind, count) == (BatchKind.ACCESS_RECEIPTS, 12) and at > 0 and result["anchorer"] == accounts[4].address
+    reverts(
+        "BatchAlreadyAnchored",
+        lambda: node.anchor_batch(BatchKind.SNAPSHOTS, root, 1, LEAVES_CID),
+        anchorer=accounts[4].address,
+        root=root,
+    )
     fn = node.contract.functions
     reverts("InvalidBatchKind", lambda: node.client.send(fn.anchorBatch(3, keccak(b"x"), 1, LEAVES_CID)), kind=3)
     reverts("ZeroDigest", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, b"\x00" * 32, 1, LEAVES_CID))
     reverts("InvalidBatchCount", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 0, LEAVES_CID))
     reverts("InvalidBatchCount", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 2**32, LEAVES_CID))
     reverts("EmptyLeavesCid", lambda: node.anchor_batch(BatchKind.SNAPSHOTS, keccak(b"y"), 1, ""))
-    assert node.batch_of(keccak(b"y"))[0] == "0x0000000000000000000000000000000000000000"
+    assert node.batch_of(accounts[4].address, keccak(b"y"))[0] == 0
+
+
+def test_anchor_batch_is_keyed_by_its_anchorer(ledger_as, accounts):
+    """Anchoring someone else's root first records it under the copier: the original anchorer's is untouched."""
+    node, copier = ledger_as(accounts[4]), ledger_as(accounts[5])
+    root = keccak(b"front-run")
+    copier.anchor_batch(BatchKind.ACCESS_RECEIPTS, root, 7, "bafkreicopy")
+    assert node.batch_of(accounts[4].address, root) == (0, BatchKind.SNAPSHOTS, 0)
+    node.anchor_batch(BatchKind.SNAPSHOTS, root, 3, LEAVES_CID)
+    assert node.batch_of(accounts[4].address, root)[1:] == (BatchKind.SNAPSHOTS, 3)
+    assert copier.batch_of(accounts[5].address, root)[1:] == (BatchKind.ACCESS_RECEIPTS, 7)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from eth_utils import keccak
 
 from tests.contracts.helpers import DID_A, DIGEST, reverts
@@ -89,3 +91,27 @@ def test_commit_and_checkpoint_reverts(ledger_as, federated_as, accounts):
     reverts("InvalidDid", lambda: aggregator.client.send(fn.createTask("not-a-did", purpose_code("research"), DIGEST)))
     reverts("InvalidPurpose", lambda: aggregator.create_task(AGGREGATOR_DID, b"\x00" * 32, DIGEST))
     reverts("ZeroDigest", lambda: aggregator.create_task(AGGREGATOR_DID, "research", b"\x00" * 32))
+
+
+def test_relayed_commit_is_the_owners_signed_act(ledger_as, federated_as, accounts):
+    """commitUpdateBySig: anyone relays, the owner's EIP-712 signature authorizes, the owner is the committer."""
+    owner, _, twin, task, _ = _setup(ledger_as, federated_as, accounts)
+    relayer, stranger = federated_as(accounts[4]), accounts[3]  # a relayer with no role in the task
+    deadline = owner.client.chain_time() + 600
+    signed = relayer.sign_commit(accounts[1], task, 1, twin, DIGEST, 10, deadline=deadline)
+    reverts("TrainingNotAuthorized", lambda: relayer.commit_update_by_sig(signed), twinId=twin)
+    owner.grant(GrantRequest.of(twin, AGGREGATOR_DID, "research", "train", owner.client.chain_time() + 3600))
+    committed = relayer.commit_update_by_sig(signed).event("UpdateCommitted").args
+    assert (committed["committer"], committed["twinId"], committed["updateDigest"]) == (
+        accounts[1].address,
+        twin,
+        DIGEST,
+    )
+    forged = relayer.sign_commit(stranger, task, 1, twin, DIGEST, 10, deadline=deadline)
+    reverts("InvalidCommitSigner", lambda: relayer.commit_update_by_sig(forged), twinId=twin, owner=accounts[1].address)
+    other = dataclasses.replace(signed, num_samples=11)  # the signature covers every field
+    reverts("InvalidCommitSigner", lambda: relayer.commit_update_by_sig(other))
+    late = relayer.sign_commit(accounts[1], task, 1, twin, DIGEST, 10, deadline=owner.client.chain_time() - 1)
+    reverts("ExpiredSignature", lambda: relayer.commit_update_by_sig(late))
+    foreign = relayer.sign_commit(accounts[1], task, 1, 999, DIGEST, 10, deadline=deadline)
+    reverts("TwinNotFound", lambda: relayer.commit_update_by_sig(foreign), twinId=999)

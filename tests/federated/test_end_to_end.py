@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from twinledger.errors import AuthError
-from twinledger.federated import WeightedUpdate, fedavg, serialize
+from twinledger.federated import Aggregator, WeightedUpdate, fedavg, serialize
 from twinledger.federated.records import pin_json
 from twinledger.ipfs import ImportOptions
 from twinledger.ipfs.cids import block_key
@@ -108,3 +108,26 @@ def test_verify_fails_when_pinned_bytes_are_corrupted(federation: Federation) ->
     report = f.verifier.verify_round(spec.task_id, 1)
     assert not report.ok
     assert any("twin" in p and "readable" in p for p in report.problems)
+
+
+def test_task_claiming_someone_elses_did_does_not_verify(
+    federation: Federation, federated_as, ledger_as, accounts
+) -> None:
+    """The chain cannot check that a task's creator may act as the DID it names; the DID-signed task record can.
+    A stranger's account opens a task as the aggregator's DID: its rounds run, and fl verify refuses them."""
+    f = federation
+    impostor = Aggregator(federated_as(accounts[5]), ledger_as(accounts[5]), f.store, f.catalog)  # no key of the DID
+    spec = impostor.open_task(AGGREGATOR_KEY.did, PURPOSE, initial_model())
+    f.grant(0)
+    f.participants[0].submit(spec.task_id, 1, f.twins[0], local_update(1), 5)
+    impostor.aggregate_round(spec.task_id)
+    report = f.verifier.verify_round(spec.task_id, 1)
+    assert not report.ok
+    assert any(f"signed by the aggregator DID {AGGREGATOR_KEY.did} (signer: nobody" in p for p in report.problems)
+
+    genuine = f.aggregator.open_task(AGGREGATOR_KEY.did, PURPOSE, initial_model())
+    f.participants[0].submit(genuine.task_id, 1, f.twins[0], local_update(1), 5)
+    f.aggregator.aggregate_round(genuine.task_id)
+    report = f.verifier.verify_round(genuine.task_id, 1)
+    assert report.ok, report.problems
+    assert any(f"names the task's aggregator account on chain {accounts[1].address}" in c for c in report.checks)

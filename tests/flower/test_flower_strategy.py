@@ -40,6 +40,7 @@ def test_every_round_is_pinned_committed_checkpointed_and_verifies(
     fed0 = federated_as(accounts[0])
     catalog = DirectoryCatalog(tmp_path / "fl", fed0.client.chain_id, fed0.address)
     aggregator = Aggregator(fed0, ledger_as(accounts[0]), store, catalog)
+    aggregator.key = KEY  # signs the task record: the aggregator DID vouches for account 0
     participants: dict[int, Participant] = {}
     clients = []
     for index in range(3):

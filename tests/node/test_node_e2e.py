@@ -90,8 +90,8 @@ def test_reads_leave_receipts_and_everything_gets_anchored(node: RunningNode, ow
         assert later["previous"] == "0x" + receipt_digest(earlier).hex()
     assert [s["anchor"]["tx"] is not None for s in history["snapshots"]] == [True] * 3
     root = bytes.fromhex(history["snapshots"][0]["anchor"]["batchRoot"][2:])
-    anchorer, _, _, count = owner.ledger.batch_of(root)
-    assert anchorer == node.runtime.client.account.address and count >= 1
+    anchored_at, _, count = owner.ledger.batch_of(node.runtime.client.account.address, root)
+    assert anchored_at > 0 and count >= 1
 
 
 def test_producer_must_be_bound_and_bad_requests_are_problems(node: RunningNode, owner: Owner):

@@ -8,9 +8,13 @@ from typing import Any
 
 import dag_cbor
 import pytest
+from eth_account.signers.local import LocalAccount
 from multiformats import CID
 
 from tests.sdk.conftest import PASSPHRASE, Stack, client_for
+from twinledger.chain.client import ChainClient
+from twinledger.chain.ledger import TwinLedger
+from twinledger.chain.types import BatchKind
 from twinledger.client import parse_expiry
 from twinledger.identity import DidKey
 from twinledger.ipfs.cids import block_cid, to_cid
@@ -99,8 +103,32 @@ def test_tampered_anchor_fails(stack: Stack, provenance: tuple[int, bytes]):
     tree = StandardMerkleTree.of(values, ["uint256", "uint256", "bytes32"])
     forged_doc = {**document, "tree": tree.dump()}
     forged = _rebuild(car, {bytes(snapshot_batch): dag_cbor.encode(forged_doc)})
-    with client_for(stack, "owner") as tl, pytest.raises(VerificationFailed, match=r"is not anchored on chain"):
+    with (
+        client_for(stack, "owner") as tl,
+        pytest.raises(VerificationFailed, match=r"is not anchored by 0x\w+ on chain"),
+    ):
         verify_twin(tl.ledger, twin, io.BytesIO(forged))
+
+
+def test_anchor_by_another_account_does_not_count(
+    stack: Stack, provenance: tuple[int, bytes], accounts: list[LocalAccount]
+):
+    """Someone anchors the node's snapshot root under their own account, with a batch block naming them: the
+    manifests the node signed name the node's account, so that anchor anchors nothing of theirs."""
+    twin, car = provenance
+    index, blocks = read_bundle(io.BytesIO(car))
+    snapshot_batch = next(c for c in index.batches if dag_cbor.decode(blocks.get(c))["kind"] == "snapshots")
+    document = dag_cbor.decode(blocks.get(snapshot_batch))
+    copier = accounts[6]
+    copied = dag_cbor.encode({**document, "anchorer": copier.address})
+    with client_for(stack, "owner") as tl:
+        stranger = TwinLedger(ChainClient(stack.rpc_url, copier), tl.ledger.address)
+        root = bytes.fromhex(document["tree"]["tree"][0][2:])
+        cid = to_cid(block_cid(copied, codec=0x71, version=1))
+        stranger.anchor_batch(BatchKind.SNAPSHOTS, root, len(document["tree"]["values"]), str(cid))
+        forged = _rebuild(car, {bytes(snapshot_batch): copied})
+        with pytest.raises(VerificationFailed, match=r"snapshot #1 .* is not a leaf of any batch anchored on chain"):
+            verify_twin(tl.ledger, twin, io.BytesIO(forged))
 
 
 def test_omitted_snapshot_and_wrong_twin_fail(stack: Stack, provenance: tuple[int, bytes]):

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IConsentRegistry} from "../interfaces/IConsentRegistry.sol";
 import {IFederatedLedger} from "../interfaces/IFederatedLedger.sol";
 import {ITwinRegistry} from "../interfaces/ITwinRegistry.sol";
@@ -10,9 +13,14 @@ import {DidStrings} from "../identity/DidStrings.sol";
 /// @notice Provenance of federated learning: which model updates went into which round, and that each
 /// participating twin's owner consented to training by the task's aggregator for the task's purpose.
 /// @dev Update commits are events only: no on-chain logic reads them, and the checkpoint's Merkle root binds the
-/// included digests. Consent is checked against the TwinLedger at commit time.
-contract FederatedLedger is IFederatedLedger {
+/// included digests. Consent is checked against the TwinLedger at commit time. A commit is the owner's act: sent
+/// by the twin's controller, or relayed (`commitUpdateBySig`) with the owner's EIP-712 signature, so a node that
+/// relays owners' updates needs no ERC-721 approval, which would also let it grant consent and transfer the twin.
+contract FederatedLedger is IFederatedLedger, EIP712 {
     uint8 private constant _SCOPE_TRAIN = 0x04;
+    bytes32 private constant _COMMIT_TYPEHASH = keccak256(
+        "Commit(uint256 taskId,uint256 round,uint256 twinId,bytes32 updateDigest,uint256 numSamples,uint256 deadline)"
+    );
 
     /// @dev Two slots of identity, one of state.
     struct Task {
@@ -30,7 +38,7 @@ contract FederatedLedger is IFederatedLedger {
     uint256 private _taskCount;
 
     /// @param twinLedger address of the TwinLedger (twin registry and consent registry).
-    constructor(address twinLedger) {
+    constructor(address twinLedger) EIP712("twinledger-federated", "1") {
         ledger = twinLedger;
     }
 
@@ -58,13 +66,37 @@ contract FederatedLedger is IFederatedLedger {
         external
     {
         Task storage task = _openTask(taskId, round);
-        if (updateDigest == bytes32(0)) revert ZeroDigest();
-        if (numSamples == 0 || numSamples > type(uint64).max) revert InvalidSampleCount(numSamples);
+        _checkUpdate(updateDigest, numSamples);
         if (!ITwinRegistry(ledger).isController(twinId, msg.sender)) revert NotTwinController(twinId, msg.sender);
-        if (!IConsentRegistry(ledger).isAuthorized(twinId, task.aggregatorDidHash, task.purpose, _SCOPE_TRAIN)) {
-            revert TrainingNotAuthorized(taskId, twinId);
-        }
-        emit UpdateCommitted(taskId, round, twinId, msg.sender, updateDigest, numSamples);
+        _commit(task, taskId, round, twinId, msg.sender, updateDigest, numSamples);
+    }
+
+    /// @inheritdoc IFederatedLedger
+    function commitUpdateBySig(
+        uint256 taskId,
+        uint256 round,
+        uint256 twinId,
+        bytes32 updateDigest,
+        uint256 numSamples,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        if (block.timestamp > deadline) revert ExpiredSignature(deadline, block.timestamp);
+        Task storage task = _openTask(taskId, round);
+        _checkUpdate(updateDigest, numSamples);
+        (address owner,,,) = ITwinRegistry(ledger).twinOf(twinId);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, round, twinId, updateDigest, numSamples, deadline))
+        );
+        // ecrecover first: EOA owners, the common case, never need the ERC-1271 call's cold account access.
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        if (
+            (err != ECDSA.RecoverError.NoError || recovered != owner)
+                && !SignatureChecker.isValidERC1271SignatureNow(owner, digest, signature)
+        ) revert InvalidCommitSigner(twinId, owner);
+        // No nonce (it would cost a storage write per commit): until its deadline a signature can be replayed in its
+        // own round, re-committing the owner's signed update over a later one of the same twin; keep deadlines short.
+        _commit(task, taskId, round, twinId, owner, updateDigest, numSamples);
     }
 
     /// @inheritdoc IFederatedLedger
@@ -106,6 +138,28 @@ contract FederatedLedger is IFederatedLedger {
         Task storage task = _tasks[taskId];
         if (task.aggregator == address(0)) revert TaskNotFound(taskId);
         return (task.aggregator, task.openRound, task.closed, task.aggregatorDidHash, task.purpose);
+    }
+
+    /// @dev An update names a non-zero digest and a positive uint64 sample count.
+    function _checkUpdate(bytes32 updateDigest, uint256 numSamples) private pure {
+        if (updateDigest == bytes32(0)) revert ZeroDigest();
+        if (numSamples == 0 || numSamples > type(uint64).max) revert InvalidSampleCount(numSamples);
+    }
+
+    /// @dev Emits the commit once the twin's owner is found to have granted TRAIN to the aggregator's DID.
+    function _commit(
+        Task storage task,
+        uint256 taskId,
+        uint256 round,
+        uint256 twinId,
+        address committer,
+        bytes32 updateDigest,
+        uint256 numSamples
+    ) private {
+        if (!IConsentRegistry(ledger).isAuthorized(twinId, task.aggregatorDidHash, task.purpose, _SCOPE_TRAIN)) {
+            revert TrainingNotAuthorized(taskId, twinId);
+        }
+        emit UpdateCommitted(taskId, round, twinId, committer, updateDigest, numSamples);
     }
 
     /// @dev The task, if it exists, is open, and `round` is its open round.

@@ -60,15 +60,31 @@ interface IFederatedLedger {
     error EmptyRound(uint256 taskId, uint256 round);
     /// @dev The purpose code must not be zero.
     error InvalidPurpose();
+    /// @dev A signed commit is past its deadline.
+    error ExpiredSignature(uint256 deadline, uint256 chainTime);
+    /// @dev The commit signature is not by the twin's owner `owner`.
+    error InvalidCommitSigner(uint256 twinId, address owner);
 
     /// @notice Opens a task aggregated by the caller, acting as `aggregatorDid`, for `purpose`.
     function createTask(string calldata aggregatorDid, bytes32 purpose, bytes32 initialModelDigest)
         external
         returns (uint256 taskId);
 
-    /// @notice Commits the digest of a model update trained on `twinId` in the open `round`.
+    /// @notice Commits the digest of a model update trained on `twinId` in the open `round` (the twin's controller).
     function commitUpdate(uint256 taskId, uint256 round, uint256 twinId, bytes32 updateDigest, uint256 numSamples)
         external;
+
+    /// @notice Commits an update the twin's owner signed (EIP-712 `Commit`, domain "twinledger-federated" "1");
+    /// anyone may relay it, and the relayer gains no power over the twin. The committer recorded is the owner.
+    function commitUpdateBySig(
+        uint256 taskId,
+        uint256 round,
+        uint256 twinId,
+        bytes32 updateDigest,
+        uint256 numSamples,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
 
     /// @notice Closes the open `round` with the new global model and the root of the included update digests.
     function checkpoint(

@@ -27,8 +27,8 @@ interface ISnapshotAnchors {
     error SnapshotSeqOverflow(uint256 seq);
     /// @dev A digest or root must not be zero.
     error ZeroDigest();
-    /// @dev The batch root is anchored already (by `anchorer`).
-    error BatchAlreadyAnchored(bytes32 root, address anchorer);
+    /// @dev `anchorer` has anchored this root already.
+    error BatchAlreadyAnchored(address anchorer, bytes32 root);
     /// @dev A batch needs at least one and at most 2^32-1 leaves.
     error InvalidBatchCount(uint256 count);
     /// @dev The kind value is outside BatchKind.
@@ -39,12 +39,14 @@ interface ISnapshotAnchors {
     /// @notice Anchors the manifest digest of snapshot `seq` of `twinId` (owner or approved operator).
     function anchorSnapshot(uint256 twinId, uint256 seq, bytes32 manifestDigest) external;
 
-    /// @notice Anchors the Merkle root of a batch of `count` leaves listed at `leavesCid`.
+    /// @notice Anchors, under the caller, the Merkle root of a batch of `count` leaves listed at `leavesCid`. Anyone
+    /// may anchor any root; each anchorer has its own record of it, so no one can take another's anchor over.
     function anchorBatch(uint8 kind, bytes32 root, uint256 count, string calldata leavesCid) external;
 
-    /// @notice Who anchored `root`, when, of which kind and with how many leaves (anchorer zero: not anchored).
-    function batchOf(bytes32 root)
+    /// @notice When `anchorer` anchored `root`, of which kind and with how many leaves (`anchoredAt` zero: not
+    /// anchored by `anchorer`).
+    function batchOf(address anchorer, bytes32 root)
         external
         view
-        returns (address anchorer, uint256 anchoredAt, BatchKind kind, uint256 count);
+        returns (uint256 anchoredAt, BatchKind kind, uint256 count);
 }

@@ -36,8 +36,9 @@ CREATE TABLE IF NOT EXISTS operators (owner TEXT NOT NULL, operator TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS token_approvals (twin_id INTEGER PRIMARY KEY, approved TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nonces (owner TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
-    root TEXT PRIMARY KEY, kind INTEGER NOT NULL, anchorer TEXT NOT NULL, count INTEGER NOT NULL,
-    leaves_cid TEXT NOT NULL, block_number INTEGER NOT NULL, tx_hash TEXT NOT NULL
+    root TEXT NOT NULL, kind INTEGER NOT NULL, anchorer TEXT NOT NULL, count INTEGER NOT NULL,
+    leaves_cid TEXT NOT NULL, block_number INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+    PRIMARY KEY (anchorer, root)
 );
 CREATE TABLE IF NOT EXISTS snapshot_anchors (
     twin_id INTEGER NOT NULL, seq INTEGER NOT NULL, manifest_digest TEXT NOT NULL, anchorer TEXT NOT NULL,

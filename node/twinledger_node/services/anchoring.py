@@ -5,6 +5,11 @@ enough. Its IPFS block (dag-cbor: the StandardMerkleTree dump and links to every
 the batch is recorded as `sending` together with each row's proof in one transaction, and only then is the
 transaction sent. After a crash or an RPC failure the worker asks the chain whether the root is anchored before it
 sends again, so every batch is anchored exactly once.
+
+The chain keys a batch by (anchorer, root) and anyone may anchor any root, so the worker only ever looks at anchors
+by its own account: a copy of a pending root sent first by someone else (front-running) is that someone's record,
+and the node's own transaction still anchors the node's. The account is named in every manifest and receipt the
+node signs (`anchorer`) and in the batch block, which is how a verifier knows whose anchor to look up.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ from twinledger_node.state import NodeState
 
 log = logging.getLogger("twinledger.anchoring")
 DAG_CBOR = 0x71
-ZERO = "0x0000000000000000000000000000000000000000"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class AnchorWorker:
         self.state, self.store, self.ledger = state, store, ledger
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
         self._lock = threading.Lock()
+
+    @property
+    def anchorer(self) -> str:
+        """The node's chain account: the only anchorer whose batches the node counts as its own."""
+        account = self.ledger.client.account
+        if account is None:
+            raise RuntimeError("the node has no chain account to anchor with (set TWINLEDGER_PRIVATE_KEY)")
+        return str(account.address)
 
     # ------------------------------------------------------------------ queue
 
@@ -104,7 +116,10 @@ class AnchorWorker:
                 self.store.put(block.cid, block.data)
                 records.append(block.cid)
         tree = StandardMerkleTree.of(values, list(spec.types))
-        document = {"type": "twinledger/batch", "kind": spec.kind.name.lower(), "tree": tree.dump(), "records": records}
+        document = {
+            "type": "twinledger/batch", "kind": spec.kind.name.lower(), "anchorer": self.anchorer,
+            "tree": tree.dump(), "records": records,
+        }  # fmt: skip
         data = dag_cbor.encode(cast(Any, document))
         leaves = to_cid(block_cid(data, codec=DAG_CBOR, version=1))
         self.store.put(leaves, data)
@@ -135,8 +150,8 @@ class AnchorWorker:
         batch = db.execute("SELECT * FROM batches WHERE root = ?", (root,)).fetchone()
         root_bytes = bytes.fromhex(root[2:])
         try:
-            anchorer, _, _, _ = self.ledger.batch_of(root_bytes)
-            if anchorer == ZERO:
+            anchored_at, _, _ = self.ledger.batch_of(self.anchorer, root_bytes)
+            if anchored_at == 0:
                 result = self.ledger.anchor_batch(
                     BatchKind(batch["kind"]), root_bytes, batch["count"], batch["leaves_cid"]
                 )
@@ -147,7 +162,7 @@ class AnchorWorker:
             if revert.error != "BatchAlreadyAnchored":
                 self._failed(root, revert)
                 return 0
-            tx, block = self._find_anchor_tx(root)
+            tx, block = self._find_anchor_tx(root)  # only this account's own anchor makes it revert so
         except Exception as error:  # RPC down or slow: keep the batch, retry on the next tick
             self._failed(root, error)
             return 0
@@ -161,11 +176,14 @@ class AnchorWorker:
         return 1
 
     def _find_anchor_tx(self, root: str) -> tuple[str, int]:
-        """The transaction that anchored `root` (found in the chain's logs after a crash mid-send)."""
+        """The transaction by which this node's account anchored `root` (found in the chain's logs after a crash
+        mid-send); anchors of the same root by other accounts are theirs, not the node's."""
         event = self.ledger.contract.events.BatchAnchored()
-        logs = event.get_logs(from_block=0, argument_filters={"root": bytes.fromhex(root[2:])})
+        logs = event.get_logs(
+            from_block=0, argument_filters={"root": bytes.fromhex(root[2:]), "anchorer": self.anchorer}
+        )
         if not logs:
-            raise RuntimeError(f"batch {root} is anchored but its event was not found")
+            raise RuntimeError(f"batch {root} is anchored by {self.anchorer} but its event was not found")
         entry = logs[-1]
         return "0x" + bytes(entry["transactionHash"]).hex(), int(entry["blockNumber"])
 

@@ -1,31 +1,124 @@
-"""The node as a federated aggregator: its chain account commits and checkpoints, its did:key is the aggregator DID
-(so updates can be encrypted to it), its block store holds the updates and models, and its catalog lives in the
-data directory (`<data>/fl`)."""
+"""The node as a federated aggregator: its chain account creates tasks, relays the commits owners sign and
+checkpoints; its did:key is the aggregator DID (so updates can be encrypted to it), its block store holds the
+updates and models, and its catalog lives in the data directory (`<data>/fl`).
+
+The node pays for all of these, so it decides who may cause them: only DIDs the operator lists
+(`fl_task_creators`) open tasks, only a task's creator (proven by the DID signature of the request) checkpoints it
+or reads its rounds besides the participants, and every DID's gas is bounded (`fl_gas_per_did`, see gas_budget).
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Sequence
 from typing import Any
 
+from twinledger.chain.ledger import SignedCommit
 from twinledger.federated import Aggregator, DirectoryCatalog, Participant, Verifier
+from twinledger.federated.aggregator import RoundResult
 from twinledger.federated.context import FederatedContext
+from twinledger.federated.participant import SubmittedUpdate
+from twinledger.federated.records import TaskSpec
+from twinledger.identity.did import parse_did
+from twinledger_node.api.problems import Problem
 from twinledger_node.runtime import NodeRuntime
+from twinledger_node.services.gas_budget import GasBudget, MeteredFederatedLedger
+
+# What one request may cost at most, reserved from the caller's budget before it is sent (measured: createTask
+# ~117k, a relayed commit ~48k, a checkpoint ~31k; docs/gas.md); the gas actually used is charged afterwards.
+CEILING_CREATE = 200_000
+CEILING_COMMIT = 100_000
+CEILING_CHECKPOINT = 100_000
 
 
 class FederatedService:
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
         self.catalog = DirectoryCatalog(rt.settings.data_dir / "fl", rt.client.chain_id, rt.federated.address)
-        parts = (rt.federated, rt.ledger, rt.store, self.catalog)
+        federated = MeteredFederatedLedger(rt.client, rt.federated.address)
+        parts = (federated, rt.ledger, rt.store, self.catalog)
         self.aggregator = Aggregator(*parts)
         self.aggregator.key = rt.node_key
         self.participant = Participant(*parts)
         self.verifier = Verifier(*parts)
         self.verifier.key = rt.node_key
+        self.budget = GasBudget(rt.state, rt.settings.fl_gas_per_did)
 
     @property
     def context(self) -> FederatedContext:
         return self.verifier
+
+    # ------------------------------------------------------------------ who may
+
+    def creator_of(self, task_id: int) -> str | None:
+        """The DID that opened `task_id` on this node (None: the task was not opened here)."""
+        row = self.rt.state.connection().execute("SELECT creator FROM fl_tasks WHERE task_id = ?", (task_id,))
+        found = row.fetchone()
+        return None if found is None else str(found["creator"])
+
+    def _hosted(self, task_id: int) -> str:
+        creator = self.creator_of(task_id)
+        if creator is None:
+            raise Problem(404, "fl/unknown-task", "Unknown task", f"task {task_id} was not opened on this node",
+                          hint="use a task this node aggregates (POST /v1/fl/tasks)")  # fmt: skip
+        return creator
+
+    def require_creator(self, did: str, task_id: int) -> None:
+        creator = self._hosted(task_id)
+        if did != creator:
+            raise Problem(403, "fl/not-task-creator", "Not the task's creator",
+                          f"{did} did not open task {task_id}; only its creator may checkpoint it",
+                          hint="sign the request with the DID that opened the task")  # fmt: skip
+
+    def require_member(self, did: str, task_id: int) -> None:
+        """The task's creator, or the owner of a twin that committed an update to it."""
+        if did == self._hosted(task_id):
+            return
+        # the accounts `did` speaks for: its own (did:pkh on this chain) and those that named it as recovery key
+        owners = [str(r["owner"]) for r in self.rt.state.connection().execute(
+            "SELECT owner FROM recovery_keys WHERE did = ?", (did,))]  # fmt: skip
+        parsed = parse_did(did)
+        if parsed.method == "pkh" and parsed.chain_id == self.rt.client.chain_id and parsed.address:
+            owners.append(parsed.address)
+        query = (
+            "SELECT 1 FROM model_updates m JOIN twins t ON t.twin_id = m.twin_id "  # noqa: S608 (placeholders only)
+            f"WHERE m.task_id = ? AND t.owner IN ({', '.join('?' * len(owners))}) LIMIT 1"
+        )
+        committed = bool(owners) and self.rt.index.connection().execute(query, (task_id, *owners)).fetchone()
+        if not committed:
+            raise Problem(403, "fl/not-task-member", "Not in the task",
+                          f"{did} neither opened task {task_id} nor owns a twin that committed to it",
+                          hint="round status is for the task's creator and its participants")  # fmt: skip
+
+    # ------------------------------------------------------------------ what the node pays for
+
+    def open_task(self, creator: str, purpose: bytes, arrays: Sequence[object], *, encrypt: bool) -> TaskSpec:
+        if creator not in self.rt.settings.fl_task_creators:
+            raise Problem(403, "fl/creator-not-allowed", "Not allowed to open tasks",
+                          f"{creator} is not among the DIDs this node opens federated tasks for",
+                          hint="ask the node's operator to add your DID to TWINLEDGER_FL_TASK_CREATORS")  # fmt: skip
+        with self.budget.spend(creator, CEILING_CREATE):
+            spec = self.aggregator.open_task(self.rt.node_key.did, purpose, arrays, encrypt_updates=encrypt)
+        with self.rt.state.write() as db:
+            db.execute("INSERT INTO fl_tasks (task_id, creator, created) VALUES (?, ?, ?)",
+                       (spec.task_id, creator, time.time()))  # fmt: skip
+        return spec
+
+    def submit(
+        self, caller: str, task_id: int, round_: int, twin_id: int, data: bytes, num_samples: int,
+        *, expected_digest: bytes | None, signed: SignedCommit,
+    ) -> SubmittedUpdate:  # fmt: skip
+        self._hosted(task_id)
+        with self.budget.spend(caller, CEILING_COMMIT):
+            return self.participant.submit_file(
+                task_id, round_, twin_id, data, num_samples, expected_digest=expected_digest, signed=signed
+            )
+
+    def checkpoint(self, caller: str, task_id: int, round_: int) -> RoundResult:
+        self.require_creator(caller, task_id)
+        with self.budget.spend(caller, CEILING_CHECKPOINT):
+            return self.aggregator.aggregate_round(task_id, round_)
 
     def round_status(self, task_id: int, round_: int) -> dict[str, Any] | None:
         """The round as the index sees it: commits, checkpoint, and the round record's exclusions."""

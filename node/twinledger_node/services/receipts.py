@@ -18,8 +18,11 @@ GENESIS = "0x" + "00" * 32
 
 
 class ReceiptLog:
-    def __init__(self, state: NodeState, node_key: DidKey, *, chain_id: int, registry: str) -> None:
+    def __init__(
+        self, state: NodeState, node_key: DidKey, *, chain_id: int, registry: str, anchorer: str | None
+    ) -> None:
         self.state, self.node_key, self.chain_id, self.registry = state, node_key, chain_id, registry
+        self.anchorer = anchorer
         self._lock = threading.Lock()  # one chain: appends are serialised
 
     def append(
@@ -30,7 +33,8 @@ class ReceiptLog:
             created = int(time.time())
             receipt = {
                 "type": RECEIPT_TYPE, "version": 1, "chainId": self.chain_id, "registry": self.registry,
-                "twinId": twin_id, "seq": seq, "manifestCid": manifest_cid, "reader": caller.did,
+                "anchorer": self.anchorer, "twinId": twin_id, "seq": seq, "manifestCid": manifest_cid,
+                "reader": caller.did,
                 "purpose": "0x" + purpose.hex(), "scope": scope.names(), "servedBytes": served, "time": created,
                 "request": {
                     "method": caller.method, "target": caller.target_uri, "keyId": caller.key_id,

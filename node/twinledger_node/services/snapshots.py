@@ -76,9 +76,10 @@ class SnapshotService:
         *,
         chain_id: int,
         registry: str,
+        anchorer: str | None,
     ) -> None:
         self.state, self.index, self.store, self.node_key = state, index, store, node_key
-        self.chain_id, self.registry = chain_id, registry
+        self.chain_id, self.registry, self.anchorer = chain_id, registry, anchorer
         self.options = ImportOptions.profile(CONTENT_PROFILE)
         self._twin_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -166,7 +167,8 @@ class SnapshotService:
             created = int(time.time())
             manifest = {
                 "type": MANIFEST_TYPE, "version": 1, "chainId": self.chain_id, "registry": self.registry,
-                "twinId": twin_id, "seq": seq, "previous": previous["manifest_cid"] if previous else None,
+                "anchorer": self.anchorer, "twinId": twin_id, "seq": seq,
+                "previous": previous["manifest_cid"] if previous else None,
                 "created": created,
                 "content": {"cid": str(content.cid), "size": size, "profile": CONTENT_PROFILE},
                 "plaintext": {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()},

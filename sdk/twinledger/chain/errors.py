@@ -14,7 +14,7 @@ from twinledger.errors import TwinledgerError
 
 # What the user can do about each revert; the revert itself says what was wrong.
 HINTS: dict[str, str] = {
-    "NotTwinController": "use the key of the twin's owner, or have the owner approve this account",
+    "NotTwinController": "use the key of the twin's owner (a relayed update needs the owner's signed commit)",
     "TwinNotFound": "check the twin id (`twinledger twin list`)",
     "ERC721NonexistentToken": "check the twin id (`twinledger twin list`)",
     "InvalidExpiry": "give an expiry in the future, e.g. --expires 30d",
@@ -30,6 +30,7 @@ HINTS: dict[str, str] = {
     "ParentCycle": "a twin cannot be linked under one of its own descendants",
     "HierarchyTooDeep": "link under a twin closer to the root of its hierarchy",
     "RoundNotOpen": "commit to or checkpoint the task's open round",
+    "InvalidCommitSigner": "the twin's owner signs the commit (EIP-712 Commit) with the key that owns the twin",
     "TrainingNotAuthorized": "the twin's owner must grant TRAIN to the aggregator's DID for the purpose",
     "NotAggregator": "only the task's aggregator account may do this",
     "TaskIsClosed": "the task is closed; open a new one",

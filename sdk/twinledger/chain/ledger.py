@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -24,6 +26,17 @@ GRANT_TYPES = {
         {"name": "scopes", "type": "uint8"},
         {"name": "expiry", "type": "uint64"},
         {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+COMMIT_DOMAIN_NAME = "twinledger-federated"
+COMMIT_TYPES = {
+    "Commit": [
+        {"name": "taskId", "type": "uint256"},
+        {"name": "round", "type": "uint256"},
+        {"name": "twinId", "type": "uint256"},
+        {"name": "updateDigest", "type": "bytes32"},
+        {"name": "numSamples", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ]
 }
@@ -78,6 +91,32 @@ class GrantRequest:
 
     def as_tuple(self) -> tuple[int, str, bytes, int, int]:
         return (self.twin_id, self.did, self.purpose, int(self.scopes), self.expiry)
+
+
+@dataclass(frozen=True)
+class SignedCommit:
+    """An update commit signed by the twin's owner (EIP-712 `Commit`), ready for anyone to relay."""
+
+    task_id: int
+    round: int
+    twin_id: int
+    update_digest: bytes
+    num_samples: int
+    deadline: int
+    signature: bytes
+
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 `Commit` message."""
+        return {
+            "taskId": self.task_id, "round": self.round, "twinId": self.twin_id, "updateDigest": self.update_digest,
+            "numSamples": self.num_samples, "deadline": self.deadline,
+        }  # fmt: skip
+
+    def as_tuple(self) -> tuple[int, int, int, bytes, int, int, bytes]:
+        return (
+            self.task_id, self.round, self.twin_id, self.update_digest, self.num_samples, self.deadline,
+            self.signature,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,9 +238,12 @@ class TwinLedger:
     def anchor_batch(self, kind: BatchKind, root: bytes, count: int, leaves_cid: str) -> TxResult:
         return self._send(self.contract.functions.anchorBatch(int(kind), root, count, leaves_cid))
 
-    def batch_of(self, root: bytes) -> tuple[str, int, BatchKind, int]:
-        anchorer, at, kind, count = self.client.call(self.contract.functions.batchOf(root))
-        return str(anchorer), int(at), BatchKind(kind), int(count)
+    def batch_of(self, anchorer: str, root: bytes) -> tuple[int, BatchKind, int]:
+        """When `anchorer` anchored `root` (0: it did not), of which kind, with how many leaves. Anyone may anchor
+        any root; only the anchorer named by the signed records says anything about them."""
+        fn = self.contract.functions.batchOf(Web3.to_checksum_address(anchorer), root)
+        at, kind, count = self.client.call(fn)
+        return int(at), BatchKind(kind), int(count)
 
     # ------------------------------------------------------------------ consent
 
@@ -340,6 +382,29 @@ class FederatedLedger:
     ) -> TxResult:
         return self._send(self.contract.functions.commitUpdate(task_id, round_, twin_id, update_digest, num_samples))
 
+    def domain(self) -> dict[str, Any]:
+        return {
+            "name": COMMIT_DOMAIN_NAME,
+            "version": EIP712_VERSION,
+            "chainId": self.client.chain_id,
+            "verifyingContract": self.address,
+        }
+
+    def sign_commit(
+        self, owner: LocalAccount, task_id: int, round_: int, twin_id: int, digest: bytes, samples: int, *,
+        deadline: int,
+    ) -> SignedCommit:  # fmt: skip
+        """The twin owner's EIP-712 signature over one update commit; anyone (e.g. the node) may relay it, and the
+        relayer gains no power over the twin (no ERC-721 approval is involved). A relayed commit can be replayed
+        until `deadline` in its round, so keep deadlines short."""
+        unsigned = SignedCommit(task_id, round_, twin_id, bytes(digest), samples, deadline, b"")
+        signature = owner.sign_typed_data(self.domain(), COMMIT_TYPES, unsigned.message()).signature
+        return SignedCommit(task_id, round_, twin_id, bytes(digest), samples, deadline, bytes(signature))
+
+    def commit_update_by_sig(self, commit: SignedCommit) -> TxResult:
+        """Relay an owner-signed commit (this client's account pays the gas)."""
+        return self._send(self.contract.functions.commitUpdateBySig(*commit.as_tuple()))
+
     def checkpoint(
         self,
         task_id: int,
@@ -360,6 +425,15 @@ class FederatedLedger:
         return TaskRecord(task_id, str(aggregator), int(open_round), bool(closed), bytes(did_hash), bytes(purpose))
 
 
+def recover_commit_signer(federated: FederatedLedger, commit: SignedCommit) -> str:
+    """The EOA that signed `commit` (a contract wallet's ERC-1271 signature is for the chain to check)."""
+    try:
+        encoded = encode_typed_data(federated.domain(), COMMIT_TYPES, commit.message())
+        return str(Account.recover_message(encoded, signature=commit.signature))
+    except Exception:  # a malformed signature recovers no one
+        return "0x0000000000000000000000000000000000000000"
+
+
 def all_events(ledger: TwinLedger, federated: FederatedLedger | None = None) -> EventDecoder:
     """One decoder for every event of the deployed contracts (what the node's indexer reads)."""
     return EventDecoder([ledger.contract] + ([federated.contract] if federated else []))
@@ -371,9 +445,11 @@ __all__ = [
     "GrantRecord",
     "GrantRequest",
     "OnChainGrants",
+    "SignedCommit",
     "SignedConsent",
     "TaskRecord",
     "TwinLedger",
     "TwinRecord",
     "all_events",
+    "recover_commit_signer",
 ]

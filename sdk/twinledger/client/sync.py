@@ -44,6 +44,7 @@ from twinledger.verify.checks import (
     check_plaintext,
     check_producer,
     read_manifest,
+    record_anchorer,
     run,
 )
 from twinledger.wallet import Wallet
@@ -429,6 +430,7 @@ class Client:
                 anchor["batchRoot"],
                 anchor["proof"],
                 what,
+                anchorer=record_anchorer(manifest, what),
             )
         elif require_anchor:
             raise _verification(

@@ -24,6 +24,7 @@ from twinledger.federated.records import (
 )
 from twinledger.identity.did import canonical_did, parse_did
 from twinledger.identity.keys import DidKey
+from twinledger.identity.records import sign_record
 from twinledger.merkle import StandardMerkleTree
 
 
@@ -77,7 +78,9 @@ class Aggregator(FederatedContext):
         *,
         encrypt_updates: bool = False,
     ) -> TaskSpec:
-        """Pin the initial model, create the task on chain (round 1 opens) and announce its task record."""
+        """Pin the initial model, create the task on chain (round 1 opens) and announce its task record, signed by
+        the aggregator DID when `key` is its key (which `Verifier.verify_round` requires: the record names this
+        account, so the signature binds the DID to the account the chain knows as the task's aggregator)."""
         did = canonical_did(aggregator_did)
         if encrypt_updates and parse_did(did).method != "key":
             raise InvalidInput(
@@ -104,8 +107,13 @@ class Aggregator(FederatedContext):
             initial_model_cid=str(model_cid),
             encrypt_updates=encrypt_updates,
             created_block=tx.block_number,
+            aggregator=self.federated.client.address,
         )
-        self.catalog.put_task(task_id, pin_json(self.store, spec.to_json()))
+        record = spec.to_json()
+        if self.key is not None and self.key.did == did:
+            # the DID vouches for the account: the chain cannot check a did:key, a verifier can check this
+            record = sign_record(record, self.key)
+        self.catalog.put_task(task_id, pin_json(self.store, record))
         return spec
 
     def check_aggregator(self, task_id: int) -> int:

@@ -81,6 +81,9 @@ class TaskSpec:
     initial_model_cid: str
     encrypt_updates: bool
     created_block: int
+    # The account that created the task on chain (the only one that may checkpoint it); the aggregator DID's
+    # signature over the record binds that DID to this account. Empty in records written before it existed.
+    aggregator: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,7 @@ class TaskSpec:
             "initialModel": {"digest": _hex(self.initial_model_digest), "cid": self.initial_model_cid},
             "encryptUpdates": self.encrypt_updates,
             "createdBlock": self.created_block,
+            "aggregator": self.aggregator,
         }
 
     @classmethod
@@ -108,6 +112,7 @@ class TaskSpec:
                 initial_model_cid=str(data["initialModel"]["cid"]),
                 encrypt_updates=bool(data["encryptUpdates"]),
                 created_block=int(data["createdBlock"]),
+                aggregator=str(data.get("aggregator", "")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise IntegrityError(f"malformed task record: {error!r}") from None

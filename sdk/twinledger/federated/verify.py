@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from twinledger.errors import TwinledgerError
 from twinledger.federated import chainview, tensors
 from twinledger.federated.aggregator import WeightedUpdate, fedavg, updates_tree
 from twinledger.federated.context import FederatedContext
+from twinledger.federated.records import TASK_RECORD, load_json
 from twinledger.identity.keys import DidKey
+from twinledger.identity.records import verify_record
 
 
 @dataclass
@@ -52,10 +55,28 @@ class Verifier(FederatedContext):
 
     key: DidKey | None = None
 
+    def _check_task_binding(self, task_id: int, aggregator_did: str, result: RoundVerification) -> None:
+        """The chain cannot tell whether the account that created a task may act as the aggregator DID it names:
+        the task record must be signed by that DID and name that account."""
+        on_chain = chainview.task(self.federated, task_id).aggregator
+        cid = self.catalog.task(task_id)
+        record = load_json(self.store, cid, TASK_RECORD) if cid is not None else {}
+        try:
+            signer = asyncio.run(verify_record(record)).signer
+        except TwinledgerError as error:
+            signer = f"nobody ({error.message})"
+        named = str(record.get("aggregator", ""))
+        result.check(
+            signer == aggregator_did and named.lower() == on_chain.lower(),
+            f"the task record is signed by the aggregator DID {aggregator_did} (signer: {signer}) and names the "
+            f"task's aggregator account on chain {on_chain} (names: {named or 'none'})",
+        )
+
     def verify_round(self, task_id: int, round_: int) -> RoundVerification:
         """Recompute round `round_` from the pinned updates and compare digest, root and counts to the checkpoint."""
         result = RoundVerification(task_id, round_)
         spec = self.task_spec(task_id)
+        self._check_task_binding(task_id, spec.aggregator_did, result)
         checkpoint = chainview.checkpoint(self.federated, task_id, round_, from_block=spec.created_block)
         if not result.check(checkpoint is not None, f"round {round_} is checkpointed on chain"):
             return result

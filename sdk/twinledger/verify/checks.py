@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import http_sf
 from multiformats import CID
+from web3 import Web3
 
 from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.types import BatchKind
@@ -120,19 +121,41 @@ class AnchorCheck:
     anchored_at: int
 
 
+def record_anchorer(record: dict[str, Any], what: str) -> str:
+    """The chain account a node-signed manifest or receipt names as the anchorer of its batch (EIP-55).
+
+    Anyone may anchor any root, each under their own account, so an anchor only counts when it is by the account
+    that the node, by signing the record, said anchors for it; this field is that binding of node DID to account.
+    """
+    anchorer = record.get("anchorer")
+    if not isinstance(anchorer, str) or not Web3.is_address(anchorer) or anchorer.lower() == ZERO_ADDRESS:
+        raise _fail(f"{what}: the node-signed record names no anchoring account (anchorer {anchorer!r})")
+    return str(Web3.to_checksum_address(anchorer))
+
+
 def check_anchor(
-    ledger: TwinLedger, kind: BatchKind, leaf: Sequence[Any], root: str, proof: Sequence[str], what: str
+    ledger: TwinLedger,
+    kind: BatchKind,
+    leaf: Sequence[Any],
+    root: str,
+    proof: Sequence[str],
+    what: str,
+    *,
+    anchorer: str,
 ) -> AnchorCheck:
-    """The leaf with its Merkle proof reaches `root`, and the chain has `root` anchored as a batch of `kind`."""
+    """The leaf with its Merkle proof reaches `root`, and `anchorer` (the account the signed record names) has
+    `root` anchored on chain as a batch of `kind`. Anchors of the same root by anyone else do not count."""
     types = SNAPSHOT_LEAF_TYPES if kind is BatchKind.SNAPSHOTS else RECEIPT_LEAF_TYPES
     root_bytes = bytes.fromhex(root.removeprefix("0x"))
     if not verify(root_bytes, leaf_hash(types, list(leaf)), [bytes.fromhex(p.removeprefix("0x")) for p in proof]):
         raise _fail(f"{what}: its Merkle proof does not lead to batch root {root}")
-    anchorer, at, on_chain_kind, _count = ledger.batch_of(root_bytes)
-    if anchorer == ZERO_ADDRESS:
-        raise _fail(f"{what}: batch root {root} is not anchored on chain {ledger.client.chain_id}")
+    at, on_chain_kind, _count = ledger.batch_of(anchorer, root_bytes)
+    if at == 0:
+        raise _fail(f"{what}: batch root {root} is not anchored by {anchorer} on chain {ledger.client.chain_id}")
     if on_chain_kind is not kind:
-        raise _fail(f"{what}: batch root {root} is anchored as {on_chain_kind.name.lower()}, not {kind.name.lower()}")
+        raise _fail(
+            f"{what}: {anchorer} anchored batch root {root} as {on_chain_kind.name.lower()}, not {kind.name.lower()}"
+        )
     return AnchorCheck(root, anchorer, at)
 
 

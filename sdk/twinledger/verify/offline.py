@@ -25,6 +25,7 @@ from twinledger.verify.checks import (
     check_producer,
     check_reader_request,
     read_manifest,
+    record_anchorer,
     run,
     sha256,
 )
@@ -59,6 +60,7 @@ class VerifyReport:
 class _Batch:
     cid: CID
     kind: BatchKind
+    anchorer: str
     tree: StandardMerkleTree
     records: list[bytes]
 
@@ -97,6 +99,7 @@ def _load_batch(ledger: TwinLedger, cid: CID, blocks: Blocks) -> _Batch:
             for entry in sorted(dump["values"], key=lambda e: -int(e["treeIndex"]))
         ]
         records = [bytes(c) for c in document["records"]]
+        anchorer = record_anchorer(document, what)
     except TwinledgerError:
         raise
     except Exception as error:  # any shape error in a block we did not write ourselves
@@ -108,29 +111,32 @@ def _load_batch(ledger: TwinLedger, cid: CID, blocks: Blocks) -> _Batch:
     if ["0x" + n.hex() for n in tree.tree] != list(dump["tree"]):
         raise _fail(f"{what}: its Merkle tree does not match its leaves (root {dump['tree'][0]})")
     root = "0x" + tree.root.hex()
-    anchorer, _at, on_chain_kind, count = ledger.batch_of(tree.root)
-    if anchorer == "0x0000000000000000000000000000000000000000":
-        raise _fail(f"{what}: its root {root} is not anchored on chain {ledger.client.chain_id}")
+    at, on_chain_kind, count = ledger.batch_of(anchorer, tree.root)
+    if at == 0:
+        raise _fail(f"{what}: its root {root} is not anchored by {anchorer} on chain {ledger.client.chain_id}")
     if on_chain_kind is not kind or count != len(values):
         raise _fail(
-            f"{what}: the chain anchored root {root} as {count} {on_chain_kind.name.lower()} leaves, the "
+            f"{what}: {anchorer} anchored root {root} as {count} {on_chain_kind.name.lower()} leaves, the "
             f"block holds {len(values)} {kind.name.lower()}"
         )
-    logs = ledger.contract.events.BatchAnchored().get_logs(from_block=0, argument_filters={"root": tree.root})
+    logs = ledger.contract.events.BatchAnchored().get_logs(
+        from_block=0, argument_filters={"root": tree.root, "anchorer": anchorer}
+    )
     if not logs or bytes(_cid_or_none(logs[-1]["args"]["leavesCid"]) or b"") != bytes(cid):
         raise _fail(
-            f"{what}: the chain anchored root {root} with another leaf list "
+            f"{what}: {anchorer} anchored root {root} with another leaf list "
             f"({logs[-1]['args']['leavesCid'] if logs else 'none'})"
         )
-    return _Batch(cid, kind, tree, records)
+    return _Batch(cid, kind, anchorer, tree, records)
 
 
 def _anchoring_batch(
-    batches: list[_Batch], kind: BatchKind, leaf: tuple[Any, ...], what: str, allow_pending: bool
+    batches: list[_Batch], kind: BatchKind, leaf: tuple[Any, ...], what: str, allow_pending: bool, anchorer: str
 ) -> tuple[_Batch, int] | None:
-    """The anchored batch of `kind` holding `leaf` and its position; None (only when pending is allowed) if none."""
+    """The batch of `kind` anchored by `anchorer` (the account the node-signed record names) holding `leaf`, and
+    its position; None (only when pending is allowed) if none."""
     for batch in batches:
-        if batch.kind is kind and (position := batch.position(leaf)) is not None:
+        if batch.kind is kind and batch.anchorer == anchorer and (position := batch.position(leaf)) is not None:
             return batch, position
     if not allow_pending:
         raise _fail(
@@ -183,7 +189,7 @@ def verify_twin(
     for batch in batches:
         ok(
             f"batch {batch.cid}: {len(batch.tree.values)} {batch.kind.name.lower()} leaves, root "
-            f"0x{batch.tree.root.hex()[:16]}… anchored on chain"
+            f"0x{batch.tree.root.hex()[:16]}… anchored on chain by {batch.anchorer}"
         )
     report.batches = len(batches)
 
@@ -200,7 +206,8 @@ def verify_twin(
         report.node_dids.add(run(check_node_signature(manifest, what)))
         producer = run(check_producer(manifest, what))
         leaf = (twin_id, position, sha256(data))
-        found = _anchoring_batch(batches, BatchKind.SNAPSHOTS, leaf, what, allow_pending)
+        anchorer = record_anchorer(manifest, what)
+        found = _anchoring_batch(batches, BatchKind.SNAPSHOTS, leaf, what, allow_pending, anchorer)
         if found is None:
             report.pending.append(str(cid))
             ok(f"snapshot #{position}: signed by producer {producer}, hash-linked; NOT YET ANCHORED")
@@ -209,7 +216,9 @@ def verify_twin(
             if bytes(cid) not in batch.records:
                 raise _fail(f"{what}: batch {batch.cid} anchors its digest but does not link the manifest")
             proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
-            check_anchor(ledger, BatchKind.SNAPSHOTS, leaf, "0x" + batch.tree.root.hex(), proof, what)
+            check_anchor(
+                ledger, BatchKind.SNAPSHOTS, leaf, "0x" + batch.tree.root.hex(), proof, what, anchorer=anchorer
+            )
             ok(
                 f"snapshot #{position}: signed by producer {producer}, hash-linked, Merkle proof to anchored root "
                 f"0x{batch.tree.root.hex()[:16]}…"
@@ -243,14 +252,23 @@ def verify_twin(
         report.node_dids.add(run(check_node_signature(receipt, what)))
         reader = run(check_reader_request(receipt, what))
         receipt_leaf = (twin_id, receipt_digest(receipt))
-        found = _anchoring_batch(batches, BatchKind.ACCESS_RECEIPTS, receipt_leaf, what, allow_pending)
+        anchorer = record_anchorer(receipt, what)
+        found = _anchoring_batch(batches, BatchKind.ACCESS_RECEIPTS, receipt_leaf, what, allow_pending, anchorer)
         if found is None:
             report.pending.append(str(cid))
             ok(f"read of snapshot #{receipt['seq']} by {reader}: signed; NOT YET ANCHORED")
             continue
         batch, i = found
         proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
-        check_anchor(ledger, BatchKind.ACCESS_RECEIPTS, receipt_leaf, "0x" + batch.tree.root.hex(), proof, what)
+        check_anchor(
+            ledger,
+            BatchKind.ACCESS_RECEIPTS,
+            receipt_leaf,
+            "0x" + batch.tree.root.hex(),
+            proof,
+            what,
+            anchorer=anchorer,
+        )
         ok(
             f"read of snapshot #{receipt['seq']} by {reader} for purpose {receipt['purpose'][:10]}…: receipt signed, "
             f"reader's request signed, Merkle proof to anchored root 0x{batch.tree.root.hex()[:16]}…"
