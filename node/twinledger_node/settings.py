@@ -41,7 +41,10 @@ class NodeSettings(BaseSettings):
 
     # limits
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
-    relay_per_signer_per_minute: int = Field(10, ge=1)
+    relay_per_signer_per_minute: int = Field(10, ge=1, description="grants (and, apart, revocations) per owner")
+    relay_unverified_per_client_per_minute: int = Field(
+        30, ge=1, description="refused consents per client address before its unverified ones are turned away"
+    )
     signature_window: int = Field(300, ge=1, description="seconds a signed request is valid")
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from web3 import Web3
 
 from twinledger.chain.ledger import SignedConsent
@@ -21,7 +21,7 @@ router = APIRouter(tags=["consent"])
     "/v1/consents", status_code=202, response_model=RelayResult, response_model_by_alias=True,
     responses=problem_responses(400, 401, 404, 409, 429, 503),
 )  # fmt: skip
-def relay(rt: Runtime, body: ConsentSubmission) -> dict[str, object]:
+def relay(rt: Runtime, body: ConsentSubmission, request: Request) -> dict[str, object]:
     """Submit an owner's EIP-712 signed grant or revocation; the node pays the gas. Checked against the index
     (owner, nonce, deadline, chain id) before anything is sent."""
     rt.require_fresh()
@@ -31,7 +31,11 @@ def relay(rt: Runtime, body: ConsentSubmission) -> dict[str, object]:
         raise Problem(400, "malformed-consent", "Malformed signed consent", str(error)) from None
     consent = SignedConsent(**{**consent.__dict__, "did": canonical_did(consent.did)})
     result = rt.relayer.submit(
-        consent, chain_id=body.chain_id, contract=body.verifying_contract, chain_now=rt.chain_now()
+        consent,
+        chain_id=body.chain_id,
+        contract=body.verifying_contract,
+        chain_now=rt.chain_now(),
+        client=request.client.host if request.client else "unknown",
     )
     return {"txHash": result.tx_hash, "blockNumber": result.block_number, "status": "mined"}
 
