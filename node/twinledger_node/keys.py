@@ -10,6 +10,7 @@ from pathlib import Path
 
 from twinledger.errors import IntegrityError
 from twinledger.identity import DidKey
+from twinledger_node.private import private_dir
 
 
 def load_or_create_node_key(path: Path) -> DidKey:
@@ -20,7 +21,7 @@ def load_or_create_node_key(path: Path) -> DidKey:
             raise IntegrityError(f"the node key {path} is readable by others (mode {mode:o})", hint=f"chmod 600 {path}")
         return DidKey.from_jwk(path.read_text())
     key = DidKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
