@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from twinledger.errors import AuthError, InvalidInput
 from twinledger.federated import deserialize
 from twinledger_node.api.deps import AuthenticatedCaller, Runtime, parse_purpose
+from twinledger_node.api.limits import upload
 from twinledger_node.api.problems import Problem, problem_responses
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.federated import FederatedService
@@ -31,7 +32,8 @@ def _service(rt: NodeRuntime) -> FederatedService:
     return FederatedService(rt)
 
 
-@router.post("", status_code=201, responses=problem_responses(400, 401, 409, 503))
+@router.post("", status_code=201, responses=problem_responses(400, 401, 409, 413, 503))
+@upload
 async def create_task(
     request: Request,
     rt: Runtime,
@@ -51,8 +53,10 @@ async def create_task(
 
 
 @router.post(
-    "/{task_id}/rounds/{round_}/updates", status_code=201, responses=problem_responses(400, 401, 403, 404, 409, 422)
-)
+    "/{task_id}/rounds/{round_}/updates", status_code=201,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
+)  # fmt: skip
+@upload
 async def submit_update(
     request: Request,
     rt: Runtime,
