@@ -13,6 +13,7 @@ import twinledger
 from twinledger_node.api import consents, federated, ops, provenance, snapshots, twins
 from twinledger_node.api import problems as problems_api
 from twinledger_node.api.limits import BodyLimit
+from twinledger_node.api.problems import problem_responses
 from twinledger_node.auth import install_auth_problem_handler
 from twinledger_node.runtime import NodeRuntime
 
@@ -57,6 +58,9 @@ def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
     app = FastAPI(
         title="twinledger node", version=twinledger.__version__, lifespan=lifespan,
         description="Consent-enforced, provable access to digital-twin data.",
+        # Any route may refuse a body past its limit, and validation failures are problem+json too (FastAPI would
+        # document them as JSON).
+        responses=problem_responses(413, 422),
     )  # fmt: skip
     app.state.runtime = runtime
     problems_api.install(app)

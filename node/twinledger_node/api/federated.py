@@ -16,15 +16,17 @@ from starlette.concurrency import run_in_threadpool
 
 from twinledger.errors import AuthError, InvalidInput
 from twinledger.federated import deserialize
-from twinledger_node.api.deps import AuthenticatedCaller, Runtime, parse_purpose
+from twinledger_node.api.deps import MAX_TWIN_ID, AuthenticatedCaller, Runtime, parse_purpose
 from twinledger_node.api.limits import upload
 from twinledger_node.api.problems import Problem, problem_responses
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.federated import FederatedService
 
 router = APIRouter(prefix="/v1/fl/tasks", tags=["federated"])
-TaskId = Annotated[int, Path(ge=1, description="task id")]
-Round = Annotated[int, Path(ge=1, description="round number")]
+# The index keeps task ids, rounds and sample counts as SQLite integers: larger values name nothing it holds.
+MAX_INDEXED = 2**63 - 1
+TaskId = Annotated[int, Path(ge=1, le=MAX_INDEXED, description="task id")]
+Round = Annotated[int, Path(ge=1, le=MAX_INDEXED, description="round number")]
 
 
 @functools.cache
@@ -63,8 +65,8 @@ async def submit_update(
     caller: AuthenticatedCaller,
     task_id: TaskId,
     round_: Round,
-    twin_id: Annotated[int, Query(alias="twinId", ge=1)],
-    num_samples: Annotated[int, Query(alias="numSamples", ge=1)],
+    twin_id: Annotated[int, Query(alias="twinId", ge=1, le=MAX_TWIN_ID)],
+    num_samples: Annotated[int, Query(alias="numSamples", ge=1, le=MAX_INDEXED)],
     sha256: Annotated[str | None, Header(alias="Twinledger-Update-Sha256")] = None,
 ) -> dict[str, Any]:
     """Submit twin `twinId`'s update (a tensor file) to the open round; only the twin's owner may."""
@@ -98,7 +100,7 @@ async def submit_update(
     }
 
 
-@router.get("/{task_id}/rounds/{round_}", responses=problem_responses(401, 404, 503))
+@router.get("/{task_id}/rounds/{round_}", responses=problem_responses(400, 401, 404, 503))
 def round_status(rt: Runtime, caller: AuthenticatedCaller, task_id: TaskId, round_: Round) -> dict[str, Any]:
     """The round's committed updates, its checkpoint (when there is one) and what was excluded and why."""
     rt.require_fresh()
