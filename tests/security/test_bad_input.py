@@ -35,3 +35,13 @@ def test_a_purpose_code_that_is_not_hex_is_a_bad_request(node: RunningNode, owne
     assert db.execute("SELECT COUNT(*) FROM snapshots WHERE twin_id = ?", (twin,)).fetchone()[0] == 1
     assert db.execute("SELECT COUNT(*) FROM receipts WHERE twin_id = ?", (twin,)).fetchone()[0] == 0
     assert set(node.runtime.store.pins()) == pins
+
+
+def test_a_one_character_cid_is_a_bad_request(node: RunningNode, owner: Owner):
+    twin, _ = owner.ledger.register("asset")
+    node.wait_indexed()
+    with node.client(owner.recovery) as http:
+        for cid in ("0", "z", "b"):  # a multibase prefix and nothing after it (found by schemathesis)
+            read = http.get(f"/v1/twins/{twin}/snapshots/by-cid/{cid}")
+            assert read.status_code == 400, (cid, read.text)
+            assert problem_slug(read) == "invalid-input" and f"'{cid}' is not a CID" in problem(read)["detail"]
