@@ -19,6 +19,7 @@ from twinledger_node.indexer.apply import apply, encode_args, hexs, twin_of_even
 from twinledger_node.indexer.db import DERIVED, IndexDB, set_meta
 
 log = logging.getLogger("twinledger.indexer")
+UNKNOWN_CHAIN_TIME = 2**63 - 1  # after every expiry and deadline (and still a SQLite integer)
 KEEP_BLOCKS = 256  # recent block hashes kept beyond those holding events, to find fork points
 
 
@@ -60,8 +61,9 @@ class HeadView:
         """Chain time now: the head's timestamp plus the wall-clock time since the head changed, rounded up. The
         change is dated to the poll before it was seen, so the estimate runs ahead rather than behind: expiry errs
         towards refusal (after an RPC outage, by up to the outage, until the next block)."""
-        elapsed = time.monotonic() - self.changed_monotonic if self.changed_monotonic else 0.0
-        return self.timestamp + math.ceil(elapsed)
+        if not self.changed_monotonic:  # no head seen yet: chain time is unknown, so every expiry counts as passed
+            return UNKNOWN_CHAIN_TIME
+        return self.timestamp + math.ceil(time.monotonic() - self.changed_monotonic)
 
 
 class Indexer:
