@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import twinledger
 from twinledger_node.api import consents, federated, ops, provenance, snapshots, twins
 from twinledger_node.api import problems as problems_api
-from twinledger_node.api.problems import Problem, problem_response
+from twinledger_node.api.limits import BodyLimit
+from twinledger_node.api.problems import problem_responses
 from twinledger_node.auth import install_auth_problem_handler
 from twinledger_node.runtime import NodeRuntime
 
 log = logging.getLogger("twinledger.node")
+
+
+class RequestMetrics:
+    """Counts requests by method, route and status (a pure ASGI middleware: no buffering, no extra task)."""
+
+    def __init__(self, app: ASGIApp, *, runtime: NodeRuntime) -> None:
+        self.app, self.runtime = app, runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the server answers when the app raises before responding
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.runtime.metrics.requests.labels(scope["method"], path, str(status)).inc()
 
 
 def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
@@ -31,27 +58,19 @@ def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
     app = FastAPI(
         title="twinledger node", version=twinledger.__version__, lifespan=lifespan,
         description="Consent-enforced, provable access to digital-twin data.",
+        # Any route may refuse a body past its limit, and validation failures are problem+json too (FastAPI would
+        # document them as JSON).
+        responses=problem_responses(413, 422),
     )  # fmt: skip
     app.state.runtime = runtime
     problems_api.install(app)
     install_auth_problem_handler(app)
 
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > runtime.settings.max_body_bytes:
-            response: Response = problem_response(
-                Problem(413, "body-too-large", "Body too large",
-                        f"{length} bytes exceed this node's limit of {runtime.settings.max_body_bytes}"),
-                request,
-            )  # fmt: skip
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        runtime.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-        return response
-
+    # Outermost first: metrics see every answer, including the 413s of the body limit.
+    app.add_middleware(
+        BodyLimit, json_limit=runtime.settings.max_json_body_bytes, upload_limit=runtime.settings.max_body_bytes
+    )
+    app.add_middleware(RequestMetrics, runtime=runtime)
     for router in (ops.router, twins.router, snapshots.router, consents.router, provenance.router, federated.router):
         app.include_router(router)
     return app

@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 
 from twinledger.errors import IntegrityError
 from twinledger.identity import DidKey
+from twinledger_node.private import private_dir
 
 
 def _read_secret(path: Path) -> str | None:
@@ -28,8 +29,8 @@ def _read_secret(path: Path) -> str | None:
 
 
 def _write_secret(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically, mode 0600 from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `text` to `path` atomically, mode 0600 from the start, in a directory only the node can enter."""
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

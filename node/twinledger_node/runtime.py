@@ -133,7 +133,10 @@ class NodeRuntime:
             self.state, self.store, self.ledger,
             batch_size=settings.anchor_batch_size, batch_seconds=settings.anchor_batch_seconds,
         )  # fmt: skip
-        self.relayer = Relayer(self.ledger, self.index, per_signer_per_minute=settings.relay_per_signer_per_minute)
+        self.relayer = Relayer(
+            self.ledger, self.index, per_signer_per_minute=settings.relay_per_signer_per_minute,
+            unverified_per_client_per_minute=settings.relay_unverified_per_client_per_minute,
+        )  # fmt: skip
         self.metrics = NodeMetrics()
         head = self.indexer
         self.metrics.bind(

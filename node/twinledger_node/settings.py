@@ -42,8 +42,12 @@ class NodeSettings(BaseSettings):
     anchor_batch_seconds: float = Field(5.0, gt=0, description="longest wait before a partial batch is anchored")
 
     # limits
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
-    relay_per_signer_per_minute: int = Field(10, ge=1)
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="bodies of uploads: snapshots, models")
+    max_json_body_bytes: int = Field(64 * 1024, ge=1, description="bodies of every other route (JSON)")
+    relay_per_signer_per_minute: int = Field(10, ge=1, description="grants (and, apart, revocations) per owner")
+    relay_unverified_per_client_per_minute: int = Field(
+        30, ge=1, description="refused consents per client address before its unverified ones are turned away"
+    )
     signature_window: int = Field(300, ge=1, description="seconds a signed request is valid")
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
 

@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS batches (
     status TEXT NOT NULL, tx_hash TEXT, block_number INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS recovery_keys (owner TEXT PRIMARY KEY, did TEXT NOT NULL, proof TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recovery_keys (
+    owner TEXT PRIMARY KEY, did TEXT NOT NULL, proof TEXT NOT NULL, issued INTEGER NOT NULL DEFAULT 0
+);
 CREATE INDEX IF NOT EXISTS recovery_keys_by_did ON recovery_keys (did);
 CREATE TABLE IF NOT EXISTS fl_tasks (task_id INTEGER PRIMARY KEY, creator TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS gas_spent (did TEXT PRIMARY KEY, window_start REAL NOT NULL, gas INTEGER NOT NULL);
@@ -37,3 +39,7 @@ CREATE TABLE IF NOT EXISTS gas_spent (did TEXT PRIMARY KEY, window_start REAL NO
 class NodeState(Database):
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
+        conn = self.connection()
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(recovery_keys)")}
+        if "issued" not in columns:  # a state file from before bindings were ordered: any new binding supersedes
+            conn.execute("ALTER TABLE recovery_keys ADD COLUMN issued INTEGER NOT NULL DEFAULT 0")

@@ -100,20 +100,6 @@ def test_restart_keeps_snapshots_and_anchors_what_was_pending(tmp_path, anvil, d
         second.stop()
 
 
-def _register_recovery(node: RunningNode, account, recovery: DidKey) -> None:
-    from eth_account.messages import encode_defunct
-
-    from twinledger.provenance import recovery_key_message
-
-    message = recovery_key_message(account.address, recovery.did, node.runtime.client.chain_id)
-    signature = "0x" + bytes(Account.sign_message(encode_defunct(text=message), account.key).signature).hex()
-    with node.client(recovery) as http:
-        assert (
-            http.put("/v1/owners/recovery-key", json={"address": account.address, "signature": signature}).status_code
-            == 200
-        )
-
-
 def test_a_revocation_through_node_a_is_enforced_by_node_b(
     node: RunningNode, owner: Owner, anvil, deployment, accounts, tmp_path
 ):

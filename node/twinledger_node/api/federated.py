@@ -22,14 +22,17 @@ from twinledger.chain.ledger import SignedCommit
 from twinledger.errors import AuthError, InvalidInput
 from twinledger.federated import deserialize
 from twinledger.federated.participant import CommitSignerMismatch
-from twinledger_node.api.deps import AuthenticatedCaller, Runtime, parse_purpose
+from twinledger_node.api.deps import MAX_TWIN_ID, AuthenticatedCaller, Runtime, parse_purpose
+from twinledger_node.api.limits import upload
 from twinledger_node.api.problems import Problem, problem_responses
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.federated import FederatedService
 
 router = APIRouter(prefix="/v1/fl/tasks", tags=["federated"])
-TaskId = Annotated[int, Path(ge=1, description="task id")]
-Round = Annotated[int, Path(ge=1, description="round number")]
+# The index keeps task ids, rounds and sample counts as SQLite integers: larger values name nothing it holds.
+MAX_INDEXED = 2**63 - 1
+TaskId = Annotated[int, Path(ge=1, le=MAX_INDEXED, description="task id")]
+Round = Annotated[int, Path(ge=1, le=MAX_INDEXED, description="round number")]
 
 
 @functools.cache
@@ -37,7 +40,8 @@ def _service(rt: NodeRuntime) -> FederatedService:
     return FederatedService(rt)
 
 
-@router.post("", status_code=201, responses=problem_responses(400, 401, 403, 409, 429, 503))
+@router.post("", status_code=201, responses=problem_responses(400, 401, 403, 409, 413, 429, 503))
+@upload
 async def create_task(
     request: Request,
     rt: Runtime,
@@ -55,18 +59,18 @@ async def create_task(
 
 
 @router.post(
-    "/{task_id}/rounds/{round_}/updates",
-    status_code=201,
-    responses=problem_responses(400, 401, 403, 404, 409, 422, 429),
-)
+    "/{task_id}/rounds/{round_}/updates", status_code=201,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
+)  # fmt: skip
+@upload
 async def submit_update(
     request: Request,
     rt: Runtime,
     caller: AuthenticatedCaller,
     task_id: TaskId,
     round_: Round,
-    twin_id: Annotated[int, Query(alias="twinId", ge=1)],
-    num_samples: Annotated[int, Query(alias="numSamples", ge=1)],
+    twin_id: Annotated[int, Query(alias="twinId", ge=1, le=MAX_TWIN_ID)],
+    num_samples: Annotated[int, Query(alias="numSamples", ge=1, le=MAX_INDEXED)],
     sha256: Annotated[str | None, Header(alias="Twinledger-Update-Sha256")] = None,
     commit_signature: Annotated[str | None, Header(alias="Twinledger-Commit-Signature")] = None,
     commit_deadline: Annotated[int | None, Header(alias="Twinledger-Commit-Deadline")] = None,
@@ -128,7 +132,7 @@ async def submit_update(
     }
 
 
-@router.get("/{task_id}/rounds/{round_}", responses=problem_responses(401, 403, 404, 503))
+@router.get("/{task_id}/rounds/{round_}", responses=problem_responses(400, 401, 403, 404, 503))
 def round_status(rt: Runtime, caller: AuthenticatedCaller, task_id: TaskId, round_: Round) -> dict[str, Any]:
     """The round's committed updates, its checkpoint (when there is one) and what was excluded and why; for the
     task's creator and the owners of twins that committed to it."""

@@ -88,6 +88,7 @@ class RecoveryKeyRegistration(Model):
     """Binds an owner's Ethereum address to the did:key that can unseal their snapshots."""
 
     address: str = Field(pattern="^0x[0-9a-fA-F]{40}$")
+    issued: int = Field(ge=0, lt=2**40, description="when the binding was made (Unix seconds): a node keeps the latest")
     signature: str = Field(pattern="^0x[0-9a-fA-F]{130}$", description="EIP-191 signature of the binding message")
 
 

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/twins", tags=["twins"])
     response_class=Response,
     responses={
         200: {"content": {"application/vnd.ipld.car": {}}, "description": "CAR v1 whose root is the index block"},
-        **problem_responses(401, 403, 404, 503),
+        **problem_responses(400, 401, 403, 404, 503),
     },
 )
 def provenance_car(

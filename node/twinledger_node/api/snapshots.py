@@ -23,6 +23,7 @@ from twinledger_node.api.deps import (
     consent_required,
     parse_purpose,
 )
+from twinledger_node.api.limits import upload
 from twinledger_node.api.models import SnapshotInfo, SnapshotList
 from twinledger_node.api.problems import problem_responses
 from twinledger_node.services.snapshots import StoredSnapshot
@@ -35,6 +36,7 @@ ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
     "", status_code=202, response_model=SnapshotInfo, response_model_by_alias=True,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
 )  # fmt: skip
+@upload
 async def push_snapshot(
     request: Request, rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId,
     purpose: Annotated[str | None, Query(description="purpose of a WRITE grant, when pushing under one")] = None,

@@ -18,6 +18,7 @@ from typing import Final
 
 from twinledger.errors import Unavailable
 from twinledger.identity.errors import ReplayedNonce
+from twinledger_node.private import private_sqlite
 
 DB_NAME: Final = "replay-cache.sqlite3"
 
@@ -37,8 +38,8 @@ class ReplayCache:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(directory / DB_NAME, check_same_thread=False, isolation_level=None)
+            path = private_sqlite(directory / DB_NAME)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL under WAL survives a crash of the node process (what a replay attacker can provoke); only
             # an

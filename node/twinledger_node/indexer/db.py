@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from twinledger_node.private import private_sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL, timestamp INTEGER NOT NULL);
@@ -71,8 +73,7 @@ class Database:
     """One SQLite file in WAL mode; a connection per thread (sqlite3 connections must not cross threads)."""
 
     def __init__(self, path: Path, schema: str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = private_sqlite(Path(path))
         self._local = threading.local()
         self.connection().executescript(schema)  # executescript commits by itself
 

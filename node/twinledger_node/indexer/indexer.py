@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ from twinledger_node.indexer.apply import apply, encode_args, hexs, twin_of_even
 from twinledger_node.indexer.db import DERIVED, IndexDB, set_meta
 
 log = logging.getLogger("twinledger.indexer")
+UNKNOWN_CHAIN_TIME = 2**63 - 1  # after every expiry and deadline (and still a SQLite integer)
 KEEP_BLOCKS = 256  # recent block hashes kept beyond those holding events, to find fork points
 
 
@@ -29,21 +31,39 @@ class SyncResult:
     reorg_depth: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeadView:
-    """What the indexer last saw of the chain head: for freshness and for estimating chain time now."""
+    """What the indexer last saw of the chain head: for freshness and for estimating chain time now.
+
+    `seen_monotonic` is when a poll last saw the head (freshness); `changed_monotonic` is a time at which the chain
+    did not yet have this head: the previous poll, which still saw the head before it. Re-seeing an unchanged head
+    moves only the first, so chain time keeps advancing while no block is mined (anvil mines only on transactions).
+    """
 
     number: int = -1
     timestamp: int = 0
     seen_monotonic: float = 0.0
     indexed_to: int = -1
+    changed_monotonic: float = 0.0
 
     def age(self) -> float:
         return time.monotonic() - self.seen_monotonic if self.seen_monotonic else float("inf")
 
+    def observed(self, number: int, timestamp: int, indexed_to: int, *, asked_at: float) -> HeadView:
+        """The view after a poll that asked for the head at `asked_at` (monotonic) and got this block."""
+        if (number, timestamp) == (self.number, self.timestamp):
+            changed = self.changed_monotonic
+        else:  # the block was mined after the previous poll saw the head before it (or, at the first poll, now)
+            changed = self.seen_monotonic or asked_at
+        return HeadView(number, timestamp, asked_at, indexed_to, changed)
+
     def chain_now(self) -> int:
-        """Chain time now: the head's timestamp plus the time since it was seen (expiry errs towards refusal)."""
-        return self.timestamp + int(self.age() + 0.999)
+        """Chain time now: the head's timestamp plus the wall-clock time since the head changed, rounded up. The
+        change is dated to the poll before it was seen, so the estimate runs ahead rather than behind: expiry errs
+        towards refusal (after an RPC outage, by up to the outage, until the next block)."""
+        if not self.changed_monotonic:  # no head seen yet: chain time is unknown, so every expiry counts as passed
+            return UNKNOWN_CHAIN_TIME
+        return self.timestamp + math.ceil(time.monotonic() - self.changed_monotonic)
 
 
 class Indexer:
@@ -85,6 +105,7 @@ class Indexer:
         """Catch up to head - confirmations. Raises on RPC errors (the caller retries; freshness lapses)."""
         with self._lock:
             w3 = self.client.w3
+            asked_at = time.monotonic()  # the head returned existed no later than the answer; err towards "older"
             head_block = w3.eth.get_block("latest")
             head_number = int(head_block["number"])
             target = head_number - self.confirmations
@@ -119,7 +140,7 @@ class Indexer:
                 count += len(rows)
                 block_cache.clear()
                 start = end + 1
-            self.head = HeadView(head_number, int(head_block["timestamp"]), time.monotonic(), target)
+            self.head = self.head.observed(head_number, int(head_block["timestamp"]), target, asked_at=asked_at)
             return SyncResult(self.cursor - (target - start + 1), target, count, reorg_depth)
 
     def _store_block(self, conn: sqlite3.Connection, number: int, block_hash: str, timestamp: int) -> None:

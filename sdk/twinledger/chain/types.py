@@ -93,7 +93,13 @@ def purpose_code(purpose: str | bytes) -> bytes:
             raise InvalidInput(f"purpose code must be 32 bytes, got {len(purpose)}")
         return purpose
     if purpose.startswith("0x") and len(purpose) == 66:
-        return bytes.fromhex(purpose[2:])
+        try:
+            return bytes.fromhex(purpose[2:])
+        except ValueError:
+            raise InvalidInput(
+                f"purpose {purpose!r} looks like a 32-byte code but is not hex",
+                hint="give 0x and 64 hex digits, or a purpose name such as research",
+            ) from None
     return keccak(text=purpose_iri(purpose))
 
 

@@ -23,7 +23,7 @@ def parse_cid(text: str | bytes | CID) -> CID:
         return text
     try:
         cid = CID.decode(text.strip() if isinstance(text, str) else text)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, LookupError, TypeError):  # LookupError: a lone multibase prefix raises IndexError
         shown = text if isinstance(text, str) else text.hex()
         raise InvalidInput(
             f"'{shown}' is not a CID",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +66,22 @@ def receipt_leaf(twin_id: int, digest: bytes) -> tuple[int, bytes]:
     return (int(twin_id), bytes(digest))
 
 
-def recovery_key_message(address: str, did: str, chain_id: int) -> str:
-    """What an owner signs (EIP-191) to name the did:key their snapshots are sealed to."""
-    return f"twinledger: seal my twins' snapshots on chain {chain_id} to {did} (owner {address})"
+def recovery_key_message(address: str, did: str, chain_id: int, issued: int) -> str:
+    """What an owner signs (EIP-191) to name the did:key their snapshots are sealed to, as of `issued` (Unix
+    seconds): a node keeps the latest binding it was given and refuses older ones, so a binding the owner rotated
+    away from cannot be sent again."""
+    return f"twinledger: seal my twins' snapshots on chain {chain_id} to {did} (owner {address}, issued {issued})"
 
 
-def recovery_key_binding(account: LocalAccount, did: str, chain_id: int) -> dict[str, str]:
-    """The body of `PUT /v1/owners/recovery-key`: the owner's address and its signature of the binding.
+def recovery_key_binding(
+    account: LocalAccount, did: str, chain_id: int, *, issued: int | None = None
+) -> dict[str, str | int]:
+    """The body of `PUT /v1/owners/recovery-key`: the owner's address, when the binding was issued (now, unless
+    given) and the address's signature of the binding.
 
     Send it in a request signed by `did` (the recovery did:key), so both keys vouch for the binding.
     """
-    message = recovery_key_message(account.address, did, chain_id)
+    issued = int(time.time()) if issued is None else int(issued)
+    message = recovery_key_message(account.address, did, chain_id, issued)
     signature = Account.sign_message(encode_defunct(text=message), account.key).signature
-    return {"address": str(account.address), "signature": "0x" + bytes(signature).hex()}
+    return {"address": str(account.address), "issued": issued, "signature": "0x" + bytes(signature).hex()}
