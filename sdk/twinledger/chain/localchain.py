@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
-
 from twinledger import config
 from twinledger.errors import InvalidInput, NotFound, Unavailable
 
@@ -74,6 +72,8 @@ def free_port() -> int:
 
 
 def rpc_call(url: str, method: str, params: list[object] | None = None, timeout: float = 2.0) -> object:
+    import httpx  # here, not at the top: `twinledger chain --help` imports this module for its defaults
+
     response = httpx.post(
         url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=timeout
     )
@@ -125,6 +125,8 @@ class LocalChain:
         return b"anvil" in cmdline and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
     def status(self) -> ChainStatus:
+        import httpx
+
         record = self._record()
         if not record or not self._is_anvil(int(str(record["pid"]))):
             return ChainStatus(running=False, data_dir=str(self.data_dir))

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from twinledger.chain.types import Scope, TwinKind, purpose_label
 from twinledger.cli.output import JsonOption, console, print_json
 from twinledger.cli.wallet import Session, wallet_options
-from twinledger.client import AuditEntry
+
+if TYPE_CHECKING:
+    from twinledger.client import AuditEntry
 
 app = typer.Typer(help="A twin's audit trail as a timeline.", context_settings={"allow_interspersed_args": True})
 
 
 def _purpose(value: Any) -> str:
+    from twinledger.chain.types import purpose_label
+
     text = str(value)
     return purpose_label(bytes.fromhex(text[2:])) if text.startswith("0x") and len(text) == 66 else text
 
 
 def describe(entry: AuditEntry) -> str:
     """One line a person can read, for each kind of entry."""
+    from twinledger.chain.types import Scope, TwinKind
+
     d = entry.data
     match entry.kind:
         case "registered":

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import typer
 
-from twinledger.chain.types import purpose_label
 from twinledger.cli.output import JsonOption, console, print_json, print_rows
 from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, wallet_options
-from twinledger.client import parse_expiry
 
 app = typer.Typer(help="Give, end and inspect consent for a twin's data.", no_args_is_help=True)
 PurposeOption = typer.Option(..., "--purpose", help="research, maintenance, ... or a DPV IRI")
@@ -36,6 +34,8 @@ def grant(
     json_out: bool = JsonOption,
 ) -> None:
     """Consent for DID to use twin TWIN_ID for a purpose, with scopes, until an expiry."""
+    from twinledger.client import parse_expiry
+
     expiry = parse_expiry(expires)
     with session.connect() as tl:
         result = tl.grant(twin_id, did, purpose=purpose, scopes=scope, expiry=expiry, relay=relay)
@@ -75,6 +75,8 @@ def revoke(
 @app.command("list")
 def list_(twin_id: int = typer.Argument(...), node: str = NodeOption, json_out: bool = JsonOption) -> None:
     """Every grant recorded for a twin, live or not."""
+    from twinledger.chain.types import purpose_label
+
     with connect(node, None, None, None) as tl:
         grants = tl.grants(twin_id)
     if json_out:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from twinledger.chain.client import ChainClient
-from twinledger.chain.deploy import Deployment, deploy, deployment_path, verify
-from twinledger.chain.keys import load_keystore, signer_from_env
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping
 from twinledger.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from twinledger.chain.client import ChainClient
 
 app = typer.Typer(help="Deploy and inspect the twinledger contracts.", no_args_is_help=True)
 
@@ -27,6 +28,9 @@ DeploymentsOption = typer.Option(
 
 
 def _client(rpc_url: str | None, keystore: Path | None = None) -> ChainClient:
+    from twinledger.chain.client import ChainClient
+    from twinledger.chain.keys import load_keystore, signer_from_env
+
     client = ChainClient(rpc_url or "http://127.0.0.1:8545")
     if keystore is not None:
         passphrase = os.environ.get("TWINLEDGER_PASSPHRASE") or typer.prompt("keystore passphrase", hide_input=True)
@@ -45,6 +49,8 @@ def deploy_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Deploy and wire TwinLedger and FederatedLedger; a no-op when this chain has them already."""
+    from twinledger.chain.deploy import deploy, deployment_path
+
     client = _client(rpc_url, keystore)
     if client.account is None:
         raise InvalidInput(
@@ -68,6 +74,9 @@ def show(
     rpc_url: str | None = RpcOption, deployments_dir: Path = DeploymentsOption, json_out: bool = JsonOption
 ) -> None:
     """Show the deployment of this chain and whether its code matches the artifacts."""
+    from twinledger.chain.client import ChainClient
+    from twinledger.chain.deploy import Deployment, deployment_path, verify
+
     client = ChainClient(rpc_url or "http://127.0.0.1:8545")
     deployment = Deployment.load(deployment_path(deployments_dir, client.chain_id))
     problems = verify(client, deployment)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from twinledger import config
-from twinledger.chain.client import ChainClient
-from twinledger.chain.deploy import Deployment, deployment_path
 from twinledger.cli.output import JsonOption, console, print_json, print_rows
-from twinledger.federated import DirectoryCatalog, Verifier
-from twinledger.identity.keys import DidKey
-from twinledger.ipfs import FileBlockStore
+
+if TYPE_CHECKING:
+    from twinledger.federated import Verifier
 
 app = typer.Typer(help="Federated learning with provenance: verify rounds, task history.", no_args_is_help=True)
 
@@ -37,6 +36,12 @@ def open_verifier(
     rpc_url: str | None, deployments_dir: Path, store: Path | None, catalog: Path | None, key: Path | None = None
 ) -> Verifier:
     """A read-only Verifier on the deployed contracts, the block store and the catalog."""
+    from twinledger.chain.client import ChainClient
+    from twinledger.chain.deploy import Deployment, deployment_path
+    from twinledger.federated import DirectoryCatalog, Verifier
+    from twinledger.identity.keys import DidKey
+    from twinledger.ipfs import FileBlockStore
+
     client = ChainClient(rpc_url or "http://127.0.0.1:8545")
     ledger, federated = Deployment.load(deployment_path(deployments_dir, client.chain_id)).bind(client)
     verifier = Verifier(

@@ -13,20 +13,9 @@ if TYPE_CHECKING:
     from typer import _click  # typer >= 0.29 vendors click; its Command.parse_args takes this Context
 
 from twinledger.errors import InvalidInput
-from twinledger.ipfs import (
-    BlockStore,
-    ImportOptions,
-    IPFSConfig,
-    add_path,
-    cat,
-    compute_cid,
-    export_car,
-    get_to_path,
-    import_car,
-    open_store,
-    parse_cid,
-)
-from twinledger.ipfs.options import parse_go_bool
+
+if TYPE_CHECKING:
+    from twinledger.ipfs import BlockStore
 
 app = typer.Typer(help="Content-addressed storage: Kubo-identical CIDs, pins, CAR files.", no_args_is_help=True)
 pin_app = typer.Typer(help="Recursive pins: pinned DAGs survive gc.", no_args_is_help=True)
@@ -63,6 +52,8 @@ class KuboFlags(TyperCommand):
             if not equals or name not in flags:
                 rewritten.append(arg)
                 continue
+            from twinledger.ipfs.options import parse_go_bool  # only when a flag has a value: --help stays light
+
             on, off = flags[name]
             if parse_go_bool(name, value):
                 rewritten.append(on)
@@ -72,6 +63,8 @@ class KuboFlags(TyperCommand):
 
 
 def _store(repo: Path | None) -> BlockStore:
+    from twinledger.ipfs import IPFSConfig, open_store
+
     config = IPFSConfig.from_env()
     if repo is not None:
         config = IPFSConfig(backend="embedded", path=repo, kubo_addr=config.kubo_addr)
@@ -102,6 +95,8 @@ def add(
     repo: RepoOption = None,
 ) -> None:
     """Add a file or directory, like `ipfs add`, and print its CID. Boolean flags also take =true|false."""
+    from twinledger.ipfs import ImportOptions, add_path, compute_cid
+
     flags: list[str] = []
     for name, value in (
         ("--cid-version", cid_version),
@@ -126,6 +121,8 @@ def add(
 @app.command("cat")
 def cat_command(cid: str, repo: RepoOption = None) -> None:
     """Write a file's bytes to stdout (every block verified against its CID)."""
+    from twinledger.ipfs import cat, parse_cid
+
     root = parse_cid(cid)
     out = sys.stdout.buffer
     for chunk in cat(_store(repo), root):
@@ -140,6 +137,8 @@ def get(
     repo: RepoOption = None,
 ) -> None:
     """Write a file or directory tree out of the store."""
+    from twinledger.ipfs import get_to_path, parse_cid
+
     root = parse_cid(cid)
     dest = output or Path(str(root))
     get_to_path(_store(repo), root, dest)
@@ -149,6 +148,8 @@ def get(
 @app.command()
 def stat(cid: str, repo: RepoOption = None) -> None:
     """Size of one block."""
+    from twinledger.ipfs import parse_cid
+
     info = _store(repo).stat(parse_cid(cid))
     typer.echo(f"Key: {info.cid}\nSize: {info.size}")
 
@@ -165,6 +166,8 @@ def gc(repo: RepoOption = None) -> None:
 @pin_app.command("add")
 def pin_add(cid: str, repo: RepoOption = None) -> None:
     """Pin a DAG recursively (all of it must be in the store)."""
+    from twinledger.ipfs import parse_cid
+
     root = parse_cid(cid)
     _store(repo).pin(root)
     typer.echo(f"pinned {root} recursively")
@@ -172,6 +175,8 @@ def pin_add(cid: str, repo: RepoOption = None) -> None:
 
 @pin_app.command("rm")
 def pin_rm(cid: str, repo: RepoOption = None) -> None:
+    from twinledger.ipfs import parse_cid
+
     root = parse_cid(cid)
     _store(repo).unpin(root)
     typer.echo(f"unpinned {root}")
@@ -190,6 +195,8 @@ def car_export(
     repo: RepoOption = None,
 ) -> None:
     """Export the DAG under CID as a CAR v1 file (Kubo's block order)."""
+    from twinledger.ipfs import export_car, parse_cid
+
     root = parse_cid(cid)
     partial = output.with_name(output.name + ".partial")
     try:
@@ -208,6 +215,8 @@ def car_import(
     repo: RepoOption = None,
 ) -> None:
     """Import a CAR v1 file; every block is verified, a bad CAR changes nothing."""
+    from twinledger.ipfs import import_car
+
     try:
         stream = file.open("rb")
     except OSError as error:

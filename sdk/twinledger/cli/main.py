@@ -18,7 +18,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# (module, command name): each module defines `app`, a typer.Typer for that concept.
+# (module, command name): each module defines `app`, a typer.Typer for that concept. Every module is imported to
+# build even `twinledger --help`, so a module imports its heavy libraries (web3, eth-account, didkit, httpx, the
+# SDK's chain, client, identity, ipfs and federated packages...) inside the commands that use them, and names them
+# at module level only under TYPE_CHECKING; tests/cli/test_startup.py fails when one of them is imported at start-up.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.chain", "chain"),
     ("twinledger.cli.contracts", "contracts"),

@@ -9,12 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
 from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput
-from twinledger.identity import DidKey
 
 app = typer.Typer(help="Push, read and list a twin's snapshots.", no_args_is_help=True)
 PurposeOption = typer.Option(None, "--purpose", help="why you read (needed unless you own the twin)")
@@ -25,6 +23,8 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | Non
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=type(console)(stderr=True, emoji=False), transient=True) as bar:
         task = bar.add_task(label, total=None)
@@ -43,6 +43,8 @@ def push(
     json_out: bool = JsonOption,
 ) -> None:
     """Push a snapshot: as the twin's owner (your wallet), its device (--device-key), or under a WRITE grant."""
+    from twinledger.identity import DidKey
+
     if str(file) != "-" and not file.is_file():
         raise InvalidInput(f"no file {file}", hint="give the path of the snapshot to push, or - for stdin")
     data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import typer
 
-from twinledger.chain.client import ChainClient
-from twinledger.chain.ledger import TwinLedger
 from twinledger.cli.output import JsonOption, console, print_json
 from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput, NotFound
-from twinledger.verify import read_bundle, verify_twin
 
 app = typer.Typer(help="Verify a twin's provenance offline.", context_settings={"allow_interspersed_args": True})
 
@@ -35,6 +32,10 @@ def verify(
     """Check the whole snapshot chain (hash links, producer and node signatures, Merkle proofs to on-chain batch
     roots) and the access receipts, from the chain plus the node's or a file's provenance CAR. Exit code 4 at the
     first mismatch."""
+    from twinledger.chain.client import ChainClient
+    from twinledger.chain.ledger import TwinLedger
+    from twinledger.verify import read_bundle, verify_twin
+
     if car is not None:
         try:
             data = car.read_bytes()

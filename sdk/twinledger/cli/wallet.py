@@ -11,16 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from eth_account import Account
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
-from twinledger.client import Client
 from twinledger.errors import AuthError, InvalidInput, NotFound, TwinledgerError
-from twinledger.identity import DidKey
 from twinledger.wallet import PASSPHRASE_ENV, Wallet, WalletStore, read_passphrase_file
+
+if TYPE_CHECKING:
+    from twinledger.client import Client
 
 app = typer.Typer(
     help="Your keys: an Ethereum account (keystore v3) and a did:key, under $TWINLEDGER_HOME.", no_args_is_help=True
@@ -53,6 +53,8 @@ def unlock(name: str, passphrase_file: Path | None) -> Wallet:
 @contextmanager
 def connect(node: str, rpc_url: str | None, name: str | None, passphrase_file: Path | None) -> Iterator[Client]:
     """A Client for the command: the node, the chain, and (when `name`) the unlocked wallet."""
+    from twinledger.client import Client
+
     wallet = unlock(name, passphrase_file) if name else None
     with Client(node, rpc_url, wallet) as client:
         yield client
@@ -112,6 +114,8 @@ def _reveal(what: str, yes: bool) -> None:
 
 
 def _register_recovery(wallet: Wallet, node: str) -> str:
+    from twinledger.client import Client
+
     try:
         with Client(node, None, wallet) as client:
             client.ensure_recovery_key()
@@ -152,6 +156,10 @@ def import_(
     json_out: bool = JsonOption,
 ) -> None:
     """Import an Ethereum key (keystore v3 or hex key file) as a wallet; a did:key is created unless given."""
+    from eth_account import Account
+
+    from twinledger.identity import DidKey
+
     if (keystore is None) == (private_key_file is None):
         raise InvalidInput("give exactly one of --keystore or --private-key-file")
     if keystore is not None:
@@ -267,6 +275,8 @@ def register_recovery_key(
     json_out: bool = JsonOption,
 ) -> None:
     """Tell the node to seal your twins' snapshots to this wallet's did:key (signed by both of your keys)."""
+    from twinledger.client import Client
+
     wallet = unlock(name, passphrase_file)
     with Client(node, None, wallet) as client:
         did = client.ensure_recovery_key()

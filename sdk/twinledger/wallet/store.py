@@ -17,15 +17,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import eth_keyfile
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from twinledger import config
 from twinledger.errors import AuthError, InvalidInput, NotFound
-from twinledger.identity import DidKey, EthereumDid
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from twinledger.identity import DidKey, EthereumDid
+
+# eth-account, eth-keyfile and the identity package (didkit, PyNaCl, web3) are imported by the methods that create
+# or decrypt keys: listing wallets and reading their public files (`twinledger wallet list`) needs none of them.
 
 PASSPHRASE_ENV = "TWINLEDGER_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 # Test-only: a lower scrypt work factor. Unset, eth-account's default (n = 2**18) is used.
@@ -76,6 +79,8 @@ class Wallet:
         return str(self.account.address)
 
     def ethereum_did(self, chain_id: int) -> EthereumDid:
+        from twinledger.identity import EthereumDid
+
         return EthereumDid(self.account, chain_id)
 
     def pkh(self, chain_id: int) -> str:
@@ -150,6 +155,10 @@ class WalletStore:
         >>> WalletStore(tmp).create("alice", "a long passphrase")  # doctest: +SKIP
         WalletInfo(name='alice', address='0x…', did='did:key:z6Mk…', …)
         """
+        from eth_account import Account
+
+        from twinledger.identity import DidKey
+
         directory = self._dir(name)
         if len(passphrase) < MIN_PASSPHRASE:
             raise InvalidInput(
@@ -177,6 +186,9 @@ class WalletStore:
         return info
 
     def _write_keys(self, directory: Path, account: LocalAccount, key: DidKey, passphrase: str) -> None:
+        import eth_keyfile
+        from eth_account import Account
+
         n = _kdf_n()
         ethereum = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=n)
         seed = base64.urlsafe_b64decode(json.loads(key.to_jwk())["d"] + "==")  # the 32-byte Ed25519 seed
@@ -210,6 +222,11 @@ class WalletStore:
 
     def unlock(self, name: str, passphrase: str) -> Wallet:
         """Decrypt both keys. Wrong passphrase → AuthError; files others can read → AuthError (nothing decrypted)."""
+        import eth_keyfile
+        from eth_account import Account
+
+        from twinledger.identity import DidKey
+
         info = self.info(name)
         for file in ("ethereum.json", "didkey.json"):
             _check_private(info.path / file, "keystore")
