@@ -55,9 +55,9 @@ class Operation:
 OPERATIONS = [
     Operation("register (new owner, device DID)", 90_000, 90_000),
     Operation("register (child twin, device DID)", 90_000, 90_000),
-    Operation("grant", 52_000, 52_380),
-    Operation("grantBySig (owner's first)", 60_000, 65_420),
-    Operation("grantBySig (later)", 60_000, 65_420),
+    Operation("grant", 52_000, 52_450),
+    Operation("grantBySig (owner's first)", 60_000, 65_470),
+    Operation("grantBySig (later)", 60_000, 65_470),
     Operation("revoke", 30_000, 30_000),
     Operation("anchorSnapshot (first)", 52_000, 52_000),
     Operation("anchorSnapshot (second and later)", 35_000, 35_000),
@@ -139,20 +139,20 @@ compiler wrote:
 | `ecrecover` precompile | – | 3,000 |
 | `Granted` event (LOG4: twin, DID hash, purpose; scopes, expiry, DID string) | 3,411 | 3,411 |
 | **floor: all of the above** | **50,851** | **60,851** |
-| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,518 | 4,528 |
-| **gasUsed** | **52,369** | **65,379** |
+| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,585 | 4,592 |
+| **gasUsed** | **52,436** | **65,443** |
 
 **`grantBySig ≤ 60,000` cannot be met** while nonces are per owner and the DID string is in the event, whatever the
 code: the fixed parts alone pass 60,000 before one instruction runs. Even with the leanest calldata — a 64-byte
 compact signature (EIP-2098), flat arguments, the nonce read from storage instead of sent, 4-byte timestamps —
 calldata costs about 3,430, and 21,000 + 3,430 + 22,100 + 2,100 + 5,000 + 3,000 + 3,411 = 60,041. Dropping an indexed
 topic saves 119 and still leaves no room for the EIP-712 hashing. Meeting it needs two relaxations together: no
-per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,379 − 6,100 ≈ 59,300.
+per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,443 − 6,100 ≈ 59,350.
 
 **`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~210 here, a binary
 search over 40 selectors) and ABI decoding of the five arguments (~500) take 710 of them before our code runs,
 leaving 439 for the owner check, the DID check and hash, the slot hash, validation, packing and the event's
-encoding; that code, now mostly assembly, uses 808. Closing the last 369 takes a hand-written dispatcher and decoder
+encoding; that code, now mostly assembly, uses 875. Closing the last 436 takes a hand-written dispatcher and decoder
 for `grant` (leaving Solidity's ABI handling for the most-used write), so we stop here.
 
 Done to get this far (53,174 → 52,369 for `grant`, 65,863 → 65,379 for `grantBySig`): grants packed by hand into one
@@ -169,6 +169,18 @@ indexed topics (auditors filter grants by DID hash and purpose), per-twin instea
 still over), or a lazy ownership check (a grant by a non-owner would succeed silently instead of reverting).
 
 Kept in one place rather than inlined, at a cost of 68 gas per grant: the grant-slot formula (`_grantSlot`).
+
+Ownership periods (a grant belongs to the period it was given in, so a twin coming back to its grantor does not
+revive it; see docs/architecture.md) cost `grant` 67 gas (52,369 → 52,436), `grantBySig` 64 (65,379 → 65,443),
+`revoke` 12 (27,573 → 27,585), and save `transfer` 34 (62,183 → 62,149): the period shares the twin's slot (a
+16-bit counter beside owner, parent, kind and head sequence; twin ids became uint40 to make room) and the grant's
+(beside grantor, scopes and expiry; granted-at became 32 bits), so no operation reads or writes one more slot.
+What is left is the period read from the already-loaded twin word, its place in the packed grant, and the compare
+in `isAuthorized`; a transfer now writes owner and period with one SSTORE in assembly where the compiler wrote the
+owner field with a read-modify-write. That is the cheapest exact rule: a timestamp instead of a counter would cost
+the same and fail for a round trip inside one block, and keeping the grantor as the only check is the revival bug.
+`register` pays 74–86 for the wider struct write. Worth it: without it, a reader whose grant the owner thought ended
+with the sale is served what the buyer pushed.
 
 Calldata, and so gasUsed, moves by 12 when a timestamp in the arguments has a zero byte; the bound the tests assert
 for `grant` and `grantBySig` is the highest figure seen plus that, so any regression fails CI.

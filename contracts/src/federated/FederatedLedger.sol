@@ -29,8 +29,12 @@ contract FederatedLedger is IFederatedLedger {
     mapping(uint256 taskId => Task) private _tasks;
     uint256 private _taskCount;
 
+    /// @dev The TwinLedger address is zero: every commit would revert, for the contract's whole life.
+    error ZeroLedger();
+
     /// @param twinLedger address of the TwinLedger (twin registry and consent registry).
     constructor(address twinLedger) {
+        if (twinLedger == address(0)) revert ZeroLedger();
         ledger = twinLedger;
     }
 
