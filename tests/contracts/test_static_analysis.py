@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.contracts.helpers import reverts
+from twinledger.chain.client import ChainClient
+
 ROOT = Path(__file__).resolve().parents[2]
 FORGE = ROOT / "node_modules" / ".bin" / "forge"
 
@@ -62,3 +65,10 @@ def test_exclusions_explain_only_their_own_check_and_place_and_go_stale(slither)
 def test_every_reviewed_exclusion_has_a_reason(slither):
     exclusions = slither.load_exclusions()
     assert exclusions and all(len(e.reason) > 40 for e in exclusions)
+
+
+def test_federated_ledger_refuses_a_zero_ledger(anvil, accounts, fresh_state):
+    """Slither's one real finding (missing-zero-check, low): a FederatedLedger wired to no ledger would revert
+    every commit for its whole life, so the constructor refuses it."""
+    client = ChainClient(anvil, accounts[0])
+    reverts("ZeroLedger", lambda: client.deploy("FederatedLedger", ["0x" + "00" * 20]))
