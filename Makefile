@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install install-flower flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench gas gas-trace lock clean chain-up chain-down
+.PHONY: install install-flower install-slither slither forge-test flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench gas gas-trace lock clean chain-up chain-down
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -30,6 +30,18 @@ $(FLOWER_STAMP): requirements-flower.lock pyproject.toml
 	@test -x $(FLOWER_PY) || $(PYTHON) -m venv $(FLOWER_VENV)
 	$(FLOWER_PY) -m pip install -q --disable-pip-version-check -r requirements-flower.lock
 	$(FLOWER_PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# Slither (extra `slither`) needs web3<8, the main lock has 8: its own virtualenv, from requirements-slither.lock.
+# Only the analyser is used from it (scripts/slither.py runs it on contracts/src), so the project is not installed.
+SLITHER_VENV := .venv-slither
+SLITHER_STAMP := $(SLITHER_VENV)/.installed
+
+install-slither: $(SLITHER_STAMP)
+
+$(SLITHER_STAMP): requirements-slither.lock
+	@test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-slither.lock
 	@touch $@
 
 ## flower-example: Flower server + 10 clients, every round checkpointed on chain and verified with `fl verify`
@@ -57,8 +69,16 @@ lint: install
 	$(VENV)/bin/ruff format --check sdk node tests scripts examples
 	$(VENV)/bin/mypy
 
-## test: everything installed, artifacts checked, lint, all tests
-test: install install-flower check-artifacts lint
+## slither: static analysis of contracts/src; fails on a medium/high finding not in contracts/slither-exclusions.toml
+slither: install install-slither
+	$(PY) scripts/slither.py
+
+## forge-test: the in-EVM fuzz suite of contracts/test (Foundry, offline, solc-js)
+forge-test: install
+	node_modules/.bin/forge test
+
+## test: everything installed, artifacts checked, lint, all tests (Slither and forge run in tests/contracts)
+test: install install-flower install-slither check-artifacts lint
 	$(PY) -m pytest -q
 	$(FLOWER_PY) -m pytest -q tests/flower
 
@@ -90,6 +110,7 @@ lock:
 	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(VENV)/bin/pip-compile -q --no-emit-index-url --no-emit-find-links -o requirements-node.lock pyproject.toml
 	$(VENV)/bin/pip-compile -q --extra dev --extra flower --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-flower.lock pyproject.toml
+	$(VENV)/bin/pip-compile -q --extra slither --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-slither.lock pyproject.toml
 
 chain-up: install
 	$(VENV)/bin/twinledger chain up
@@ -98,4 +119,4 @@ chain-down: install
 	$(VENV)/bin/twinledger chain down
 
 clean:
-	rm -rf $(VENV) $(FLOWER_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOWER_VENV) $(SLITHER_VENV) build/forge node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     twin_id INTEGER NOT NULL, seq INTEGER NOT NULL, manifest_cid TEXT NOT NULL UNIQUE, content_cid TEXT NOT NULL,
     manifest_digest TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, producer TEXT NOT NULL,
     created INTEGER NOT NULL, batch_root TEXT, proof TEXT, anchor_tx TEXT, anchor_block INTEGER,
-    PRIMARY KEY (twin_id, seq)
+    period INTEGER NOT NULL, PRIMARY KEY (twin_id, seq)
 );
 CREATE INDEX IF NOT EXISTS snapshots_pending ON snapshots (batch_root) WHERE batch_root IS NULL;
 CREATE TABLE IF NOT EXISTS receipts (

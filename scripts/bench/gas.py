@@ -57,22 +57,22 @@ class Operation:
 
 # The one place the bounds live: one operation per line, so moving one is a one-line change.
 OPERATIONS = [
-    Operation("register (new owner, device DID)", 90_000, 80_441),
-    Operation("register (child twin, device DID)", 90_000, 65_535),
-    Operation("bindDevice", None, 28_655),
-    Operation("grant", 52_000, 52_392),
-    Operation("grantBySig (owner's first)", 60_000, 65_379),
-    Operation("grantBySig (later)", 60_000, 65_391),
-    Operation("revoke", 30_000, 27_551),
-    Operation("anchorSnapshot (first)", 52_000, 29_948),
-    Operation("anchorSnapshot (second and later)", 35_000, 29_960),
+    Operation("register (new owner, device DID)", 90_000, 80_515),
+    Operation("register (child twin, device DID)", 90_000, 65_621),
+    Operation("bindDevice", None, 28_670),
+    Operation("grant", 52_000, 52_459),
+    Operation("grantBySig (owner's first)", 60_000, 65_443),
+    Operation("grantBySig (later)", 60_000, 65_455),
+    Operation("revoke", 30_000, 27_563),
+    Operation("anchorSnapshot (first)", 52_000, 29_963),
+    Operation("anchorSnapshot (second and later)", 35_000, 29_975),
     Operation("anchorBatch (10 leaves)", 60_000, 50_291),
     Operation("anchorBatch (10,000 leaves)", 60_000, 50_291),
-    Operation("commitUpdate", 60_000, 41_669),
-    Operation("commitUpdateBySig (owner-signed, relayed)", None, 48_253),
+    Operation("commitUpdate", 60_000, 41_765),
+    Operation("commitUpdateBySig (owner-signed, relayed)", None, 48_424),
     Operation("checkpoint", 70_000, 31_475),
     Operation("createTask", None, 116_729),
-    Operation("transfer (safeTransferFrom, to a new holder)", None, 62_183),
+    Operation("transfer (safeTransferFrom, to a new holder)", None, 62_149),
 ]
 
 # What each operation is compared with: peer operations that do the same job with the same inputs (scripts/bench/
@@ -184,20 +184,20 @@ compiler wrote:
 | `ecrecover` precompile | – | 3,000 |
 | `Granted` event (LOG4: twin, DID hash, purpose; scopes, expiry, DID string) | 3,411 | 3,411 |
 | **floor: all of the above** | **50,851** | **60,851** |
-| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,541 | 4,528 |
-| **gasUsed** | **52,392** | **65,379** |
+| instructions (selector dispatch, ABI decoding, checks, hashing, encoding) | 1,585 | 4,592 |
+| **gasUsed** | **52,436** | **65,443** |
 
 **`grantBySig ≤ 60,000` cannot be met** while nonces are per owner and the DID string is in the event, whatever the
 code: the fixed parts alone pass 60,000 before one instruction runs. Even with the leanest calldata — a 64-byte
 compact signature (EIP-2098), flat arguments, the nonce read from storage instead of sent, 4-byte timestamps —
 calldata costs about 3,430, and 21,000 + 3,430 + 22,100 + 2,100 + 5,000 + 3,000 + 3,411 = 60,041. Dropping an indexed
 topic saves 119 and still leaves no room for the EIP-712 hashing. Meeting it needs two relaxations together: no
-per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,379 − 6,100 ≈ 59,300.
+per-owner nonce write (−5,100) and no DID string in the event (about −1,000): 65,443 − 6,100 ≈ 59,350.
 
-**`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~230 here, a binary
-search over 40 selectors) and ABI decoding of the five arguments (~500) take 730 of them before our code runs,
-leaving 419 for the owner check, the DID check and hash, the slot hash, validation, packing and the event's
-encoding; that code, now mostly assembly, uses 808. Closing the last 392 takes a hand-written dispatcher and decoder
+**`grant ≤ 52,000` leaves 1,149 gas for every instruction.** Solidity's selector dispatch (~210 here, a binary
+search over 40 selectors) and ABI decoding of the five arguments (~500) take 710 of them before our code runs,
+leaving 439 for the owner check, the DID check and hash, the slot hash, validation, packing and the event's
+encoding; that code, now mostly assembly, uses 875. Closing the last 436 takes a hand-written dispatcher and decoder
 for `grant` (leaving Solidity's ABI handling for the most-used write), so we stop here.
 
 Done to get this far (53,174 → 52,369 for `grant`, 65,863 → 65,379 for `grantBySig`): grants packed by hand into one
@@ -238,6 +238,17 @@ it, while the tables at the top are measured on every run.
   verified by the EVM at a sensible price): the DID signs the task record naming the account, `fl verify`
   checks it, and a task claiming someone else's DID gains nothing from the consents given to that DID, since every
   commit is the twin owner's own act.
+- **Ownership periods** (a grant belongs to the period it was given in, so a twin coming back to its grantor does not
+  revive it; see docs/architecture.md) cost `grant` 67 gas (52,369 → 52,436), `grantBySig` 64 (65,379 → 65,443),
+  `revoke` 12 (27,573 → 27,585), and save `transfer` 34 (62,183 → 62,149): the period shares the twin's slot (a
+  16-bit counter beside owner, parent, kind and head sequence; twin ids became uint40 to make room) and the grant's
+  (beside grantor, scopes and expiry; granted-at became 32 bits), so no operation reads or writes one more slot.
+  What is left is the period read from the already-loaded twin word, its place in the packed grant, and the compare
+  in `isAuthorized`; a transfer now writes owner and period with one SSTORE in assembly where the compiler wrote the
+  owner field with a read-modify-write. That is the cheapest exact rule: a timestamp instead of a counter would cost
+  the same and fail for a round trip inside one block, and keeping the grantor as the only check is the revival bug.
+  `register` pays 74–86 for the wider struct write. Worth it: without it, a reader whose grant the owner thought ended
+  with the sale is served what the buyer pushed.
 """
 
 

@@ -6,6 +6,7 @@ import pytest
 from eth_utils import keccak
 
 from tests.contracts.helpers import DID_A, DID_B, DIGEST, reverts
+from twinledger.chain.localchain import rpc_call
 from twinledger.chain.types import TwinKind
 from twinledger.identity.errors import MalformedDid
 
@@ -148,3 +149,27 @@ def test_every_kind_registers(ledger_as, accounts, kind):
     owner = ledger_as(accounts[1])
     twin, _ = owner.register(kind)
     assert owner.twin(twin).kind == kind
+
+
+def test_every_transfer_starts_an_ownership_period_and_the_counter_never_wraps(ledger_as, accounts, anvil):
+    owner, buyer = ledger_as(accounts[1]), ledger_as(accounts[2])
+    parent, _ = owner.register("system")
+    twin, _ = owner.register("asset", parent_id=parent)
+    assert owner.twin(twin).period == 0
+    owner.transfer(twin, buyer.client.address)
+    buyer.transfer(twin, owner.client.address)
+    record = owner.twin(twin)
+    assert (record.owner, record.parent_id, record.kind, record.period) == (
+        owner.client.address,
+        parent,
+        TwinKind.ASSET,
+        2,
+    )  # fmt: skip  (the transfer's single SSTORE keeps parent and kind)
+
+    # The last period a uint16 holds: one more transfer would wrap to a period whose grants could revive.
+    slot = int.from_bytes(keccak(twin.to_bytes(32, "big") + (0).to_bytes(32, "big")), "big")  # _twins is slot 0
+    word = int(rpc_call(anvil, "eth_getStorageAt", [owner.address, hex(slot), "latest"]), 16)
+    rpc_call(anvil, "anvil_setStorageAt", [owner.address, hex(slot), "0x%064x" % (word | 0xFFFF << 240)])
+    assert owner.twin(twin).period == 0xFFFF
+    reverts("OwnershipPeriodsExhausted", lambda: owner.transfer(twin, buyer.client.address), twinId=twin)
+    assert owner.twin(twin).owner == owner.client.address

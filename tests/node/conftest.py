@@ -92,11 +92,15 @@ class Owner:
     pkh: EthereumDid
 
 
-@pytest.fixture(scope="module")
-def owner(node: RunningNode, anvil: str, deployment: Deployment, accounts: list[LocalAccount]) -> Owner:
-    """An owner with a recovery key registered at the node."""
-    account = accounts[1]
+def owner_at(node: RunningNode, anvil: str, deployment: Deployment, account: LocalAccount) -> Owner:
+    """`account` as an owner with a fresh recovery key registered at the node."""
     ledger = TwinLedger(ChainClient(anvil, account), deployment.twin_ledger)
     recovery = DidKey.generate()
     register_recovery_key(node.url, account, recovery, ledger.client.chain_id)
     return Owner(account, ledger, recovery, EthereumDid(account, ledger.client.chain_id))
+
+
+@pytest.fixture(scope="module")
+def owner(node: RunningNode, anvil: str, deployment: Deployment, accounts: list[LocalAccount]) -> Owner:
+    """An owner with a recovery key registered at the node."""
+    return owner_at(node, anvil, deployment, accounts[1])

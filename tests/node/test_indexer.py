@@ -53,7 +53,7 @@ def test_index_mirrors_twins_grants_and_decisions(index, ledger_as, accounts):
     owner.revoke(system, DID_A, "research")
     assert _decide(index, component, DID_A, "research", "read").outcome is Outcome.REVOKED
     owner.transfer(component, accounts[2].address)
-    assert _decide(index, component, DID_B, "maintenance", "write").outcome is Outcome.PREVIOUS_OWNER
+    assert _decide(index, component, DID_B, "maintenance", "write").outcome is Outcome.EARLIER_PERIOD
 
 
 def test_expiry_follows_chain_time(index, ledger_as, accounts, anvil):

@@ -13,8 +13,9 @@ import {DidStrings} from "../identity/DidStrings.sol";
 /// @notice DID-bound grants keyed by (twin, DID hash, purpose), each packed in one slot, set by the twin's owner
 /// directly or through an EIP-712 signature (EOA or ERC-1271 wallet) that anyone may submit.
 /// @dev Lives in the same contract as the twin records: checking ownership through a cold call to another contract
-/// costs about 5,000 gas per grant, a tenth of the grant's budget. A grant records its grantor; it is live only
-/// while the grantor owns the twin, so a transfer ends the previous owner's consents without touching them.
+/// costs about 5,000 gas per grant, a tenth of the grant's budget. A grant records its grantor and the twin's
+/// ownership period; it is live only in that period, so a transfer ends every consent for good without touching it,
+/// also when the twin later returns to the grantor.
 abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     uint8 public constant SCOPE_READ = 0x01;
     uint8 public constant SCOPE_WRITE = 0x02;
@@ -31,11 +32,14 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         keccak256("Revoke(uint256 twinId,string did,bytes32 purpose,uint256 nonce,uint256 deadline)");
 
     // A grant is one slot, packed by hand: grantor (bits 0-159) | scopes (160-167) | expiry (168-207) |
-    // grantedAt (208-247). Packing by hand makes writing a grant one SSTORE; a struct assignment compiles to a
-    // read-modify-write per field.
+    // ownership period (208-223) | grantedAt (224-255, seconds: until 2106). Packing by hand makes writing a grant
+    // one SSTORE; a struct assignment compiles to a read-modify-write per field. grantedAt is on top so that the
+    // shift alone cuts the timestamp to its 32 bits.
     uint256 private constant _SCOPES_SHIFT = 160;
     uint256 private constant _EXPIRY_SHIFT = 168;
-    uint256 private constant _GRANTED_AT_SHIFT = 208;
+    uint256 private constant _GRANT_PERIOD_SHIFT = 208;
+    uint256 private constant _GRANTED_AT_SHIFT = 224;
+    uint256 private constant _EXPIRY_LIMIT = 0x10000000000; // 2**40: an expiry must fit its 40 bits
 
     // Grants live at keccak256(abi.encode(twinId, didHash, purpose)), not in a nested mapping: one hash instead of
     // three (~90 gas on every grant and every check). The 96-byte preimage cannot collide with the compiler's own
@@ -46,7 +50,8 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
 
     /// @inheritdoc IConsentRegistry
     function grant(uint256 twinId, string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) external {
-        _grant(_requireController(twinId, msg.sender), twinId, did, purpose, scopes, expiry);
+        (address owner, uint256 period) = _requireController(twinId, msg.sender);
+        _grant(_holder(owner, period), twinId, did, purpose, scopes, expiry);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -60,8 +65,8 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         if (requests.length == 0) revert EmptyBatch();
         for (uint256 i = 0; i < requests.length; ++i) {
             GrantRequest calldata r = requests[i];
-            address owner = _requireController(r.twinId, msg.sender);
-            _grant(owner, r.twinId, r.did, r.purpose, r.scopes, r.expiry);
+            (address owner, uint256 period) = _requireController(r.twinId, msg.sender);
+            _grant(_holder(owner, period), r.twinId, r.did, r.purpose, r.scopes, r.expiry);
         }
     }
 
@@ -94,8 +99,8 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
                 deadline
             )
         );
-        address owner = _useSignature(request.twinId, structHash, nonce, deadline, signature);
-        _grant(owner, request.twinId, request.did, request.purpose, request.scopes, request.expiry);
+        (address owner, uint256 period) = _useSignature(request.twinId, structHash, nonce, deadline, signature);
+        _grant(_holder(owner, period), request.twinId, request.did, request.purpose, request.scopes, request.expiry);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -109,7 +114,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     ) external {
         bytes32 didHash = DidStrings.hash(did);
         bytes32 structHash = keccak256(abi.encode(REVOKE_TYPEHASH, twinId, didHash, purpose, nonce, deadline));
-        address owner = _useSignature(twinId, structHash, nonce, deadline, signature);
+        (address owner,) = _useSignature(twinId, structHash, nonce, deadline, signature);
         _revoke(twinId, didHash, purpose, owner); // the signer revoked; the relayer only carried it
     }
 
@@ -127,14 +132,14 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         Twin storage twin = _twin(twinId);
         address owner = twin.owner;
         if (owner == address(0)) return false;
-        if (_covers(_loadGrant(twinId, didHash, purpose), owner, scope)) return true;
-        // Grants on an ancestor reach this twin when they carry INHERIT and were given by this twin's owner, who
-        // must still own the ancestor: consent never crosses from one owner's twins to another's.
+        if (_covers(_loadGrant(twinId, didHash, purpose), twin.period, scope)) return true;
+        // Grants on an ancestor reach this twin when they carry INHERIT and were given in the ancestor's current
+        // ownership period by this twin's owner: consent never crosses from one owner's twins to another's.
         uint8 inherited = scope | SCOPE_INHERIT;
         uint256 current = twin.parent;
         for (uint256 depth = 0; depth < MAX_DEPTH && current != 0; ++depth) {
             Twin storage ancestor = _twin(current);
-            if (ancestor.owner == owner && _covers(_loadGrant(current, didHash, purpose), owner, inherited)) {
+            if (ancestor.owner == owner && _covers(_loadGrant(current, didHash, purpose), ancestor.period, inherited)) {
                 return true;
             }
             current = ancestor.parent;
@@ -146,10 +151,16 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
     function grantOf(uint256 twinId, bytes32 didHash, bytes32 purpose)
         external
         view
-        returns (address grantor, uint8 scopes, uint64 expiry, uint64 grantedAt)
+        returns (address grantor, uint8 scopes, uint64 expiry, uint64 grantedAt, uint256 period)
     {
         uint256 g = _loadGrant(twinId, didHash, purpose);
-        return (address(uint160(g)), uint8(g >> _SCOPES_SHIFT), uint40(g >> _EXPIRY_SHIFT), uint40(g >> _GRANTED_AT_SHIFT));
+        return (
+            address(uint160(g)),
+            uint8(g >> _SCOPES_SHIFT),
+            uint40(g >> _EXPIRY_SHIFT),
+            uint32(g >> _GRANTED_AT_SHIFT),
+            uint16(g >> _GRANT_PERIOD_SHIFT)
+        );
     }
 
     /// @inheritdoc IConsentRegistry
@@ -159,10 +170,10 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev Validates and writes a grant and emits Granted. The DID is validated and hashed here, from the copy the
-    /// event needs anyway.
+    /// @dev Validates and writes a grant and emits Granted. `holder` is who gives it and when: see _holder. The DID
+    /// is validated and hashed here, from the copy the event needs anyway.
     function _grant(
-        address owner,
+        uint256 holder,
         uint256 twinId,
         string calldata did,
         bytes32 purpose,
@@ -176,7 +187,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
             valid := and(
                 and(iszero(and(scopes, not(_ALL_SCOPES))), iszero(iszero(and(scopes, _RIGHTS)))),
                 and(
-                    and(gt(expiry, timestamp()), lt(expiry, 0x10000000000)), // expiry fits the slot's 40 bits
+                    and(gt(expiry, timestamp()), lt(expiry, _EXPIRY_LIMIT)),
                     and(iszero(iszero(purpose)), valid)
                 )
             )
@@ -195,8 +206,10 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         bytes32 slot = _grantSlot(twinId, didHash, purpose); // scratch below m + 0x80: the DID copy stays
         bytes32 topic0 = Granted.selector;
         assembly ("memory-safe") {
-            // grantor | scopes | expiry | grantedAt, at the shifts the constants above name
-            sstore(slot, or(or(owner, shl(160, scopes)), or(shl(168, expiry), shl(208, timestamp()))))
+            sstore(
+                slot,
+                or(or(holder, shl(_SCOPES_SHIFT, scopes)), or(shl(_EXPIRY_SHIFT, expiry), shl(_GRANTED_AT_SHIFT, timestamp())))
+            )
             mstore(m, scopes)
             mstore(add(m, 0x20), expiry)
             mstore(add(m, 0x40), 0x60)
@@ -205,11 +218,20 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         }
     }
 
+    /// @dev The grantor and the ownership period at their places in a grant's slot: one word, because _grant has no
+    /// stack slot left for a seventh argument.
+    function _holder(address owner, uint256 period) private pure returns (uint256) {
+        return uint256(uint160(owner)) | period << _GRANT_PERIOD_SHIFT;
+    }
+
+    /// @dev Names what made _grant's check fail. Ends in an unconditional revert: were it ever to disagree with
+    /// that check, the grant still would not be written.
     function _revertInvalidGrant(string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) private view {
         DidStrings.requireWellFormed(did);
         if (scopes & ~_ALL_SCOPES != 0 || scopes & _RIGHTS == 0) revert InvalidScopes(scopes);
         if (expiry <= block.timestamp || expiry > type(uint40).max) revert InvalidExpiry(expiry, block.timestamp);
-        if (purpose == bytes32(0)) revert InvalidPurpose();
+        assert(purpose == bytes32(0)); // the only check left
+        revert InvalidPurpose();
     }
 
     /// @dev The storage of one grant: see the note where the grant layout is described.
@@ -243,16 +265,16 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         emit Revoked(twinId, didHash, purpose, revoker);
     }
 
-    /// @dev Checks deadline, owner signature and nonce of a signed request; returns the twin's owner.
+    /// @dev Checks deadline, owner signature and nonce of a signed request; returns the twin's owner and period.
     function _useSignature(
         uint256 twinId,
         bytes32 structHash,
         uint256 nonce,
         uint256 deadline,
         bytes calldata signature
-    ) private returns (address owner) {
+    ) private returns (address owner, uint256 period) {
         if (block.timestamp > deadline) revert ExpiredSignature(deadline, block.timestamp);
-        owner = _twin(twinId).owner;
+        (owner, period) = _ownerAndPeriod(twinId);
         if (owner == address(0)) revert TwinNotFound(twinId);
         bytes32 digest = _hashTypedDataV4(structHash);
         // ecrecover first: SignatureChecker.isValidSignatureNow starts with EXTCODESIZE on the signer, a cold account
@@ -265,9 +287,10 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         if (!_useCheckedNonce(owner, nonce)) revert InvalidAccountNonce(owner, _nonceOf(owner));
     }
 
-    /// @dev Whether grant `g` is live (given by `owner`, unexpired) and holds every bit of `scope`.
-    function _covers(uint256 g, address owner, uint8 scope) private view returns (bool) {
-        return address(uint160(g)) == owner && uint8(g >> _SCOPES_SHIFT) & scope == scope
+    /// @dev Whether grant `g` is live (given in ownership period `period`, unexpired) and holds every bit of
+    /// `scope`. The period alone names the grantor: it was the owner throughout that period.
+    function _covers(uint256 g, uint256 period, uint8 scope) private view returns (bool) {
+        return uint16(g >> _GRANT_PERIOD_SHIFT) == period && uint8(g >> _SCOPES_SHIFT) & scope == scope
             && block.timestamp < uint40(g >> _EXPIRY_SHIFT);
     }
 }

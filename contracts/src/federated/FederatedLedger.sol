@@ -37,8 +37,12 @@ contract FederatedLedger is IFederatedLedger, EIP712 {
     mapping(uint256 taskId => Task) private _tasks;
     uint256 private _taskCount;
 
+    /// @dev The TwinLedger address is zero: every commit would revert, for the contract's whole life.
+    error ZeroLedger();
+
     /// @param twinLedger address of the TwinLedger (twin registry and consent registry).
     constructor(address twinLedger) EIP712("twinledger-federated", "1") {
+        if (twinLedger == address(0)) revert ZeroLedger();
         ledger = twinLedger;
     }
 
@@ -84,7 +88,7 @@ contract FederatedLedger is IFederatedLedger, EIP712 {
         if (block.timestamp > deadline) revert ExpiredSignature(deadline, block.timestamp);
         Task storage task = _openTask(taskId, round);
         _checkUpdate(updateDigest, numSamples);
-        (address owner,,,) = ITwinRegistry(ledger).twinOf(twinId);
+        (address owner,,,,) = ITwinRegistry(ledger).twinOf(twinId);
         bytes32 digest = _hashTypedDataV4(
             keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, round, twinId, updateDigest, numSamples, deadline))
         );

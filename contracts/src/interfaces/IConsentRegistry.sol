@@ -3,8 +3,9 @@ pragma solidity ^0.8.24;
 
 /// @title IConsentRegistry
 /// @notice Consent of a twin's owner for one DID, for one purpose, with a set of scopes, until an expiry.
-/// A grant is live while its grantor still owns the twin and the chain's time is before its expiry, so a transfer
-/// ends every consent the previous owner gave.
+/// A grant belongs to the twin's ownership period it was given in (see ITwinRegistry.twinOf): it is live while that
+/// period lasts and the chain's time is before its expiry, so a transfer ends every consent for good, also when the
+/// twin later comes back to the grantor.
 interface IConsentRegistry {
     /// @notice One grant to set (batch and signed variants take the same fields).
     struct GrantRequest {
@@ -77,11 +78,12 @@ interface IConsentRegistry {
     /// @notice Whether `didHash` may use `twinId` for `purpose` with every right in `scope` now.
     function isAuthorized(uint256 twinId, bytes32 didHash, bytes32 purpose, uint8 scope) external view returns (bool);
 
-    /// @notice The stored grant (grantor zero: none). It may be dead: see `isAuthorized`.
+    /// @notice The stored grant (grantor zero: none) and the ownership period it belongs to. It may be dead: see
+    /// `isAuthorized`.
     function grantOf(uint256 twinId, bytes32 didHash, bytes32 purpose)
         external
         view
-        returns (address grantor, uint8 scopes, uint64 expiry, uint64 grantedAt);
+        returns (address grantor, uint8 scopes, uint64 expiry, uint64 grantedAt, uint256 period);
 
     /// @notice The next EIP-712 nonce of `owner`.
     function nonces(address owner) external view returns (uint256);

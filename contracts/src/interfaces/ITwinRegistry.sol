@@ -43,8 +43,10 @@ interface ITwinRegistry {
     error HierarchyTooDeep(uint256 parentId, uint256 maxDepth);
     /// @dev The kind value is outside TwinKind.
     error InvalidTwinKind(uint8 kind);
-    /// @dev Twin identifiers are exhausted (uint56).
+    /// @dev Twin identifiers are exhausted (uint40).
     error TwinIdOverflow();
+    /// @dev The twin has been transferred as often as its ownership-period counter (uint16) can count.
+    error OwnershipPeriodsExhausted(uint256 twinId);
 
     /// @notice Mints a twin to the caller.
     function register(uint8 kind, uint256 parentId, bytes32 metadataDigest, string calldata deviceDid)
@@ -57,11 +59,12 @@ interface ITwinRegistry {
     /// @notice Links a twin under a parent twin, or detaches it with `parentId` zero.
     function setParent(uint256 twinId, uint256 parentId) external;
 
-    /// @notice The stored record of a twin.
+    /// @notice The stored record of a twin. `period` is its ownership period: 0 from the mint, one more with
+    /// every transfer; a grant belongs to the period it was given in.
     function twinOf(uint256 twinId)
         external
         view
-        returns (address owner, uint256 parentId, TwinKind kind, uint256 headSeq);
+        returns (address owner, uint256 parentId, TwinKind kind, uint256 headSeq, uint256 period);
 
     /// @notice Whether `account` may act for `twinId`: its owner or an ERC-721 approved operator.
     function isController(uint256 twinId, address account) external view returns (bool);

@@ -19,13 +19,21 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
     /// @notice How many ancestors the registry follows, both for cycle checks and for inherited consent.
     uint256 public constant MAX_DEPTH = 8;
 
-    /// @dev One slot per twin.
+    /// @dev One slot per twin. `period` counts the twin's transfers: the ownership period a grant belongs to.
     struct Twin {
         address owner;
-        uint56 parent;
+        uint40 parent;
         TwinKind kind;
         uint32 headSeq;
+        uint16 period;
     }
+
+    // Where `Twin.period` sits in the twin's slot (owner 160 + parent 40 + kind 8 + headSeq 32 bits below it), for
+    // the assembly that reads owner and period in one SLOAD.
+    uint256 private constant _TWIN_PERIOD_SHIFT = 240;
+    uint256 private constant _OWNER_MASK = 0x00ffffffffffffffffffffffffffffffffffffffff;
+    // parent, kind and headSeq: what a transfer keeps of the slot
+    uint256 private constant _KEPT_BY_TRANSFER = 0x0000ffffffffffffffffffff0000000000000000000000000000000000000000;
 
     /// @dev One slot per account.
     struct Account {
@@ -38,7 +46,7 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
     mapping(uint256 twinId => address) private _tokenApprovals;
     mapping(address owner => mapping(address operator => bool)) private _operatorApprovals;
     // Starts at 1 so that registering never pays for a zero-to-nonzero counter write.
-    uint56 private _nextTwinId = 1;
+    uint40 private _nextTwinId = 1;
 
     // ---------------------------------------------------------------- twins
 
@@ -53,13 +61,13 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
             _requireController(parentId, msg.sender);
             _requireShallowAncestry(0, parentId);
         }
-        uint56 id = _nextTwinId;
-        if (id == type(uint56).max) revert TwinIdOverflow();
+        uint40 id = _nextTwinId;
+        if (id == type(uint40).max) revert TwinIdOverflow();
         unchecked {
             _nextTwinId = id + 1;
             _accounts[msg.sender].balance += 1;
         }
-        _twins[id] = Twin({owner: msg.sender, parent: uint56(parentId), kind: TwinKind(kind), headSeq: 0});
+        _twins[id] = Twin({owner: msg.sender, parent: uint40(parentId), kind: TwinKind(kind), headSeq: 0, period: 0});
         twinId = id;
         emit Transfer(address(0), msg.sender, twinId);
         emit TwinRegistered(twinId, msg.sender, parentId, TwinKind(kind), metadataDigest, deviceDidHash, deviceDid);
@@ -80,7 +88,7 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
             _requireShallowAncestry(twinId, parentId);
         }
         uint256 previous = twin.parent;
-        twin.parent = uint56(parentId);
+        twin.parent = uint40(parentId);
         emit ParentChanged(twinId, previous, parentId);
     }
 
@@ -88,11 +96,11 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
     function twinOf(uint256 twinId)
         external
         view
-        returns (address owner, uint256 parentId, TwinKind kind, uint256 headSeq)
+        returns (address owner, uint256 parentId, TwinKind kind, uint256 headSeq, uint256 period)
     {
         Twin storage twin = _twins[twinId];
         if (twin.owner == address(0)) revert TwinNotFound(twinId);
-        return (twin.owner, twin.parent, twin.kind, twin.headSeq);
+        return (twin.owner, twin.parent, twin.kind, twin.headSeq, twin.period);
     }
 
     /// @inheritdoc ITwinRegistry
@@ -166,17 +174,29 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
     /// @inheritdoc IERC721
     function transferFrom(address from, address to, uint256 twinId) public {
         if (to == address(0)) revert ERC721InvalidReceiver(address(0));
-        Twin storage twin = _twins[twinId];
-        address owner = twin.owner;
+        bytes32 slot = _twinSlot(twinId);
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(slot)
+        }
+        address owner = address(uint160(word));
         if (owner == address(0)) revert ERC721NonexistentToken(twinId);
         if (owner != from) revert ERC721IncorrectOwner(from, twinId, owner);
         if (!_isOwnerOrApproved(owner, msg.sender, twinId)) revert ERC721InsufficientApproval(msg.sender, twinId);
         if (_tokenApprovals[twinId] != address(0)) delete _tokenApprovals[twinId];
+        // A new ownership period: every grant of the one that ends stays dead, also if the twin comes back. A
+        // counter, not a timestamp, so that a round trip inside one block still ends them; at its limit the twin
+        // stays with its owner rather than wrap around into a period whose grants would revive.
+        uint256 period = word >> _TWIN_PERIOD_SHIFT;
+        if (period == type(uint16).max) revert OwnershipPeriodsExhausted(twinId);
         unchecked {
             _accounts[from].balance -= 1;
             _accounts[to].balance += 1;
         }
-        twin.owner = to;
+        // owner and period in one SSTORE: field by field, the compiler reads and writes the slot once per field
+        assembly ("memory-safe") {
+            sstore(slot, or(and(word, _KEPT_BY_TRANSFER), or(to, shl(_TWIN_PERIOD_SHIFT, add(period, 1)))))
+        }
         emit Transfer(from, to, twinId);
     }
 
@@ -193,16 +213,14 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev Reverts unless `account` owns `twinId` or is approved for it; returns the owner.
-    function _requireController(uint256 twinId, address account) internal view returns (address owner) {
-        mapping(uint256 => Twin) storage twins = _twins;
+    /// @dev Reverts unless `account` owns `twinId` or is approved for it; returns the owner and the ownership
+    /// period.
+    function _requireController(uint256 twinId, address account) internal view returns (address owner, uint256 period) {
+        (owner, period) = _ownerAndPeriod(twinId);
         bool isOwner;
-        // The owner acting is the common case, on the hot paths (grant, anchor): read only the owner (the low 160
-        // bits of the twin's slot) in assembly, and approvals only when someone else acts.
+        // The owner acting is the common case, on the hot paths (grant, anchor): approvals are read only when
+        // someone else acts.
         assembly ("memory-safe") {
-            mstore(0x00, twinId)
-            mstore(0x20, twins.slot)
-            owner := and(sload(keccak256(0x00, 0x40)), 0xffffffffffffffffffffffffffffffffffffffff)
             isOwner := and(eq(owner, account), iszero(iszero(owner)))
         }
         if (!isOwner) {
@@ -213,6 +231,27 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
 
     function _isOwnerOrApproved(address owner, address account, uint256 twinId) internal view returns (bool) {
         return account == owner || _operatorApprovals[owner][account] || _tokenApprovals[twinId] == account;
+    }
+
+    /// @dev Owner (zero: no such twin) and ownership period of a twin, from one SLOAD in assembly: the compiler
+    /// reads a packed struct's fields one SLOAD each.
+    function _ownerAndPeriod(uint256 twinId) internal view returns (address owner, uint256 period) {
+        bytes32 slot = _twinSlot(twinId);
+        assembly ("memory-safe") {
+            let word := sload(slot)
+            owner := and(word, _OWNER_MASK)
+            period := shr(_TWIN_PERIOD_SHIFT, word)
+        }
+    }
+
+    /// @dev Where `_twins[twinId]` is stored.
+    function _twinSlot(uint256 twinId) private view returns (bytes32 slot) {
+        mapping(uint256 => Twin) storage twins = _twins;
+        assembly ("memory-safe") {
+            mstore(0x00, twinId)
+            mstore(0x20, twins.slot)
+            slot := keccak256(0x00, 0x40)
+        }
     }
 
     /// @dev The record of a twin; the zero record (owner zero) when it does not exist.

@@ -23,13 +23,13 @@ TITLES = {
     Outcome.WRONG_SCOPE: (403, "Grant does not cover this scope"),
     Outcome.EXPIRED: (403, "Grant expired"),
     Outcome.REVOKED: (403, "Grant revoked"),
-    Outcome.PREVIOUS_OWNER: (403, "Grant given by a previous owner"),
+    Outcome.EARLIER_PERIOD: (403, "Grant given in an earlier ownership period"),
 }
 
 
-# The contracts' bounds (TwinRegistry stores ids as uint56, sequence numbers as uint32); larger values cannot name
+# The contracts' bounds (TwinRegistry stores ids as uint40, sequence numbers as uint32); larger values cannot name
 # anything and would overflow SQLite's 64-bit integers.
-MAX_TWIN_ID = 2**56 - 1
+MAX_TWIN_ID = 2**40 - 1
 MAX_SEQ = 2**32 - 1
 TwinId = Annotated[int, Path(ge=1, le=MAX_TWIN_ID, description="twin id")]
 Seq = Annotated[int, Path(ge=1, le=MAX_SEQ, description="snapshot sequence number")]

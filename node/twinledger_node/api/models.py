@@ -25,6 +25,7 @@ class SnapshotInfo(Model):
     size: int
     sha256: str
     created: int
+    period: int = Field(description="the twin's ownership period it was pushed in; grants of others never serve it")
     anchor: AnchorInfo
 
 
@@ -42,6 +43,7 @@ class TwinInfo(Model):
     device_did: str | None = Field(None, alias="deviceDid")
     metadata_digest: str = Field(alias="metadataDigest")
     anchored_seq: int = Field(alias="anchoredSeq")
+    period: int = Field(description="ownership period: 0 from the mint, one more with every transfer")
 
 
 class GrantInfo(Model):
@@ -51,6 +53,7 @@ class GrantInfo(Model):
     scopes: list[str]
     expiry: int
     grantor: str
+    period: int = Field(description="the twin's ownership period the grant was given in; live only within it")
     live: bool
     tx_hash: str = Field(alias="txHash")
     revoked_tx: str | None = Field(None, alias="revokedTx")

@@ -25,7 +25,7 @@ from twinledger_node.api.deps import (
 )
 from twinledger_node.api.limits import upload
 from twinledger_node.api.models import SnapshotInfo, SnapshotList
-from twinledger_node.api.problems import problem_responses
+from twinledger_node.api.problems import Problem, problem_responses
 from twinledger_node.services.snapshots import StoredSnapshot
 
 router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
@@ -63,8 +63,10 @@ def history(
     rt: Runtime, consent: ReadConsent, twin_id: TwinId,
     after: After = 0, limit: Limit = 100,
 ) -> dict[str, object]:  # fmt: skip
-    """The twin's snapshots in order (metadata and anchor proofs, no content)."""
-    page = rt.snapshots.history(twin_id, after=after, limit=limit)
+    """The twin's snapshots in order (metadata and anchor proofs, no content); under a grant, only those pushed in
+    the twin's current ownership period, the one the grant belongs to."""
+    period = None if consent.as_owner else int(consent.twin["period"])
+    page = rt.snapshots.history(twin_id, after=after, limit=limit, period=period)
     return {
         "twinId": twin_id,
         "snapshots": [s.as_json() for s in page],
@@ -72,8 +74,26 @@ def history(
     }
 
 
+def _readable(consent: Consent, snapshot: StoredSnapshot) -> StoredSnapshot:
+    """`snapshot`, unless a grant reader asks for one pushed in another ownership period than the grant's.
+
+    A live grant belongs to the twin's current period (a transfer ends it for good), so what it may serve is what
+    was pushed in that period: not what an earlier owner pushed, nor what the twin's owner pushed before it changed
+    hands and came back. The owner reads every period."""
+    current = int(consent.twin["period"])
+    if consent.as_owner or snapshot.period == current:
+        return snapshot
+    raise Problem(
+        403, "consent/snapshot-from-another-period", "Snapshot from another ownership period",
+        f"snapshot #{snapshot.seq} of twin {snapshot.twin_id} was pushed in ownership period {snapshot.period}; "
+        f"your grant belongs to period {current} and serves only what was pushed in it",
+        hint=f"list the snapshots the grant covers: GET /v1/twins/{snapshot.twin_id}/snapshots?purpose=...",
+    )  # fmt: skip
+
+
 def _serve(rt: Runtime, consent: Consent, snapshot: StoredSnapshot) -> StreamingResponse:
     """Decrypt to a spooled file, write the access receipt, then stream the plaintext with its provenance."""
+    _readable(consent, snapshot)
     plaintext = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by the response
     try:
         size = rt.snapshots.decrypt_to(snapshot, plaintext)
@@ -129,4 +149,4 @@ def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> St
 @router.get("/{seq}/manifest", responses=problem_responses(400, 401, 403, 404, 503))
 def manifest(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> dict[str, object]:
     """The signed manifest of snapshot `seq` (the block its CID names)."""
-    return rt.snapshots.manifest(rt.snapshots.get(twin_id, seq))
+    return rt.snapshots.manifest(_readable(consent, rt.snapshots.get(twin_id, seq)))

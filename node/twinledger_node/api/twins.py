@@ -22,7 +22,7 @@ def twin(rt: Runtime, twin_id: TwinId) -> dict[str, object]:
     return {
         "twinId": twin_id, "owner": row["owner"], "parentId": row["parent_id"],
         "kind": TwinKind(row["kind"]).name.lower(), "deviceDid": row["device_did"] or None,
-        "metadataDigest": row["metadata_digest"], "anchoredSeq": row["head_seq"],
+        "metadataDigest": row["metadata_digest"], "anchoredSeq": row["head_seq"], "period": row["period"],
     }  # fmt: skip
 
 
@@ -44,8 +44,9 @@ def grants(rt: Runtime, twin_id: TwinId) -> dict[str, object]:
             {
                 "did": g["did"], "didHash": g["did_hash"], "purpose": g["purpose"],
                 "scopes": Scope(g["scopes"]).names(),
-                "expiry": g["expiry"], "grantor": g["grantor"], "txHash": g["tx_hash"], "revokedTx": g["revoked_tx"],
-                "live": g["revoked_block"] is None and g["grantor"] == row["owner"] and now < g["expiry"],
+                "expiry": g["expiry"], "grantor": g["grantor"], "period": g["period"], "txHash": g["tx_hash"],
+                "revokedTx": g["revoked_tx"],
+                "live": g["revoked_block"] is None and g["period"] == row["period"] and now < g["expiry"],
             }
             for g in rows
         ],

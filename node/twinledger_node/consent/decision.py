@@ -1,8 +1,9 @@
 """Whether a DID may use a twin for a purpose with a scope, decided from the index alone (never the chain).
 
-Mirrors ConsentRegistry.isAuthorized exactly: a grant is live while its grantor owns the twin and chain time is
-before its expiry; grants on ancestors reach a twin when they carry INHERIT, are live, and were given by the twin's
-own owner, up to MAX_DEPTH ancestors. Unlike the contract it says *why* a request is refused.
+Mirrors ConsentRegistry.isAuthorized exactly: a grant is live while the twin is still in the ownership period the
+grant was given in (no transfer since, so also not one there and back) and chain time is before its expiry; grants
+on ancestors reach a twin when they carry INHERIT, are live on their ancestor, and that ancestor is owned by the
+twin's own owner, up to MAX_DEPTH ancestors. Unlike the contract it says *why* a request is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Outcome(enum.StrEnum):
     WRONG_SCOPE = "wrong-scope"
     EXPIRED = "grant-expired"
     REVOKED = "grant-revoked"
-    PREVIOUS_OWNER = "grant-from-previous-owner"
+    EARLIER_PERIOD = "grant-from-earlier-period"
 
 
 @dataclass(frozen=True)
@@ -51,21 +52,21 @@ def decide(
     scope = Scope(int(scope) & int(RIGHTS))
     if not scope:
         return Decision(Outcome.WRONG_SCOPE, "no right requested")
-    twin = conn.execute("SELECT owner, parent_id FROM twins WHERE twin_id = ?", (twin_id,)).fetchone()
+    twin = conn.execute("SELECT owner, parent_id, period FROM twins WHERE twin_id = ?", (twin_id,)).fetchone()
     if twin is None:
         return Decision(Outcome.UNKNOWN_TWIN, f"twin {twin_id} is not registered")
     owner = twin["owner"]
-    chain: list[tuple[int, bool]] = [(twin_id, False)]  # (twin, needs INHERIT)
+    chain: list[tuple[int, bool, int]] = [(twin_id, False, int(twin["period"]))]  # (twin, needs INHERIT, period)
     parent, depth = int(twin["parent_id"]), 0
     while parent and depth < MAX_DEPTH:
-        row = conn.execute("SELECT owner, parent_id FROM twins WHERE twin_id = ?", (parent,)).fetchone()
+        row = conn.execute("SELECT owner, parent_id, period FROM twins WHERE twin_id = ?", (parent,)).fetchone()
         if row is None:
             break
         if row["owner"] == owner:  # consent never crosses from one owner's twins to another's
-            chain.append((parent, True))
+            chain.append((parent, True, int(row["period"])))
         parent, depth = int(row["parent_id"]), depth + 1
     refusal: Decision | None = None
-    for candidate, inherited in chain:
+    for candidate, inherited, period in chain:
         grant = conn.execute(
             "SELECT * FROM grants WHERE twin_id = ? AND did_hash = ? AND purpose = ?",
             (candidate, _hex(did_hash), _hex(purpose)),
@@ -76,8 +77,12 @@ def decide(
         where = f"twin {candidate}" + (" (inherited)" if inherited else "")
         if grant["revoked_block"] is not None:
             found = Decision(Outcome.REVOKED, f"the grant on {where} was revoked in block {grant['revoked_block']}")
-        elif grant["grantor"] != owner:
-            found = Decision(Outcome.PREVIOUS_OWNER, f"the grant on {where} was given by a previous owner")
+        elif int(grant["period"]) != period:
+            found = Decision(
+                Outcome.EARLIER_PERIOD,
+                f"the grant on {where} was given in ownership period {grant['period']} by {grant['grantor']}; the "
+                f"twin has changed hands since (now in period {period}), which ends a grant for good",
+            )
         elif chain_now >= int(grant["expiry"]):
             found = Decision(Outcome.EXPIRED, f"the grant on {where} expired at {grant['expiry']}")
         elif int(grant["scopes"]) & int(needed) != int(needed):

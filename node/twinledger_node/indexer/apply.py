@@ -22,7 +22,7 @@ def encode_args(args: dict[str, Any]) -> str:
 
 def _registered(db: sqlite3.Connection, a: Row, ev: Row) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO twins VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        "INSERT OR REPLACE INTO twins VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 0)",
         (a["twinId"], a["owner"], a["parentId"], a["kind"], a["metadataDigest"], a["deviceDid"],
          a["deviceDidHash"], ev["block_number"]),
     )  # fmt: skip
@@ -30,8 +30,10 @@ def _registered(db: sqlite3.Connection, a: Row, ev: Row) -> None:
 
 def _transfer(db: sqlite3.Connection, a: Row, ev: Row) -> None:
     if a["from"] == ZERO_ADDRESS:
-        return  # the mint: TwinRegistered (same transaction, next log) creates the row
-    db.execute("UPDATE twins SET owner = ? WHERE twin_id = ?", (a["to"], a["tokenId"]))
+        return  # the mint: TwinRegistered (same transaction, next log) creates the row, in period 0
+    # Every transfer starts a new ownership period, as TwinRegistry counts them: grants and snapshots of the period
+    # that ends stay in it, also if the twin comes back.
+    db.execute("UPDATE twins SET owner = ?, period = period + 1 WHERE twin_id = ?", (a["to"], a["tokenId"]))
     db.execute("DELETE FROM token_approvals WHERE twin_id = ?", (a["tokenId"],))
 
 
@@ -72,12 +74,13 @@ def _batch(db: sqlite3.Connection, a: Row, ev: Row) -> None:
 
 
 def _granted(db: sqlite3.Connection, a: Row, ev: Row) -> None:
-    # The grantor is not in the event (it costs gas): it is the twin's owner at this block, which the index knows.
-    owner = db.execute("SELECT owner FROM twins WHERE twin_id = ?", (a["twinId"],)).fetchone()
+    # Grantor and ownership period are not in the event (they cost gas): they are the twin's owner and period at
+    # this log, which the index knows.
+    twin = db.execute("SELECT owner, period FROM twins WHERE twin_id = ?", (a["twinId"],)).fetchone()
     db.execute(
-        "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-        (a["twinId"], a["didHash"], a["purpose"], owner["owner"] if owner else ZERO_ADDRESS, a["scopes"],
-         a["expiry"], ev["timestamp"], a["did"], ev["block_number"], ev["tx_hash"]),
+        "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+        (a["twinId"], a["didHash"], a["purpose"], twin["owner"] if twin else ZERO_ADDRESS, a["scopes"],
+         a["expiry"], ev["timestamp"], a["did"], ev["block_number"], ev["tx_hash"], twin["period"] if twin else -1),
     )  # fmt: skip
 
 

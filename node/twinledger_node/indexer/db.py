@@ -23,7 +23,7 @@ CREATE INDEX IF NOT EXISTS events_by_twin ON events (twin_id, block_number, log_
 CREATE TABLE IF NOT EXISTS twins (
     twin_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, parent_id INTEGER NOT NULL, kind INTEGER NOT NULL,
     metadata_digest TEXT NOT NULL, device_did TEXT NOT NULL, device_did_hash TEXT NOT NULL,
-    head_seq INTEGER NOT NULL, registered_block INTEGER NOT NULL
+    head_seq INTEGER NOT NULL, registered_block INTEGER NOT NULL, period INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS twins_by_owner ON twins (owner);
 CREATE INDEX IF NOT EXISTS twins_by_device ON twins (device_did_hash);
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS grants (
     twin_id INTEGER NOT NULL, did_hash TEXT NOT NULL, purpose TEXT NOT NULL, grantor TEXT NOT NULL,
     scopes INTEGER NOT NULL, expiry INTEGER NOT NULL, granted_at INTEGER NOT NULL, did TEXT NOT NULL,
     block_number INTEGER NOT NULL, tx_hash TEXT NOT NULL, revoked_block INTEGER, revoked_tx TEXT,
-    PRIMARY KEY (twin_id, did_hash, purpose)
+    period INTEGER NOT NULL, PRIMARY KEY (twin_id, did_hash, purpose)
 );
 CREATE INDEX IF NOT EXISTS grants_by_did ON grants (did_hash);
 CREATE TABLE IF NOT EXISTS operators (owner TEXT NOT NULL, operator TEXT NOT NULL, PRIMARY KEY (owner, operator));

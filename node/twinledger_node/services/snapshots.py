@@ -46,19 +46,21 @@ class StoredSnapshot:
     batch_root: str | None
     proof: list[str] | None
     anchor_tx: str | None
+    period: int  # the twin's ownership period when it was pushed: grants of other periods never serve it
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> StoredSnapshot:
         return cls(
             row["twin_id"], row["seq"], row["manifest_cid"], row["content_cid"], row["size"], row["sha256"],
             row["created"], row["batch_root"], json.loads(row["proof"]) if row["proof"] else None, row["anchor_tx"],
+            row["period"],
         )  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         return {
             "twinId": self.twin_id, "seq": self.seq, "manifestCid": self.manifest_cid,
             "contentCid": self.content_cid, "size": self.size, "sha256": self.sha256, "created": self.created,
-            "anchor": {"batchRoot": self.batch_root, "proof": self.proof, "tx": self.anchor_tx},
+            "period": self.period, "anchor": {"batchRoot": self.batch_root, "proof": self.proof, "tx": self.anchor_tx},
         }  # fmt: skip
 
 
@@ -186,11 +188,13 @@ class SnapshotService:
                 self.store.put(block.cid, block.data)
                 self.store.pin(block.cid)
                 with self.state.write() as db:
+                    # The period of the index row that let the producer in: the index only lags the chain, so a
+                    # snapshot is never filed under a later period than the one it was pushed in.
                     db.execute(
                         "INSERT INTO snapshots (twin_id, seq, manifest_cid, content_cid, manifest_digest, size, "
-                        "sha256, producer, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "sha256, producer, created, period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (twin_id, seq, str(block.cid), str(content.cid), "0x" + block.digest.hex(), len(body),
-                         manifest["plaintext"]["sha256"], caller.did, created),  # type: ignore[index]
+                         manifest["plaintext"]["sha256"], caller.did, created, twin["period"]),  # type: ignore[index]
                     )  # fmt: skip
             except BaseException:
                 self._unpin_quietly(block.cid, content.cid)
@@ -220,11 +224,16 @@ class SnapshotService:
             raise Problem(404, "unknown-snapshot", "No such snapshot", f"twin {twin_id} has no snapshot {which}")
         return StoredSnapshot.from_row(row)
 
-    def history(self, twin_id: int, *, after: int = 0, limit: int = 100) -> list[StoredSnapshot]:
+    def history(
+        self, twin_id: int, *, after: int = 0, limit: int = 100, period: int | None = None
+    ) -> list[StoredSnapshot]:
+        """The twin's snapshots after `after`, in order; only those pushed in ownership period `period` if given."""
         rows = (
             self.state.connection()
             .execute(
-                "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? ORDER BY seq LIMIT ?", (twin_id, after, limit)
+                "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND (? IS NULL OR period = ?) ORDER BY seq "
+                "LIMIT ?",
+                (twin_id, after, period, period, limit),
             )
             .fetchall()
         )

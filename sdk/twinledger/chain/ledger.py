@@ -58,6 +58,7 @@ class TwinRecord:
     parent_id: int
     kind: TwinKind
     head_seq: int
+    period: int  # the ownership period: 0 from the mint, one more with every transfer
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class GrantRecord:
     scopes: Scope
     expiry: int
     granted_at: int
+    period: int  # the twin's ownership period the grant belongs to: live only while the twin is in it
 
     @property
     def exists(self) -> bool:
@@ -215,8 +217,8 @@ class TwinLedger:
         return self._send(self.contract.functions.setApprovalForAll(Web3.to_checksum_address(operator), approved))
 
     def twin(self, twin_id: int) -> TwinRecord:
-        owner, parent, kind, head = self.client.call(self.contract.functions.twinOf(twin_id))
-        return TwinRecord(twin_id, str(owner), int(parent), TwinKind(kind), int(head))
+        owner, parent, kind, head, period = self.client.call(self.contract.functions.twinOf(twin_id))
+        return TwinRecord(twin_id, str(owner), int(parent), TwinKind(kind), int(head), int(period))
 
     def owner_of(self, twin_id: int) -> str:
         return str(self.client.call(self.contract.functions.ownerOf(twin_id)))
@@ -268,8 +270,10 @@ class TwinLedger:
 
     def grant_of(self, twin_id: int, did: str, purpose: str | bytes) -> GrantRecord:
         key, code = did_hash(did), purpose_code(purpose)
-        grantor, scopes, expiry, granted_at = self.client.call(self.contract.functions.grantOf(twin_id, key, code))
-        return GrantRecord(twin_id, key, code, str(grantor), Scope(scopes), int(expiry), int(granted_at))
+        grantor, scopes, expiry, granted_at, period = self.client.call(
+            self.contract.functions.grantOf(twin_id, key, code)
+        )
+        return GrantRecord(twin_id, key, code, str(grantor), Scope(scopes), int(expiry), int(granted_at), int(period))
 
     def nonce_of(self, owner: str) -> int:
         return int(self.client.call(self.contract.functions.nonces(Web3.to_checksum_address(owner))))
