@@ -587,7 +587,7 @@ class Client:
             after = page["next"]
 
     def provenance_car(self, twin_id: int, *, purpose: str | None = None) -> bytes:
-        """The twin's provenance CAR (manifests, batch blocks, receipts) for offline verification."""
+        """The twin's provenance CAR (its manifests, receipts and their Merkle proofs) for offline verification."""
         return self._request(
             "GET",
             f"/v1/twins/{int(twin_id)}/provenance.car",
@@ -602,11 +602,17 @@ class Client:
         car: bytes | None = None,
         purpose: str | None = None,
         allow_pending: bool = False,
+        allow_withheld: bool = False,
         on_check: Callable[[str], None] | None = None,
     ) -> VerifyReport:
-        """Verify the twin's whole provenance against the chain; the node (or `car`) only supplies the blocks."""
+        """Verify the twin's whole provenance against the chain; the node (or `car`) only supplies the blocks.
+
+        `allow_withheld` accepts the CAR an AUDIT-only grantee gets, without the manifests (see `verify_twin`)."""
         data = car if car is not None else self.provenance_car(twin_id, purpose=purpose)
-        return verify_twin(self.ledger, twin_id, io.BytesIO(data), allow_pending=allow_pending, on_check=on_check)
+        return verify_twin(
+            self.ledger, twin_id, io.BytesIO(data), allow_pending=allow_pending, allow_withheld=allow_withheld,
+            on_check=on_check,
+        )  # fmt: skip
 
 
 def _verification(message: str, hint: str | None = None) -> Exception:

@@ -121,19 +121,33 @@ class AnchorCheck:
 
 
 def check_anchor(
-    ledger: TwinLedger, kind: BatchKind, leaf: Sequence[Any], root: str, proof: Sequence[str], what: str
+    ledger: TwinLedger,
+    kind: BatchKind,
+    leaf: Sequence[Any],
+    root: str,
+    proof: Sequence[str],
+    what: str,
+    *,
+    seen: dict[bytes, AnchorCheck] | None = None,
 ) -> AnchorCheck:
-    """The leaf with its Merkle proof reaches `root`, and the chain has `root` anchored as a batch of `kind`."""
+    """The leaf with its Merkle proof reaches `root`, and the chain has `root` anchored as a batch of `kind`.
+
+    `seen` keeps the roots already found on chain, so that many leaves of one batch cost one call."""
     types = SNAPSHOT_LEAF_TYPES if kind is BatchKind.SNAPSHOTS else RECEIPT_LEAF_TYPES
     root_bytes = bytes.fromhex(root.removeprefix("0x"))
     if not verify(root_bytes, leaf_hash(types, list(leaf)), [bytes.fromhex(p.removeprefix("0x")) for p in proof]):
         raise _fail(f"{what}: its Merkle proof does not lead to batch root {root}")
+    if seen is not None and root_bytes in seen:
+        return seen[root_bytes]
     anchorer, at, on_chain_kind, _count = ledger.batch_of(root_bytes)
     if anchorer == ZERO_ADDRESS:
         raise _fail(f"{what}: batch root {root} is not anchored on chain {ledger.client.chain_id}")
     if on_chain_kind is not kind:
         raise _fail(f"{what}: batch root {root} is anchored as {on_chain_kind.name.lower()}, not {kind.name.lower()}")
-    return AnchorCheck(root, anchorer, at)
+    found = AnchorCheck(root, anchorer, at)
+    if seen is not None:
+        seen[root_bytes] = found
+    return found
 
 
 async def check_reader_request(receipt: dict[str, Any], what: str) -> str:
