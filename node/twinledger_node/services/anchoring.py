@@ -21,6 +21,7 @@ from multiformats import CID
 
 from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import TwinLedger
+from twinledger.chain.logs import DEFAULT_PAGE, LogScanner, event_filter
 from twinledger.chain.types import BatchKind
 from twinledger.ipfs import BlockStore, parse_cid
 from twinledger.ipfs.cids import block_cid, to_cid
@@ -48,10 +49,20 @@ SPECS = (
 
 class AnchorWorker:
     def __init__(
-        self, state: NodeState, store: BlockStore, ledger: TwinLedger, *, batch_size: int, batch_seconds: float
+        self,
+        state: NodeState,
+        store: BlockStore,
+        ledger: TwinLedger,
+        *,
+        batch_size: int,
+        batch_seconds: float,
+        deploy_block: int,
+        log_page: int = DEFAULT_PAGE,
     ) -> None:
         self.state, self.store, self.ledger = state, store, ledger
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self.deploy_block = deploy_block
+        self.scanner = LogScanner(ledger.client.w3, page=log_page)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ queue
@@ -161,12 +172,12 @@ class AnchorWorker:
         return 1
 
     def _find_anchor_tx(self, root: str) -> tuple[str, int]:
-        """The transaction that anchored `root` (found in the chain's logs after a crash mid-send)."""
-        event = self.ledger.contract.events.BatchAnchored()
-        logs = event.get_logs(from_block=0, argument_filters={"root": bytes.fromhex(root[2:])})
-        if not logs:
+        """The transaction that anchored `root` (found in the chain's logs after a crash mid-send): read back from
+        the head in pages, no further than the deployment block."""
+        query = event_filter(self.ledger.contract, "BatchAnchored", bytes.fromhex(root[2:]))
+        entry = self.scanner.latest(query, self.deploy_block)
+        if entry is None:
             raise RuntimeError(f"batch {root} is anchored but its event was not found")
-        entry = logs[-1]
         return "0x" + bytes(entry["transactionHash"]).hex(), int(entry["blockNumber"])
 
     def _failed(self, root: str, error: BaseException) -> None:
