@@ -132,6 +132,7 @@ class NodeRuntime:
         self.anchors = AnchorWorker(
             self.state, self.store, self.ledger,
             batch_size=settings.anchor_batch_size, batch_seconds=settings.anchor_batch_seconds,
+            deploy_block=self.deployment.deploy_block, log_page=settings.log_chunk,
         )  # fmt: skip
         self.relayer = Relayer(
             self.ledger, self.index, per_signer_per_minute=settings.relay_per_signer_per_minute,

@@ -30,7 +30,9 @@ class NodeSettings(BaseSettings):
     confirmations: int = Field(0, ge=0, description="blocks behind the head the index stays")
     poll_interval: float = Field(0.5, gt=0, description="seconds between chain polls")
     freshness_window: float = Field(10.0, gt=0, description="seconds the index may go without seeing the head")
-    log_chunk: int = Field(2000, ge=1, description="blocks per eth_getLogs request")
+    log_chunk: int = Field(
+        2000, ge=1, description="most blocks per eth_getLogs request (halved while the provider refuses a page)"
+    )
 
     # storage
     # The same variables as the `twinledger ipfs` commands (twinledger.ipfs.IPFSConfig).

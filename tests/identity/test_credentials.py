@@ -71,6 +71,7 @@ def test_scopes_and_purpose_match_contracts():
 def test_issue_and_verify(setup):
     owner, grant, chain, vc = setup
     assert vc["issuer"] == owner.did
+    assert vc["credentialSubject"]["scopes"] == ["READ", "TRAIN"]  # words, not a bit mask
     assert "proof" in vc
     receipt = asyncio.run(verify_consent_receipt(vc, chain, expected_issuer=owner.did))
     assert receipt.grant == grant
@@ -87,7 +88,7 @@ def test_revoked_grant_no_longer_stands(setup):
 def test_tampered_claims_fail_proof(setup):
     _, _, chain, vc = setup
     forged = copy.deepcopy(vc)
-    forged["credentialSubject"]["scopes"] = int(Scope.READ | Scope.TRAIN | Scope.AUDIT)
+    forged["credentialSubject"]["scopes"] = ["READ", "TRAIN", "AUDIT"]
     with pytest.raises(InvalidCredential, match="proof"):
         asyncio.run(verify_consent_receipt(forged, chain))
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
-import dag_cbor
 import pytest
-from eth_account.signers.local import LocalAccount
 from multiformats import CID
 
 from tests.sdk.conftest import PASSPHRASE, Stack, client_for
@@ -17,10 +14,9 @@ from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.types import BatchKind
 from twinledger.client import parse_expiry
 from twinledger.identity import DidKey
-from twinledger.ipfs.cids import block_cid, to_cid
 from twinledger.merkle import StandardMerkleTree
 from twinledger.provenance import json_block
-from twinledger.verify import VerificationFailed, index_block, read_bundle, verify_twin, write_bundle
+from twinledger.verify import Anchor, Entry, VerificationFailed, index_block, read_bundle, verify_twin, write_bundle
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +39,17 @@ def provenance(stack: Stack) -> tuple[int, bytes]:
         raise AssertionError(f"not all anchored: {statuses}")
 
 
-def _rebuild(car: bytes, replace: dict[bytes, bytes], relink: dict[str, Any] | None = None) -> bytes:
-    """The CAR with some blocks replaced (new CIDs) and the index pointing at them."""
+def _rebuild(car: bytes, replace: dict[bytes, bytes]) -> bytes:
+    """The CAR with some record blocks replaced (new CIDs) and the index pointing at them, proofs unchanged."""
     index, blocks = read_bundle(io.BytesIO(car))
-    lists = {"manifests": index.manifests, "batches": index.batches, "receipts": index.receipts}
     out_blocks = dict(blocks.data)
+    lists = {"snapshots": index.snapshots, "receipts": index.receipts}
     for old, new_data in replace.items():
-        cid = next(c for group in lists.values() for c in group if bytes(c) == old)
-        is_cbor = cid.codec.name == "dag-cbor"
-        new = to_cid(block_cid(new_data, codec=0x71 if is_cbor else 0x55, version=1))
+        new = json_block(json.loads(new_data)).cid
         out_blocks[bytes(new)] = new_data
         for name, group in lists.items():
-            lists[name] = [new if bytes(c) == old else c for c in group]
-    root = index_block(
-        index.twin_id, index.chain_id, index.registry, lists["manifests"], lists["batches"], lists["receipts"]
-    )
+            lists[name] = [Entry(new, e.anchor) if bytes(e.cid) == old else e for e in group]
+    root = index_block(index.twin_id, index.chain_id, index.registry, lists["snapshots"], lists["receipts"])
     out = io.BytesIO()
     write_bundle(out, root, [(CID.decode(k), v) for k, v in out_blocks.items()])
     return out.getvalue()
@@ -69,6 +61,7 @@ def test_genuine_car_verifies(stack: Stack, provenance: tuple[int, bytes]):
         lines: list[str] = []
         report = verify_twin(tl.ledger, twin, io.BytesIO(car), on_check=lines.append)
     assert (report.snapshots, report.receipts) == (2, 1) and report.batches >= 2 and not report.pending
+    assert not report.withheld
     assert any("snapshot #2" in line and "Merkle proof" in line for line in lines)
     assert report.node_dids == {tl.node.did}
 
@@ -76,9 +69,9 @@ def test_genuine_car_verifies(stack: Stack, provenance: tuple[int, bytes]):
 def test_tampered_manifest_fails(stack: Stack, provenance: tuple[int, bytes]):
     twin, car = provenance
     index, blocks = read_bundle(io.BytesIO(car))
-    manifest = json.loads(blocks.get(index.manifests[1]))
+    manifest = json.loads(blocks.get(index.snapshots[1].cid))
     manifest["plaintext"]["size"] += 1  # one field changed; the block re-encoded canonically
-    forged = _rebuild(car, {bytes(index.manifests[1]): json_block(manifest).data})
+    forged = _rebuild(car, {bytes(index.snapshots[1].cid): json_block(manifest).data})
     with client_for(stack, "owner") as tl, pytest.raises(VerificationFailed, match=r"snapshot #2 .*node's signature"):
         verify_twin(tl.ledger, twin, io.BytesIO(forged))
 
@@ -86,59 +79,89 @@ def test_tampered_manifest_fails(stack: Stack, provenance: tuple[int, bytes]):
 def test_tampered_receipt_fails(stack: Stack, provenance: tuple[int, bytes]):
     twin, car = provenance
     index, blocks = read_bundle(io.BytesIO(car))
-    receipt = json.loads(blocks.get(index.receipts[0]))
+    receipt = json.loads(blocks.get(index.receipts[0].cid))
     receipt["reader"] = DidKey.generate().did  # blame someone else for the read
-    forged = _rebuild(car, {bytes(index.receipts[0]): json_block(receipt).data})
+    forged = _rebuild(car, {bytes(index.receipts[0].cid): json_block(receipt).data})
     with client_for(stack, "owner") as tl, pytest.raises(VerificationFailed, match=r"receipt .*node's signature"):
         verify_twin(tl.ledger, twin, io.BytesIO(forged))
 
 
-def test_tampered_anchor_fails(stack: Stack, provenance: tuple[int, bytes]):
-    twin, car = provenance
+def _reindex(car: bytes, snapshots: list[Entry], receipts: list[Entry]) -> bytes:
     index, blocks = read_bundle(io.BytesIO(car))
-    snapshot_batch = next(c for c in index.batches if dag_cbor.decode(blocks.get(c))["kind"] == "snapshots")
-    document = dag_cbor.decode(blocks.get(snapshot_batch))
-    # A batch whose tree is rebuilt consistently over a forged leaf: its root was never anchored on chain.
-    values = [[int(v["value"][0]), int(v["value"][1]), bytes.fromhex("ab" * 32)] for v in document["tree"]["values"]]
-    tree = StandardMerkleTree.of(values, ["uint256", "uint256", "bytes32"])
-    forged_doc = {**document, "tree": tree.dump()}
-    forged = _rebuild(car, {bytes(snapshot_batch): dag_cbor.encode(forged_doc)})
-    with (
-        client_for(stack, "owner") as tl,
-        pytest.raises(VerificationFailed, match=r"is not anchored by 0x\w+ on chain"),
-    ):
-        verify_twin(tl.ledger, twin, io.BytesIO(forged))
-
-
-def test_anchor_by_another_account_does_not_count(
-    stack: Stack, provenance: tuple[int, bytes], accounts: list[LocalAccount]
-):
-    """Someone anchors the node's snapshot root under their own account, with a batch block naming them: the
-    manifests the node signed name the node's account, so that anchor anchors nothing of theirs."""
-    twin, car = provenance
-    index, blocks = read_bundle(io.BytesIO(car))
-    snapshot_batch = next(c for c in index.batches if dag_cbor.decode(blocks.get(c))["kind"] == "snapshots")
-    document = dag_cbor.decode(blocks.get(snapshot_batch))
-    copier = accounts[6]
-    copied = dag_cbor.encode({**document, "anchorer": copier.address})
-    with client_for(stack, "owner") as tl:
-        stranger = TwinLedger(ChainClient(stack.rpc_url, copier), tl.ledger.address)
-        root = bytes.fromhex(document["tree"]["tree"][0][2:])
-        cid = to_cid(block_cid(copied, codec=0x71, version=1))
-        stranger.anchor_batch(BatchKind.SNAPSHOTS, root, len(document["tree"]["values"]), str(cid))
-        forged = _rebuild(car, {bytes(snapshot_batch): copied})
-        with pytest.raises(VerificationFailed, match=r"snapshot #1 .* is not a leaf of any batch anchored on chain"):
-            verify_twin(tl.ledger, twin, io.BytesIO(forged))
-
-
-def test_omitted_snapshot_and_wrong_twin_fail(stack: Stack, provenance: tuple[int, bytes]):
-    twin, car = provenance
-    index, blocks = read_bundle(io.BytesIO(car))
-    root = index_block(twin, index.chain_id, index.registry, index.manifests[:1], index.batches, [])
+    root = index_block(index.twin_id, index.chain_id, index.registry, snapshots, receipts)
     out = io.BytesIO()
     write_bundle(out, root, [(CID.decode(k), v) for k, v in blocks.data.items()])
+    return out.getvalue()
+
+
+def test_tampered_anchor_fails(stack: Stack, provenance: tuple[int, bytes]):
+    twin, car = provenance
+    index, _ = read_bundle(io.BytesIO(car))
+    first = index.snapshots[0]
+    assert first.anchor is not None
+    # A proof that leads to a root of its own making: a tree over the genuine leaf and a forged one.
+    forged_tree = StandardMerkleTree.of(
+        [[twin, 1, bytes(first.cid.raw_digest)], [twin, 9, bytes.fromhex("ab" * 32)]], ["uint256", "uint256", "bytes32"]
+    )
+    forged_anchor = Anchor(forged_tree.root, forged_tree.proof(0))
+    forged = _reindex(car, [Entry(first.cid, forged_anchor), *index.snapshots[1:]], index.receipts)
+    # and a genuine root with a proof that does not lead there
+    wrong_proof = Anchor(first.anchor.root, [bytes.fromhex("cd" * 32), *first.anchor.proof[1:]])
+    misproved = _reindex(car, [Entry(first.cid, wrong_proof), *index.snapshots[1:]], index.receipts)
     with client_for(stack, "owner") as tl:
-        with pytest.raises(VerificationFailed, match=r"anchors snapshot #2 .* which the CAR omits"):
-            verify_twin(tl.ledger, twin, io.BytesIO(out.getvalue()))
+        with pytest.raises(VerificationFailed, match=r"snapshot #1 .*is not anchored on chain"):
+            verify_twin(tl.ledger, twin, io.BytesIO(forged))
+        with pytest.raises(VerificationFailed, match=r"snapshot #1 .*Merkle proof does not lead to batch root"):
+            verify_twin(tl.ledger, twin, io.BytesIO(misproved))
+
+
+def test_omitted_records_and_wrong_twin_fail(stack: Stack, provenance: tuple[int, bytes]):
+    twin, car = provenance
+    index, _ = read_bundle(io.BytesIO(car))
+    with client_for(stack, "owner") as tl:
+        # leaving the first snapshot out renumbers the second: its leaf (twin, 1, digest) was never anchored
+        with pytest.raises(VerificationFailed, match=r"snapshot #1 .*(seq 2|Merkle proof)"):
+            verify_twin(tl.ledger, twin, io.BytesIO(_reindex(car, index.snapshots[1:], index.receipts)))
+        with pytest.raises(VerificationFailed, match=r"names snapshot #2 .* not in the chain of manifests"):
+            verify_twin(tl.ledger, twin, io.BytesIO(_reindex(car, index.snapshots[:1], index.receipts)))
         with pytest.raises(VerificationFailed, match=f"provenance of twin {twin}, not twin {twin + 1000}"):
             verify_twin(tl.ledger, twin + 1000, io.BytesIO(car))
+
+
+def test_a_withheld_manifest_fails_unless_allowed_and_is_then_reported(stack: Stack, provenance: tuple[int, bytes]):
+    twin, car = provenance
+    index, blocks = read_bundle(io.BytesIO(car))
+    kept = {k: v for k, v in blocks.data.items() if k != bytes(index.snapshots[0].cid)}
+    root = index_block(index.twin_id, index.chain_id, index.registry, index.snapshots, index.receipts)
+    out = io.BytesIO()
+    write_bundle(out, root, [(CID.decode(k), v) for k, v in kept.items()])
+    with client_for(stack, "owner") as tl:
+        with pytest.raises(VerificationFailed, match=r"snapshot #1 .*withholds this manifest"):
+            verify_twin(tl.ledger, twin, io.BytesIO(out.getvalue()))
+        report = verify_twin(tl.ledger, twin, io.BytesIO(out.getvalue()), allow_withheld=True)
+    assert report.withheld == [str(index.snapshots[0].cid)] and report.snapshots == 2
+
+
+def test_only_the_anchorer_the_node_signed_counts(stack: Stack, provenance: tuple[int, bytes], accounts):
+    """Someone anchors the node's snapshot root under their own account and names themselves in the CAR index: a
+    present manifest is checked under the anchorer the node signed into it, and a withheld one under the index's
+    only if that is an account the node's signed records name."""
+    twin, car = provenance
+    index, blocks = read_bundle(io.BytesIO(car))
+    first = index.snapshots[0]
+    assert first.anchor is not None and first.anchor.anchorer is not None
+    copier = accounts[6]
+    with client_for(stack, "owner") as tl:
+        stranger = TwinLedger(ChainClient(stack.rpc_url, copier), tl.ledger.address)
+        stranger.anchor_batch(BatchKind.SNAPSHOTS, first.anchor.root, 1, str(first.cid))
+        claimed = Entry(first.cid, Anchor(first.anchor.root, first.anchor.proof, copier.address))
+        relabelled = _reindex(car, [claimed, *index.snapshots[1:]], index.receipts)
+        assert verify_twin(tl.ledger, twin, io.BytesIO(relabelled)).snapshots == len(index.snapshots)
+        kept = {k: v for k, v in blocks.data.items() if k != bytes(first.cid)}
+        root = index_block(
+            index.twin_id, index.chain_id, index.registry, [claimed, *index.snapshots[1:]], index.receipts
+        )
+        out = io.BytesIO()
+        write_bundle(out, root, [(CID.decode(k), v) for k, v in kept.items()])
+        with pytest.raises(VerificationFailed, match=rf"says {copier.address} anchored it, but the node's signed"):
+            verify_twin(tl.ledger, twin, io.BytesIO(out.getvalue()), allow_withheld=True)

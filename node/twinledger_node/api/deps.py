@@ -108,3 +108,17 @@ def consent_required(scope: Scope):
         return Consent(caller, twin, code, scope, decision)
 
     return check
+
+
+def sees_plaintext_facts(rt: NodeRuntime, consent: Consent) -> bool:
+    """Whether `consent` may see what is derived from a snapshot's plaintext: its sha256 and size, the ciphertext's
+    CID (and so its length), the manifest that names them. The owner may, and so may a DID whose grant for this
+    purpose also covers READ (it could read the plaintext itself); an AUDIT-only grantee may not, as a sha256 or a
+    size is enough to confirm a guessed low-entropy reading."""
+    if consent.as_owner:
+        return True
+    read = decide(
+        rt.index.connection(), int(consent.twin["twin_id"]), did_hash(consent.caller.did), consent.purpose,
+        Scope.READ, rt.chain_now(),
+    )  # fmt: skip
+    return read.allowed

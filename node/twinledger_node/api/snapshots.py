@@ -99,7 +99,7 @@ def _serve(rt: Runtime, consent: Consent, snapshot: StoredSnapshot) -> Streaming
         size = rt.snapshots.decrypt_to(snapshot, plaintext)
         receipt = rt.receipts.append(
             twin_id=snapshot.twin_id, seq=snapshot.seq, manifest_cid=snapshot.manifest_cid,
-            purpose=consent.purpose, scope=consent.scope, caller=consent.caller, served=size,
+            purpose=consent.purpose, scope=consent.scope, caller=consent.caller,
         )  # fmt: skip
     except BaseException:
         plaintext.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from twinledger.chain.types import Scope, TwinKind
-from twinledger_node.api.deps import After, Consent, Limit, Runtime, TwinId, consent_required
+from twinledger_node.api.deps import After, Consent, Limit, Runtime, TwinId, consent_required, sees_plaintext_facts
 from twinledger_node.api.models import AuditPage, GrantList, TwinInfo
 from twinledger_node.api.problems import problem_responses
 from twinledger_node.services.audit import audit_trail
@@ -62,5 +62,6 @@ def audit(
     after: After = 0, limit: Limit = 100,
 ) -> dict[str, object]:  # fmt: skip
     """Ownership, grants, revocations, snapshots, reads and federated uses, each with its proof (the owner, or a
-    DID holding AUDIT for ?purpose=)."""
-    return audit_trail(rt.index, rt.state, twin_id, after=after, limit=limit)
+    DID holding AUDIT for ?purpose=; what is derived from the plaintext only for the owner or a READ grantee)."""
+    facts = sees_plaintext_facts(rt, consent)
+    return audit_trail(rt.index, rt.state, twin_id, plaintext_facts=facts, after=after, limit=limit)

@@ -1,5 +1,6 @@
-"""Follows the chain into the index: eth_getLogs from a stored cursor, a configurable confirmation depth, reorgs
-detected by block hash and rolled back to the fork point, and a full rebuild on request."""
+"""Follows the chain into the index: eth_getLogs from a stored cursor (in pages a provider accepts, see
+`twinledger.chain.logs`), a configurable confirmation depth, reorgs detected by block hash and rolled back to the
+fork point, and a full rebuild on request."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from web3 import Web3
 
 from twinledger.chain.client import ChainClient, EventDecoder
+from twinledger.chain.logs import LogScanner
 from twinledger_node.indexer.apply import apply, encode_args, hexs, twin_of_event
 from twinledger_node.indexer.db import DERIVED, IndexDB, set_meta
 
@@ -84,7 +86,7 @@ class Indexer:
         self.addresses = [Web3.to_checksum_address(a) for a in addresses]
         self.start_block = start_block
         self.confirmations = confirmations
-        self.log_chunk = log_chunk
+        self.scanner = LogScanner(client.w3, page=log_chunk)
         self.head = HeadView()
         self._lock = threading.Lock()
         identity = json.dumps({"chain": client.chain_id, "contracts": sorted(a.lower() for a in addresses)})
@@ -110,14 +112,12 @@ class Indexer:
             head_number = int(head_block["number"])
             target = head_number - self.confirmations
             reorg_depth = self._check_reorg()
-            start = self.cursor + 1
+            first = self.cursor + 1
             count = 0
             block_cache: dict[int, Any] = {}
-            while start <= target:
-                end = min(start + self.log_chunk - 1, target)
-                logs = w3.eth.get_logs({"address": self.addresses, "fromBlock": start, "toBlock": end})
+            for page in self.scanner.pages({"address": self.addresses}, first, target):
                 rows = []
-                for entry in logs:
+                for entry in page.logs:
                     number = int(entry["blockNumber"])
                     block = block_cache.get(number) or block_cache.setdefault(number, w3.eth.get_block(number))
                     if bytes(block["hash"]) != bytes(entry["blockHash"]):
@@ -125,6 +125,7 @@ class Indexer:
                     event = self.decoder.decode(entry)
                     if event is not None:
                         rows.append((event, int(block["timestamp"])))
+                end = page.to_block
                 end_block = block_cache.get(end) or w3.eth.get_block(end)
                 with self.db.write() as conn:
                     for event, timestamp in rows:
@@ -139,9 +140,8 @@ class Indexer:
                     )
                 count += len(rows)
                 block_cache.clear()
-                start = end + 1
             self.head = self.head.observed(head_number, int(head_block["timestamp"]), target, asked_at=asked_at)
-            return SyncResult(self.cursor - (target - start + 1), target, count, reorg_depth)
+            return SyncResult(first, target, count, reorg_depth)
 
     def _store_block(self, conn: sqlite3.Connection, number: int, block_hash: str, timestamp: int) -> None:
         conn.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (number, block_hash, timestamp))

@@ -26,6 +26,7 @@ from multiformats import CID
 
 from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import TwinLedger
+from twinledger.chain.logs import DEFAULT_PAGE, LogScanner, event_filter
 from twinledger.chain.types import BatchKind
 from twinledger.ipfs import BlockStore, parse_cid
 from twinledger.ipfs.cids import block_cid, to_cid
@@ -52,10 +53,20 @@ SPECS = (
 
 class AnchorWorker:
     def __init__(
-        self, state: NodeState, store: BlockStore, ledger: TwinLedger, *, batch_size: int, batch_seconds: float
+        self,
+        state: NodeState,
+        store: BlockStore,
+        ledger: TwinLedger,
+        *,
+        batch_size: int,
+        batch_seconds: float,
+        deploy_block: int,
+        log_page: int = DEFAULT_PAGE,
     ) -> None:
         self.state, self.store, self.ledger = state, store, ledger
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self.deploy_block = deploy_block
+        self.scanner = LogScanner(ledger.client.w3, page=log_page)
         self._lock = threading.Lock()
 
     @property
@@ -177,14 +188,12 @@ class AnchorWorker:
 
     def _find_anchor_tx(self, root: str) -> tuple[str, int]:
         """The transaction by which this node's account anchored `root` (found in the chain's logs after a crash
-        mid-send); anchors of the same root by other accounts are theirs, not the node's."""
-        event = self.ledger.contract.events.BatchAnchored()
-        logs = event.get_logs(
-            from_block=0, argument_filters={"root": bytes.fromhex(root[2:]), "anchorer": self.anchorer}
-        )
-        if not logs:
+        mid-send), read back from the head in pages, no further than the deployment block; anchors of the same root
+        by other accounts are theirs, not the node's."""
+        query = event_filter(self.ledger.contract, "BatchAnchored", bytes.fromhex(root[2:]), None, self.anchorer)
+        entry = self.scanner.latest(query, self.deploy_block)
+        if entry is None:
             raise RuntimeError(f"batch {root} is anchored by {self.anchorer} but its event was not found")
-        entry = logs[-1]
         return "0x" + bytes(entry["transactionHash"]).hex(), int(entry["blockNumber"])
 
     def _failed(self, root: str, error: BaseException) -> None:

@@ -16,9 +16,13 @@ CHAIN_KINDS = {
 }  # fmt: skip
 
 
-def audit_trail(index: IndexDB, state: NodeState, twin_id: int, *, after: int = 0, limit: int = 100) -> dict[str, Any]:
+def audit_trail(
+    index: IndexDB, state: NodeState, twin_id: int, *, plaintext_facts: bool, after: int = 0, limit: int = 100
+) -> dict[str, Any]:
     """Entries ordered by time (chain block time for chain events, the node's clock for its own records).
 
+    A snapshot entry names the snapshot (sequence number, manifest CID), its producer and its anchor proof; its
+    plaintext's sha256 and size and its ciphertext's CID only with `plaintext_facts` (see `sees_plaintext_facts`).
     `after` and the returned `next` are opaque positions in that order, for pagination.
     """
     entries: list[dict[str, Any]] = []
@@ -37,10 +41,11 @@ def audit_trail(index: IndexDB, state: NodeState, twin_id: int, *, after: int = 
         })  # fmt: skip
     db = state.connection()
     for row in db.execute("SELECT * FROM snapshots WHERE twin_id = ? ORDER BY seq", (twin_id,)):
+        data = {"seq": row["seq"], "manifestCid": row["manifest_cid"], "producer": row["producer"]}
+        if plaintext_facts:
+            data |= {"contentCid": row["content_cid"], "size": row["size"], "sha256": row["sha256"]}
         entries.append({
-            "kind": "snapshot", "time": row["created"],
-            "data": {"seq": row["seq"], "manifestCid": row["manifest_cid"], "contentCid": row["content_cid"],
-                     "size": row["size"], "sha256": row["sha256"], "producer": row["producer"]},
+            "kind": "snapshot", "time": row["created"], "data": data,
             "proof": _batch_proof(row, "manifestDigest", row["manifest_digest"]),
         })  # fmt: skip
     for row in db.execute("SELECT * FROM receipts WHERE twin_id = ? ORDER BY id", (twin_id,)):

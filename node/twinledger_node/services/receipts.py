@@ -1,4 +1,5 @@
-"""Access receipts: one node-signed record per served read, hash-chained to the previous one."""
+"""Access receipts: one node-signed record per served read, hash-chained to the previous receipt of the same twin
+(a twin's receipts name no other twin's, so its provenance can be handed out on its own)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from typing import Any
 
 from twinledger.chain.types import Scope
 from twinledger.identity import DidKey, sign_record
-from twinledger.provenance import receipt_digest
+from twinledger.provenance import RECEIPT_GENESIS, receipt_digest
 from twinledger_node.auth import Caller
 from twinledger_node.state import NodeState
 
 RECEIPT_TYPE = "twinledger/access-receipt"
-GENESIS = "0x" + "00" * 32
 
 
 class ReceiptLog:
@@ -26,21 +26,25 @@ class ReceiptLog:
         self._lock = threading.Lock()  # one chain: appends are serialised
 
     def append(
-        self, *, twin_id: int, seq: int, manifest_cid: str, purpose: bytes, scope: Scope, caller: Caller, served: int
+        self, *, twin_id: int, seq: int, manifest_cid: str, purpose: bytes, scope: Scope, caller: Caller
     ) -> dict[str, Any]:
         with self._lock:
-            last = self.state.connection().execute("SELECT digest FROM receipts ORDER BY id DESC LIMIT 1").fetchone()
+            last = (
+                self.state.connection()
+                .execute("SELECT digest FROM receipts WHERE twin_id = ? ORDER BY id DESC LIMIT 1", (twin_id,))
+                .fetchone()
+            )
             created = int(time.time())
             receipt = {
                 "type": RECEIPT_TYPE, "version": 1, "chainId": self.chain_id, "registry": self.registry,
                 "anchorer": self.anchorer, "twinId": twin_id, "seq": seq, "manifestCid": manifest_cid,
                 "reader": caller.did,
-                "purpose": "0x" + purpose.hex(), "scope": scope.names(), "servedBytes": served, "time": created,
+                "purpose": "0x" + purpose.hex(), "scope": scope.names(), "time": created,
                 "request": {
                     "method": caller.method, "target": caller.target_uri, "keyId": caller.key_id,
                     "signatureInput": caller.signature_input, "signature": caller.signature,
                 },
-                "previous": last["digest"] if last else GENESIS,
+                "previous": last["digest"] if last else RECEIPT_GENESIS,
             }  # fmt: skip
             signed = sign_record(receipt, self.node_key, created=created)
             digest = "0x" + receipt_digest(signed).hex()

@@ -45,7 +45,8 @@ def describe(entry: AuditEntry) -> str:
         case "revocation":
             return f"revoked grant of {d.get('didHash', '')!s:.18}… for {_purpose(d.get('purpose'))}"
         case "snapshot":
-            return f"snapshot #{d['seq']} ({d['size']} bytes) by {d['producer']}"
+            size = f" ({d['size']} bytes)" if "size" in d else ""  # not shown to an AUDIT-only grantee
+            return f"snapshot #{d['seq']}{size} by {d['producer']}"
         case "read":
             return f"read of snapshot #{d['seq']} by {d['reader']} for {_purpose(d['purpose'])}"
     return f"{entry.event or entry.kind}: {d}"

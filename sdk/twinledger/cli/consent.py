@@ -1,12 +1,15 @@
-"""`twinledger consent grant|revoke|list|check|receipt`."""
+"""`twinledger consent grant|revoke|list|check|receipt [verify]`."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from twinledger.cli.output import JsonOption, console, print_json, print_rows
 from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, wallet_options
@@ -123,11 +126,27 @@ def check(
         raise typer.Exit(1)
 
 
-@app.command()
+class _IssueByDefault(TyperGroup):
+    """`consent receipt TWIN DID ...` issues (as it always has); `consent receipt verify FILE` verifies."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["issue", *args]
+        return super().parse_args(ctx, args)
+
+
+receipts = typer.Typer(
+    cls=_IssueByDefault, no_args_is_help=True,
+    help="Consent receipts: W3C credentials the twin's owner issues for a grant in force (issue, verify).",
+)  # fmt: skip
+app.add_typer(receipts, name="receipt")
+
+
+@receipts.command("issue")
 @wallet_options
 def receipt(
     twin_id: int = typer.Argument(...),
-    did: str = typer.Argument(...),
+    did: str = typer.Argument(..., help="the grantee's DID"),
     purpose: str = PurposeOption,
     tx: str = typer.Option(..., "--tx", help="the grant's transaction hash"),
     out: Path | None = typer.Option(None, "-o", "--out", help="write the credential here"),
@@ -135,9 +154,9 @@ def receipt(
     session: Session,
     json_out: bool = JsonOption,
 ) -> None:
-    """Issue a W3C verifiable credential (ConsentReceipt) for a live grant, signed by your did:key."""
-    import json
-
+    """As the twin's owner, issue a W3C verifiable credential (ConsentReceipt) for the grant that transaction TX
+    made, once the chain shows TX is that grant and it is in force. Signed by your did:key, vouched for by your
+    Ethereum key."""
     with session.connect() as tl:
         credential = tl.issue_consent_receipt(twin_id, did, purpose=purpose, tx_hash=tx)
     if out:
@@ -146,3 +165,53 @@ def receipt(
         print_json(credential)
     else:
         console.print(f"consent receipt for {did} written to {out}", highlight=False)
+
+
+@receipts.command("verify")
+def verify_receipt(
+    file: Path = typer.Argument(..., help="a consent receipt (JSON)"),
+    rpc_url: str = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Check a consent receipt against the chain alone: its proof, that its issuer is the twin's owner, that its
+    transaction is the grant's event, and that the grant is in force with the scopes and expiry it states.
+    Exit code 0 when it holds."""
+    from eth_utils import is_address
+
+    from twinledger.chain.client import ChainClient
+    from twinledger.chain.ledger import TwinLedger
+    from twinledger.errors import NotFound
+    from twinledger.identity.credentials import scope_words
+    from twinledger.identity.errors import InvalidCredential
+    from twinledger.verify.consent import verify_receipt_on_chain
+
+    try:
+        credential = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no receipt file {file}", hint="check the path") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidCredential(f"{file} is not a JSON consent receipt") from None
+    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
+    registry = subject.get("registry") if isinstance(subject, dict) else None
+    if not isinstance(registry, str) or not is_address(registry):
+        raise InvalidCredential(f"{file} names no registry address in its credentialSubject")
+    ledger = TwinLedger(ChainClient(rpc_url), registry)
+    receipt, on_chain = verify_receipt_on_chain(ledger, credential)
+    grant = receipt.grant
+    words = scope_words(grant.scopes)
+    report = {
+        "verified": True, "twinId": grant.twin_id, "did": grant.grantee_did, "purpose": grant.purpose,
+        "scopes": words, "expiry": grant.expires_at, "txHash": on_chain.tx_hash,
+        "blockNumber": on_chain.block_number, "issuer": receipt.issuer, "owner": on_chain.owner,
+        "chainId": grant.chain_id, "registry": grant.registry,
+    }  # fmt: skip
+    if json_out:
+        print_json(report)
+        return
+    console.print(
+        f"[green]verified[/]: {receipt.issuer} (owner {on_chain.owner}) attests that twin {grant.twin_id} grants "
+        f"{','.join(words)} to {grant.grantee_did} for {grant.purpose} until "
+        f"{_when(int(grant.expires_at or 0))}, by transaction {on_chain.tx_hash} in block {on_chain.block_number}; "
+        "in force now",
+        highlight=False,
+    )

@@ -24,6 +24,9 @@ def verify(
         None, "--ledger", envvar="TWINLEDGER_LEDGER_ADDRESS", help="TwinLedger address (with --car: default the CAR's)"
     ),
     allow_pending: bool = typer.Option(False, "--allow-pending", help="accept records not anchored yet"),
+    allow_withheld: bool = typer.Option(
+        False, "--allow-withheld", help="accept an AUDIT-only CAR: manifests checked by digest and anchor, unread"
+    ),
     purpose: str | None = typer.Option(None, "--purpose", help="your AUDIT grant's purpose (not needed as owner)"),
     *,
     session: Session,
@@ -55,13 +58,16 @@ def verify(
         if save_car:
             save_car.write_bytes(data)
     echo = None if json_out else (lambda line: console.print(f"[green]✓[/] {line}", highlight=False))
-    report = verify_twin(ledger, twin_id, io.BytesIO(data), allow_pending=allow_pending, on_check=echo)
+    report = verify_twin(
+        ledger, twin_id, io.BytesIO(data), allow_pending=allow_pending, allow_withheld=allow_withheld, on_check=echo
+    )
     if json_out:
         print_json(report.as_dict())
         return
     console.print(
         f"[bold green]verified[/] twin {twin_id}: {report.snapshots} snapshots, {report.receipts} access "
         f"receipts, {report.batches} anchored batches"
-        + (f"; {len(report.pending)} not anchored yet" if report.pending else ""),
+        + (f"; {len(report.pending)} not anchored yet" if report.pending else "")
+        + (f"; {len(report.withheld)} manifests withheld (audit view)" if report.withheld else ""),
         highlight=False,
     )

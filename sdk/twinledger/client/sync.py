@@ -35,6 +35,7 @@ from twinledger.client.results import (
 )
 from twinledger.errors import InvalidInput, NotFound
 from twinledger.identity import ConsentGrant, DidSigner, canonical_did, issue_consent_receipt, sign_request
+from twinledger.identity.credentials import owner_key_evidence
 from twinledger.ipfs import parse_cid
 from twinledger.provenance import json_block, recovery_key_binding
 from twinledger.verify import VerifyReport, verify_twin
@@ -47,6 +48,7 @@ from twinledger.verify.checks import (
     record_anchorer,
     run,
 )
+from twinledger.verify.consent import grant_transaction
 from twinledger.wallet import Wallet
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
@@ -548,25 +550,34 @@ class Client:
         return self.ledger.is_authorized(twin_id, canonical_did(did), purpose, scope)
 
     def issue_consent_receipt(self, twin_id: int, did: str, *, purpose: str, tx_hash: str) -> dict[str, Any]:
-        """A W3C verifiable credential, issued by the wallet's did:key, describing the live grant that `tx_hash`
-        recorded for `did` and `purpose` (scopes and expiry read from the chain)."""
-        record = self.ledger.grant_of(twin_id, canonical_did(did), purpose)
-        if not record.exists:
-            raise NotFound(
-                f"twin {twin_id} has no grant for {did} with purpose {purpose}",
-                hint=f"grant it first: `twinledger consent grant {twin_id} {did} --purpose {purpose}`",
+        """A W3C verifiable credential, issued by the wallet's did:key, describing the grant that `tx_hash` made
+        for `did` and `purpose` (scopes, expiry and block from the chain).
+
+        Only the twin's owner issues one, and only for a grant in force: the transaction must hold the registry's
+        `Granted` event of exactly this twin, DID and purpose, not revoked or replaced since, not expired. The
+        credential carries the owner's Ethereum signature naming the issuing did:key."""
+        wallet = self._wallet()
+        owner = self.ledger.owner_of(twin_id)
+        if wallet.account.address != owner:
+            raise NotOwner(
+                f"only the owner of twin {twin_id} ({owner}) issues its consent receipts; this wallet is "
+                f"{wallet.account.address}",
+                hint="run it with the owner's wallet (--name); a grantee shows `twinledger consent check` instead",
             )
+        on_chain = grant_transaction(self.ledger, twin_id, did, purpose, tx_hash)
         grant = ConsentGrant(
             twin_id,
-            did,
+            on_chain.did,
             purpose,
-            int(record.scopes),
-            record.expiry or None,
-            self.node.chain_id,
-            self.node.twin_ledger,
-            tx_hash.lower(),
+            int(on_chain.scopes),
+            on_chain.expiry,
+            self.ledger.client.chain_id,
+            self.ledger.address,
+            on_chain.tx_hash,
+            block_number=on_chain.block_number,
         )
-        return run(issue_consent_receipt(self._wallet().did_key, grant))
+        evidence = owner_key_evidence(wallet.account, wallet.did_key.did, grant.chain_id)
+        return run(issue_consent_receipt(wallet.did_key, grant, evidence=evidence))
 
     # ------------------------------------------------------------------ audit and verification
 
@@ -589,7 +600,7 @@ class Client:
             after = page["next"]
 
     def provenance_car(self, twin_id: int, *, purpose: str | None = None) -> bytes:
-        """The twin's provenance CAR (manifests, batch blocks, receipts) for offline verification."""
+        """The twin's provenance CAR (its manifests, receipts and their Merkle proofs) for offline verification."""
         return self._request(
             "GET",
             f"/v1/twins/{int(twin_id)}/provenance.car",
@@ -604,11 +615,17 @@ class Client:
         car: bytes | None = None,
         purpose: str | None = None,
         allow_pending: bool = False,
+        allow_withheld: bool = False,
         on_check: Callable[[str], None] | None = None,
     ) -> VerifyReport:
-        """Verify the twin's whole provenance against the chain; the node (or `car`) only supplies the blocks."""
+        """Verify the twin's whole provenance against the chain; the node (or `car`) only supplies the blocks.
+
+        `allow_withheld` accepts the CAR an AUDIT-only grantee gets, without the manifests (see `verify_twin`)."""
         data = car if car is not None else self.provenance_car(twin_id, purpose=purpose)
-        return verify_twin(self.ledger, twin_id, io.BytesIO(data), allow_pending=allow_pending, on_check=on_check)
+        return verify_twin(
+            self.ledger, twin_id, io.BytesIO(data), allow_pending=allow_pending, allow_withheld=allow_withheld,
+            on_check=on_check,
+        )  # fmt: skip
 
 
 def _verification(message: str, hint: str | None = None) -> Exception:

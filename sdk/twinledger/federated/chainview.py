@@ -4,13 +4,12 @@ and whether TRAIN consent was in force at a given block."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from eth_utils import event_abi_to_log_topic
+from typing import Literal
 
 from twinledger.chain.client import ChainEvent
 from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import FederatedLedger, TaskRecord, TwinLedger
+from twinledger.chain.logs import LogScanner, event_filter
 from twinledger.chain.types import Scope
 from twinledger.errors import NotFound
 from twinledger.identity.did import did_hash
@@ -41,19 +40,13 @@ class Checkpoint:
     tx_hash: str
 
 
-def _topic(value: int) -> str:
-    return "0x" + value.to_bytes(32, "big").hex()
-
-
 def events(
-    federated: FederatedLedger, name: str, *indexed: int, from_block: int = 0, to_block: Block = "latest"
+    federated: FederatedLedger, name: str, *indexed: int, from_block: int, to_block: Block = "latest"
 ) -> list[ChainEvent]:
-    """Decoded `name` events of the FederatedLedger whose leading indexed arguments equal `indexed`."""
-    abi = federated.contract.events[name].abi
-    topics: list[Any] = ["0x" + event_abi_to_log_topic(abi).hex(), *(_topic(v) for v in indexed)]
-    logs = federated.client.w3.eth.get_logs(
-        {"address": federated.contract.address, "topics": topics, "fromBlock": from_block, "toBlock": to_block}
-    )
+    """Decoded `name` events of the FederatedLedger whose leading indexed arguments equal `indexed`, from
+    `from_block` (a task's creation block: never earlier than the deployment), read in pages a provider accepts."""
+    query = event_filter(federated.contract, name, *indexed)
+    logs = LogScanner(federated.client.w3).logs(query, from_block, to_block)
     decoded = federated.events.decode_all(logs)
     return sorted(decoded, key=lambda ev: (ev.block_number, ev.log_index))
 
@@ -68,15 +61,8 @@ def task(federated: FederatedLedger, task_id: int) -> TaskRecord:
         raise
 
 
-def task_created(federated: FederatedLedger, task_id: int) -> ChainEvent:
-    found = events(federated, "TaskCreated", task_id)
-    if not found:
-        raise NotFound(f"there is no federated task {task_id}", hint="check the task id and the chain")
-    return found[0]
-
-
 def commits(
-    federated: FederatedLedger, task_id: int, round_: int, *, from_block: int = 0, to_block: Block = "latest"
+    federated: FederatedLedger, task_id: int, round_: int, *, from_block: int, to_block: Block = "latest"
 ) -> dict[int, Commit]:
     """The effective commit of each twin in a round: a later commit of a twin supersedes an earlier one."""
     effective: dict[int, Commit] = {}
@@ -93,7 +79,7 @@ def commits(
     return dict(sorted(effective.items()))
 
 
-def checkpoint(federated: FederatedLedger, task_id: int, round_: int, *, from_block: int = 0) -> Checkpoint | None:
+def checkpoint(federated: FederatedLedger, task_id: int, round_: int, *, from_block: int) -> Checkpoint | None:
     found = events(federated, "RoundCheckpointed", task_id, round_, from_block=from_block)
     if not found:
         return None

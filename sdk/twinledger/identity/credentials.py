@@ -1,9 +1,12 @@
 """Consent receipts: W3C Verifiable Credentials, issued and verified with didkit, for grants on chain.
 
 The owner's did:key issues a ``ConsentReceipt`` credential whose subject is the grantee DID and whose claims
-name the grant (twin, purpose, scopes, expiry) and where it lives (chain id, ConsentRegistry address,
-transaction hash). A receipt is only evidence that the grant was made; :func:`verify_consent_receipt` also
-asks a :class:`GrantLookup` (the chain bindings, or the node's index) whether the grant still stands.
+name the grant (twin, purpose, scopes as words, expiry) and where it lives (chain id, ConsentRegistry address,
+the transaction and block of its ``Granted`` event). Its ``evidence`` is the owner's Ethereum signature naming
+that did:key as the issuer of their receipts, so a verifier can tell the issuer is the twin's owner. A receipt is
+only evidence that the grant was made; :func:`verify_consent_receipt` also asks a :class:`GrantLookup` (the chain
+bindings, or the node's index) whether the grant still stands, and `twinledger.verify.consent` checks the rest
+against the chain.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import didkit
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from twinledger.chain.types import purpose_code
+from twinledger.chain.types import Scope, purpose_code
 from twinledger.errors import InvalidInput
 from twinledger.identity.did import canonical_did, did_hash, split_did_url
 from twinledger.identity.errors import CredentialExpired, GrantNotStanding, InvalidCredential
@@ -33,6 +39,7 @@ _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last instant xsd:date
 
 
 ALL_SCOPES: Final = 0x1F
+OWNER_KEY_EVIDENCE: Final = "TwinOwnerKey"
 
 
 class GrantLookup(Protocol):
@@ -53,6 +60,7 @@ class ConsentGrant:
     chain_id: int
     registry: str
     tx_hash: str
+    block_number: int | None = None  # the block of the grant's transaction
 
     def __post_init__(self) -> None:
         if self.twin_id < 0 or self.chain_id <= 0:
@@ -65,6 +73,8 @@ class ConsentGrant:
             raise InvalidInput("registry must be the ConsentRegistry's address")
         if not _TX_HASH.fullmatch(self.tx_hash):
             raise InvalidInput("tx_hash must be 0x and 64 lower-case hex digits")
+        if self.block_number is not None and self.block_number < 0:
+            raise InvalidInput(f"block number {self.block_number} is negative")
         purpose_code(self.purpose)
         object.__setattr__(self, "grantee_did", canonical_did(self.grantee_did))
         object.__setattr__(self, "registry", to_checksum_address(self.registry))
@@ -92,18 +102,63 @@ def _from_iso(text: Any) -> int:
         raise InvalidCredential(f"{text!r} is not an ISO 8601 date") from exc
 
 
-async def issue_consent_receipt(owner: DidKey, grant: ConsentGrant, *, issued_at: int | None = None) -> dict[str, Any]:
-    """Issue the receipt for ``grant`` as ``owner`` (an Ed25519 did:key); return the signed credential."""
-    subject = {
+def scope_words(scopes: int) -> list[str]:
+    """A scope mask as the words a receipt carries: READ, WRITE, TRAIN, INHERIT, AUDIT."""
+    return [str(s.name) for s in Scope if s & scopes]
+
+
+def owner_key_message(owner: str, did: str, chain_id: int) -> str:
+    """What a twin owner signs (EIP-191) to name the did:key that issues their consent receipts."""
+    return f"twinledger: my consent receipts on chain {chain_id} are issued by {did} (owner {owner})"
+
+
+def owner_key_evidence(account: LocalAccount, did: str, chain_id: int) -> dict[str, Any]:
+    """The receipt's evidence that `did` speaks for the Ethereum account `account` (a twin's owner)."""
+    message = owner_key_message(account.address, canonical_did(did), chain_id)
+    signature = Account.sign_message(encode_defunct(text=message), account.key).signature
+    return {"type": [OWNER_KEY_EVIDENCE], "owner": str(account.address), "signature": "0x" + bytes(signature).hex()}
+
+
+def evidenced_owner(credential: dict[str, Any]) -> str:
+    """The Ethereum address whose signature in the receipt's evidence names the receipt's issuer."""
+    listed = credential.get("evidence") or []
+    evidence = [e for e in listed if isinstance(e, dict) and e.get("type") == [OWNER_KEY_EVIDENCE]]
+    subject = credential.get("credentialSubject") or {}
+    if len(evidence) != 1 or not is_address(evidence[0].get("owner")) or not isinstance(subject, dict):
+        raise InvalidCredential(
+            "the receipt carries no owner's signature naming its issuer, so nothing shows it is the twin's owner's",
+            hint="ask the twin's owner to issue it with `twinledger consent receipt`",
+        )
+    owner = to_checksum_address(evidence[0]["owner"])
+    message = owner_key_message(owner, str(credential.get("issuer")), int(subject.get("chainId", 0)))
+    try:
+        signer = Account.recover_message(encode_defunct(text=message), signature=evidence[0].get("signature"))
+    except Exception as exc:  # any malformed signature
+        raise InvalidCredential(f"the receipt's owner signature is malformed: {exc.__class__.__name__}") from None
+    if signer != owner:
+        raise InvalidCredential(f"the receipt's owner signature is by {signer}, not by the owner it names ({owner})")
+    return owner
+
+
+async def issue_consent_receipt(
+    owner: DidKey, grant: ConsentGrant, *, evidence: dict[str, Any] | None = None, issued_at: int | None = None
+) -> dict[str, Any]:
+    """Issue the receipt for ``grant`` as ``owner`` (an Ed25519 did:key); return the signed credential.
+
+    ``evidence`` is :func:`owner_key_evidence` of the owner's account and this did:key; without it nothing in the
+    receipt ties the issuer to the twin's owner, and `twinledger consent receipt verify` refuses it."""
+    subject: dict[str, Any] = {
         "id": grant.grantee_did,
         "twinId": str(grant.twin_id),  # a string: uint256 ids exceed what JSON numbers carry exactly
         "purpose": grant.purpose,
         "purposeCode": "0x" + purpose_code(grant.purpose).hex(),
-        "scopes": grant.scopes,
+        "scopes": scope_words(grant.scopes),
         "chainId": grant.chain_id,
         "registry": grant.registry,
         "txHash": grant.tx_hash,
     }
+    if grant.block_number is not None:
+        subject["blockNumber"] = grant.block_number
     credential: dict[str, Any] = {
         "@context": CONTEXT,
         "type": ["VerifiableCredential", CREDENTIAL_TYPE],
@@ -113,36 +168,52 @@ async def issue_consent_receipt(owner: DidKey, grant: ConsentGrant, *, issued_at
     }
     if grant.expires_at is not None:
         credential["expirationDate"] = _iso(grant.expires_at)
+    if evidence is not None:
+        credential["evidence"] = [evidence]
     options = {"proofPurpose": "assertionMethod", "verificationMethod": owner.did_url}
     try:
         signed = await didkit.issue_credential(json.dumps(credential), json.dumps(options), owner.to_jwk())
-    except DIDKIT_ERROR as exc:
+    except (DIDKIT_ERROR, ValueError) as exc:  # didkit raises ValueError for JSON it cannot map
         raise InvalidCredential(f"didkit could not issue the receipt: {exc}") from exc
     result: dict[str, Any] = json.loads(signed)
     return result
 
 
+def _scopes(words: Any) -> int:
+    if (
+        not isinstance(words, list)
+        or not words
+        or not all(isinstance(w, str) and w in Scope.__members__ for w in words)
+    ):
+        raise ValueError(f"scopes are words among {', '.join(Scope.__members__)}, not {words!r}")
+    return int(Scope.parse(",".join(words)))
+
+
 def _grant_from_subject(subject: Any) -> ConsentGrant:
     expected = {"id", "twinId", "purpose", "purposeCode", "scopes", "chainId", "registry", "txHash"}
-    if not isinstance(subject, dict) or set(subject) != expected:
-        raise InvalidCredential(f"a consent receipt's subject has exactly {', '.join(sorted(expected))}")
+    if not isinstance(subject, dict) or set(subject) - {"blockNumber"} != expected:
+        raise InvalidCredential(
+            f"a consent receipt's subject has exactly {', '.join(sorted(expected))} (and optionally blockNumber)"
+        )
     try:
         twin_id = int(subject["twinId"])
+        block = subject.get("blockNumber")
         if (
             str(twin_id) != subject["twinId"]
-            or type(subject["scopes"]) is not int
             or type(subject["chainId"]) is not int
+            or (block is not None and type(block) is not int)
         ):
             raise ValueError("wrong types")
         grant = ConsentGrant(
             twin_id=twin_id,
             grantee_did=subject["id"],
             purpose=subject["purpose"],
-            scopes=subject["scopes"],
+            scopes=_scopes(subject["scopes"]),
             expires_at=None,
             chain_id=subject["chainId"],
             registry=subject["registry"],
             tx_hash=subject["txHash"],
+            block_number=block,
         )
     except (ValueError, TypeError, InvalidInput) as exc:
         raise InvalidCredential(f"the receipt's subject is malformed: {exc}") from exc
@@ -175,7 +246,7 @@ async def verify_consent_receipt(
         report = json.loads(
             await didkit.verify_credential(json.dumps(vc), json.dumps({"proofPurpose": "assertionMethod"}))
         )
-    except DIDKIT_ERROR as exc:
+    except (DIDKIT_ERROR, ValueError) as exc:  # didkit raises ValueError for JSON it cannot map
         raise InvalidCredential(f"didkit could not verify the receipt: {exc}") from exc
     grant = _grant_from_subject(vc.get("credentialSubject"))
     now = int(time.time()) if now is None else now
@@ -192,7 +263,7 @@ async def verify_consent_receipt(
         )
     if not grants.is_authorized(grant.twin_id, did_hash(grant.grantee_did), purpose_code(grant.purpose), grant.scopes):
         raise GrantNotStanding(
-            f"twin {grant.twin_id} no longer grants scopes 0x{grant.scopes:02x} for {grant.purpose}"
+            f"twin {grant.twin_id} no longer grants {','.join(scope_words(grant.scopes))} for {grant.purpose}"
             f" to {grant.grantee_did}",
             hint="the grant was revoked, narrowed or has expired on chain",
         )

@@ -2,6 +2,7 @@
 snapshot manifests, access receipts, and the Merkle leaves that anchor them on chain."""
 
 from twinledger.provenance.records import (
+    RECEIPT_GENESIS,
     RECEIPT_LEAF_TYPES,
     SNAPSHOT_LEAF_TYPES,
     JsonBlock,
@@ -15,6 +16,7 @@ from twinledger.provenance.records import (
 )
 
 __all__ = [
+    "RECEIPT_GENESIS",
     "RECEIPT_LEAF_TYPES",
     "SNAPSHOT_LEAF_TYPES",
     "JsonBlock",

@@ -25,6 +25,9 @@ RAW = 0x55
 # StandardMerkleTree leaf encodings of what batches anchor.
 SNAPSHOT_LEAF_TYPES = ("uint256", "uint256", "bytes32")  # twin id, sequence number, manifest digest
 RECEIPT_LEAF_TYPES = ("uint256", "bytes32")  # twin id, receipt digest
+# What a twin's first access receipt names as `previous`; each later one names the digest of the twin's receipt
+# before it.
+RECEIPT_GENESIS = "0x" + "00" * 32
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,25 @@ Example::
     from twinledger.verify import verify_twin
     with open("twin-7.car", "rb") as car:
         report = verify_twin(ledger, 7, car)   # raises VerificationFailed at the first mismatch
-    print(report.snapshots, report.receipts, report.batches)
+    print(report.snapshots, report.receipts, report.batches, report.withheld)
 """
 
-from twinledger.verify.bundle import PROVENANCE_TYPE, ProvenanceIndex, index_block, read_bundle, write_bundle
+from twinledger.verify.bundle import (
+    PROVENANCE_TYPE,
+    Anchor,
+    Entry,
+    ProvenanceIndex,
+    index_block,
+    read_bundle,
+    write_bundle,
+)
 from twinledger.verify.checks import VerificationFailed
 from twinledger.verify.offline import VerifyReport, verify_twin
 
 __all__ = [
     "PROVENANCE_TYPE",
+    "Anchor",
+    "Entry",
     "ProvenanceIndex",
     "VerificationFailed",
     "VerifyReport",

@@ -142,13 +142,18 @@ def check_anchor(
     what: str,
     *,
     anchorer: str,
+    seen: dict[tuple[str, bytes], AnchorCheck] | None = None,
 ) -> AnchorCheck:
     """The leaf with its Merkle proof reaches `root`, and `anchorer` (the account the signed record names) has
-    `root` anchored on chain as a batch of `kind`. Anchors of the same root by anyone else do not count."""
+    `root` anchored on chain as a batch of `kind`. Anchors of the same root by anyone else do not count.
+
+    `seen` keeps the (anchorer, root) pairs already found on chain, so that many leaves of one batch cost one call."""
     types = SNAPSHOT_LEAF_TYPES if kind is BatchKind.SNAPSHOTS else RECEIPT_LEAF_TYPES
     root_bytes = bytes.fromhex(root.removeprefix("0x"))
     if not verify(root_bytes, leaf_hash(types, list(leaf)), [bytes.fromhex(p.removeprefix("0x")) for p in proof]):
         raise _fail(f"{what}: its Merkle proof does not lead to batch root {root}")
+    if seen is not None and (anchorer, root_bytes) in seen:
+        return seen[anchorer, root_bytes]
     at, on_chain_kind, _count = ledger.batch_of(anchorer, root_bytes)
     if at == 0:
         raise _fail(f"{what}: batch root {root} is not anchored by {anchorer} on chain {ledger.client.chain_id}")
@@ -156,7 +161,10 @@ def check_anchor(
         raise _fail(
             f"{what}: {anchorer} anchored batch root {root} as {on_chain_kind.name.lower()}, not {kind.name.lower()}"
         )
-    return AnchorCheck(root, anchorer, at)
+    found = AnchorCheck(root, anchorer, at)
+    if seen is not None:
+        seen[anchorer, root_bytes] = found
+    return found
 
 
 async def check_reader_request(receipt: dict[str, Any], what: str) -> str:

@@ -6,18 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import dag_cbor
 from multiformats import CID
 
 from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.types import BatchKind
 from twinledger.errors import TwinledgerError
 from twinledger.ipfs import parse_cid
-from twinledger.merkle import StandardMerkleTree
-from twinledger.provenance import RECEIPT_LEAF_TYPES, SNAPSHOT_LEAF_TYPES, read_json_block, receipt_digest
-from twinledger.verify.bundle import Blocks, read_bundle
+from twinledger.provenance import RECEIPT_GENESIS, read_json_block, receipt_digest, receipt_leaf, snapshot_leaf
+from twinledger.verify.bundle import Entry, read_bundle
 from twinledger.verify.checks import (
     RECEIPT_TYPE,
+    AnchorCheck,
     VerificationFailed,
     _fail,
     check_anchor,
@@ -27,8 +26,9 @@ from twinledger.verify.checks import (
     read_manifest,
     record_anchorer,
     run,
-    sha256,
 )
+
+RAW, SHA2_256 = "raw", "sha2-256"
 
 
 @dataclass
@@ -40,6 +40,7 @@ class VerifyReport:
     receipts: int = 0
     batches: int = 0
     pending: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)  # manifests left out of an AUDIT-only view (CID only)
     lines: list[str] = field(default_factory=list)
     node_dids: set[str] = field(default_factory=set)
 
@@ -51,24 +52,10 @@ class VerifyReport:
             "receipts": self.receipts,
             "batches": self.batches,
             "pending": self.pending,
+            "withheld": self.withheld,
             "nodeDids": sorted(self.node_dids),
             "checks": self.lines,
         }
-
-
-@dataclass(frozen=True)
-class _Batch:
-    cid: CID
-    kind: BatchKind
-    anchorer: str
-    tree: StandardMerkleTree
-    records: list[bytes]
-
-    def position(self, leaf: tuple[Any, ...]) -> int | None:
-        try:
-            return self.tree.values.index(leaf)
-        except ValueError:
-            return None
 
 
 def _cid_or_none(text: Any) -> CID | None:
@@ -81,69 +68,39 @@ def _cid_or_none(text: Any) -> CID | None:
         return None
 
 
-def _leaf_value(kind: str, raw: Any) -> Any:
-    return int(raw) if kind == "uint256" else bytes.fromhex(str(raw).removeprefix("0x"))
+def _record_digest(entry: Entry, what: str) -> bytes:
+    """The sha256 inside a record's CID (v1, raw, sha2-256): the digest its Merkle leaf anchors."""
+    cid = entry.cid
+    if cid.version != 1 or cid.codec.name != RAW or cid.hashfun.name != SHA2_256:
+        raise _fail(f"{what}: {cid} is not a CIDv1 of a raw block hashed with sha2-256")
+    return bytes(cid.raw_digest)
 
 
-def _load_batch(ledger: TwinLedger, cid: CID, blocks: Blocks) -> _Batch:
-    """Decode a batch block, rebuild its tree from the leaf values, and check the chain anchored that root with
-    this block as its leaf list."""
-    what = f"batch {cid}"
-    try:
-        document: Any = dag_cbor.decode(blocks.get(cid))
-        dump = document["tree"]
-        kind = {"snapshots": BatchKind.SNAPSHOTS, "access_receipts": BatchKind.ACCESS_RECEIPTS}[document["kind"]]
-        types = list(dump["leafEncoding"])
-        values = [
-            tuple(_leaf_value(t, v) for t, v in zip(types, entry["value"], strict=True))
-            for entry in sorted(dump["values"], key=lambda e: -int(e["treeIndex"]))
-        ]
-        records = [bytes(c) for c in document["records"]]
-        anchorer = record_anchorer(document, what)
-    except TwinledgerError:
-        raise
-    except Exception as error:  # any shape error in a block we did not write ourselves
-        raise _fail(f"{what} is not a twinledger batch block: {error.__class__.__name__}") from None
-    expected_types = SNAPSHOT_LEAF_TYPES if kind is BatchKind.SNAPSHOTS else RECEIPT_LEAF_TYPES
-    if tuple(types) != expected_types:
-        raise _fail(f"{what}: leaf encoding {types} is not {list(expected_types)}")
-    tree = StandardMerkleTree.of(values, types)
-    if ["0x" + n.hex() for n in tree.tree] != list(dump["tree"]):
-        raise _fail(f"{what}: its Merkle tree does not match its leaves (root {dump['tree'][0]})")
-    root = "0x" + tree.root.hex()
-    at, on_chain_kind, count = ledger.batch_of(anchorer, tree.root)
-    if at == 0:
-        raise _fail(f"{what}: its root {root} is not anchored by {anchorer} on chain {ledger.client.chain_id}")
-    if on_chain_kind is not kind or count != len(values):
-        raise _fail(
-            f"{what}: {anchorer} anchored root {root} as {count} {on_chain_kind.name.lower()} leaves, the "
-            f"block holds {len(values)} {kind.name.lower()}"
-        )
-    logs = ledger.contract.events.BatchAnchored().get_logs(
-        from_block=0, argument_filters={"root": tree.root, "anchorer": anchorer}
-    )
-    if not logs or bytes(_cid_or_none(logs[-1]["args"]["leavesCid"]) or b"") != bytes(cid):
-        raise _fail(
-            f"{what}: {anchorer} anchored root {root} with another leaf list "
-            f"({logs[-1]['args']['leavesCid'] if logs else 'none'})"
-        )
-    return _Batch(cid, kind, anchorer, tree, records)
-
-
-def _anchoring_batch(
-    batches: list[_Batch], kind: BatchKind, leaf: tuple[Any, ...], what: str, allow_pending: bool, anchorer: str
-) -> tuple[_Batch, int] | None:
-    """The batch of `kind` anchored by `anchorer` (the account the node-signed record names) holding `leaf`, and
-    its position; None (only when pending is allowed) if none."""
-    for batch in batches:
-        if batch.kind is kind and batch.anchorer == anchorer and (position := batch.position(leaf)) is not None:
-            return batch, position
-    if not allow_pending:
-        raise _fail(
-            f"{what} is not a leaf of any batch anchored on chain",
-            hint="the node anchors in batches: retry in a minute, or pass --allow-pending",
-        )
-    return None
+def _anchored(
+    ledger: TwinLedger,
+    kind: BatchKind,
+    leaf: tuple[Any, ...],
+    entry: Entry,
+    what: str,
+    seen: dict[tuple[str, bytes], AnchorCheck],
+    allow_pending: bool,
+    anchorer: str | None,
+) -> AnchorCheck | None:
+    """The entry's leaf and Merkle proof against its batch root as anchored on chain by `anchorer` (the account the
+    node-signed record names); None for a pending one, when allowed."""
+    if entry.anchor is None:
+        if not allow_pending:
+            raise _fail(
+                f"{what} is not anchored on chain yet",
+                hint="the node anchors in batches: retry in a minute, or pass --allow-pending",
+            )
+        return None
+    if anchorer is None:  # a withheld manifest: the index names the anchorer, checked against the signed records
+        anchorer = entry.anchor.anchorer
+        if anchorer is None:
+            raise _fail(f"{what}: the CAR index names no anchoring account for this withheld manifest")
+    proof = ["0x" + p.hex() for p in entry.anchor.proof]
+    return check_anchor(ledger, kind, leaf, "0x" + entry.anchor.root.hex(), proof, what, anchorer=anchorer, seen=seen)
 
 
 def verify_twin(
@@ -152,15 +109,21 @@ def verify_twin(
     car: BinaryIO,
     *,
     allow_pending: bool = False,
+    allow_withheld: bool = False,
     on_check: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Check twin `twin_id`'s provenance CAR against the chain; raise VerificationFailed at the first mismatch.
 
-    Checked: every block's hash; the manifest chain (sequence numbers 1..n, `previous` hash links, twin, chain and
-    registry); the node's signature and the producer's own request signature on every manifest; that each batch
-    block's Merkle tree rebuilds from its leaves and that the chain anchored exactly that root with that leaf list;
-    that every manifest and receipt is a leaf of such a batch; every receipt's node signature and the reader's
-    signed request; and that the twin's on-chain head anchor, if any, is in the chain of manifests.
+    Checked: every block's hash; the snapshots numbered 1..n; for each manifest in the CAR its twin, chain and
+    registry, its `previous` hash link, the node's signature and the producer's own request signature; that every
+    snapshot's leaf (twin, seq, manifest digest) and every receipt's leaf reach, by their Merkle proofs, a batch
+    root anchored on chain as a batch of that kind; every receipt's node signature, the reader's signed request,
+    the snapshot it names, and its `previous` link to the twin's receipt before it; and that the twin's on-chain
+    head anchor, if any, is within the snapshots.
+
+    A CAR made for an AUDIT-only grantee has no manifest blocks (they name the plaintext's sha256 and size): with
+    `allow_withheld`, such a snapshot is checked by its manifest's CID, leaf and proof alone, and listed in
+    `report.withheld`; without it, a withheld manifest fails verification.
 
     >>> with open("twin-7.car", "rb") as car:  # doctest: +SKIP
     ...     report = verify_twin(ledger, 7, car)
@@ -184,58 +147,55 @@ def verify_twin(
     ok(f"CAR: {len(blocks.data)} blocks, each matches its CID")
     record = ledger.twin(twin_id)
     ok(f"twin {twin_id} exists on chain {chain_id} (owner {record.owner})")
-
-    batches = [_load_batch(ledger, cid, blocks) for cid in index.batches]
-    for batch in batches:
-        ok(
-            f"batch {batch.cid}: {len(batch.tree.values)} {batch.kind.name.lower()} leaves, root "
-            f"0x{batch.tree.root.hex()[:16]}… anchored on chain by {batch.anchorer}"
-        )
-    report.batches = len(batches)
+    seen: dict[tuple[str, bytes], AnchorCheck] = {}
+    signed_anchorers: set[str] = set()  # the accounts node-signed records name as their anchorer
+    withheld_anchorers: dict[str, str] = {}  # what -> the anchorer only the index names
 
     previous: CID | None = None
-    manifests: dict[bytes, dict[str, Any]] = {}
-    for position, cid in enumerate(index.manifests, start=1):
-        what = f"snapshot #{position} ({cid})"
-        data = blocks.get(cid)
-        manifest = read_manifest(cid, data, twin_id=twin_id, chain_id=chain_id, registry=registry)
-        if manifest["seq"] != position:
-            raise _fail(f"{what}: the manifest says seq {manifest['seq']}; the chain of manifests has a gap")
-        if (_cid_or_none(manifest["previous"]) or None) != previous:
-            raise _fail(f"{what}: hash link broken: previous is {manifest['previous']}, expected {previous}")
-        report.node_dids.add(run(check_node_signature(manifest, what)))
-        producer = run(check_producer(manifest, what))
-        leaf = (twin_id, position, sha256(data))
-        anchorer = record_anchorer(manifest, what)
-        found = _anchoring_batch(batches, BatchKind.SNAPSHOTS, leaf, what, allow_pending, anchorer)
-        if found is None:
-            report.pending.append(str(cid))
-            ok(f"snapshot #{position}: signed by producer {producer}, hash-linked; NOT YET ANCHORED")
+    snapshots: dict[bytes, int] = {}  # manifest CID -> seq
+    for seq, entry in enumerate(index.snapshots, start=1):
+        cid = entry.cid
+        what = f"snapshot #{seq} ({cid})"
+        if blocks.has(cid):
+            manifest = read_manifest(cid, blocks.get(cid), twin_id=twin_id, chain_id=chain_id, registry=registry)
+            if manifest["seq"] != seq:
+                raise _fail(f"{what}: the manifest says seq {manifest['seq']}; the chain of manifests has a gap")
+            if (_cid_or_none(manifest["previous"]) or None) != previous:
+                raise _fail(f"{what}: hash link broken: previous is {manifest['previous']}, expected {previous}")
+            report.node_dids.add(run(check_node_signature(manifest, what)))
+            checked = f"signed by producer {run(check_producer(manifest, what))}, hash-linked"
+            anchorer: str | None = record_anchorer(manifest, what)
+            signed_anchorers.add(str(anchorer))
+        elif allow_withheld:
+            report.withheld.append(str(cid))
+            checked = "manifest withheld (audit view)"
+            anchorer = None
+            if entry.anchor is not None and entry.anchor.anchorer is not None:
+                withheld_anchorers[what] = entry.anchor.anchorer
         else:
-            batch, i = found
-            if bytes(cid) not in batch.records:
-                raise _fail(f"{what}: batch {batch.cid} anchors its digest but does not link the manifest")
-            proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
-            check_anchor(
-                ledger, BatchKind.SNAPSHOTS, leaf, "0x" + batch.tree.root.hex(), proof, what, anchorer=anchorer
+            raise _fail(
+                f"{what}: the CAR withholds this manifest (an AUDIT-only view)",
+                hint="as the owner or a READ grantee, fetch the CAR with your own key; as an auditor, pass "
+                "--allow-withheld to check the manifests' digests and anchors only",
             )
-            ok(
-                f"snapshot #{position}: signed by producer {producer}, hash-linked, Merkle proof to anchored root "
-                f"0x{batch.tree.root.hex()[:16]}…"
-            )
-        manifests[bytes(cid)] = manifest
+        leaf = snapshot_leaf(twin_id, seq, _record_digest(entry, what))
+        anchor = _anchored(ledger, BatchKind.SNAPSHOTS, leaf, entry, what, seen, allow_pending, anchorer)
+        if anchor is None:
+            report.pending.append(str(cid))
+            ok(f"snapshot #{seq}: {checked}; NOT YET ANCHORED")
+        else:
+            ok(f"snapshot #{seq}: {checked}, Merkle proof to anchored root {anchor.root[:18]}…")
+        snapshots[bytes(cid)] = seq
         previous = cid
-    report.snapshots = len(index.manifests)
-    for batch in batches:  # a batch may not anchor snapshots of this twin that the CAR leaves out
-        for value in batch.tree.values:
-            if batch.kind is BatchKind.SNAPSHOTS and value[0] == twin_id and value[1] > len(index.manifests):
-                raise _fail(f"batch {batch.cid} anchors snapshot #{value[1]} of twin {twin_id}, which the CAR omits")
+    report.snapshots = len(index.snapshots)
     if record.head_seq:
-        if record.head_seq > len(index.manifests):
-            raise _fail(f"the chain's head anchor is snapshot #{record.head_seq}, the CAR has {len(index.manifests)}")
+        if record.head_seq > len(index.snapshots):
+            raise _fail(f"the chain's head anchor is snapshot #{record.head_seq}, the CAR has {len(index.snapshots)}")
         ok(f"on-chain head anchor #{record.head_seq} is within the chain of manifests")
 
-    for cid in index.receipts:
+    previous_receipt = RECEIPT_GENESIS
+    for entry in index.receipts:
+        cid = entry.cid
         what = f"receipt {cid}"
         try:
             receipt = read_json_block(cid, blocks.get(cid))
@@ -243,37 +203,49 @@ def verify_twin(
             raise _fail(f"{what}: {error.message}") from None
         if receipt.get("type") != RECEIPT_TYPE or receipt.get("twinId") != twin_id:
             raise _fail(f"{what} is not an access receipt of twin {twin_id}")
-        named = manifests.get(bytes(_cid_or_none(receipt.get("manifestCid")) or b""))
-        if named is None or named["seq"] != receipt.get("seq"):
+        if snapshots.get(bytes(_cid_or_none(receipt.get("manifestCid")) or b"")) != receipt.get("seq"):
             raise _fail(
                 f"{what}: names snapshot #{receipt.get('seq')} ({receipt.get('manifestCid')}), which is not "
                 f"in the chain of manifests"
             )
+        if receipt.get("previous") != previous_receipt:
+            raise _fail(
+                f"{what}: hash link broken: previous is {receipt.get('previous')}, expected {previous_receipt} "
+                "(the twin's receipt before it)"
+            )
         report.node_dids.add(run(check_node_signature(receipt, what)))
         reader = run(check_reader_request(receipt, what))
-        receipt_leaf = (twin_id, receipt_digest(receipt))
-        anchorer = record_anchorer(receipt, what)
-        found = _anchoring_batch(batches, BatchKind.ACCESS_RECEIPTS, receipt_leaf, what, allow_pending, anchorer)
-        if found is None:
-            report.pending.append(str(cid))
-            ok(f"read of snapshot #{receipt['seq']} by {reader}: signed; NOT YET ANCHORED")
-            continue
-        batch, i = found
-        proof = ["0x" + p.hex() for p in batch.tree.proof(i)]
-        check_anchor(
+        receipt_anchorer = record_anchorer(receipt, what)
+        signed_anchorers.add(receipt_anchorer)
+        digest = receipt_digest(receipt)
+        previous_receipt = "0x" + digest.hex()
+        anchor = _anchored(
             ledger,
             BatchKind.ACCESS_RECEIPTS,
-            receipt_leaf,
-            "0x" + batch.tree.root.hex(),
-            proof,
+            receipt_leaf(twin_id, digest),
+            entry,
             what,
-            anchorer=anchorer,
+            seen,
+            allow_pending,
+            receipt_anchorer,
         )
+        if anchor is None:
+            report.pending.append(str(cid))
+            ok(f"read of snapshot #{receipt['seq']} by {reader}: signed, hash-linked; NOT YET ANCHORED")
+            continue
         ok(
             f"read of snapshot #{receipt['seq']} by {reader} for purpose {receipt['purpose'][:10]}…: receipt signed, "
-            f"reader's request signed, Merkle proof to anchored root 0x{batch.tree.root.hex()[:16]}…"
+            f"hash-linked, reader's request signed, Merkle proof to anchored root {anchor.root[:18]}…"
         )
     report.receipts = len(index.receipts)
+    for what, anchorer in withheld_anchorers.items():
+        # Only the index names a withheld manifest's anchorer; it must be an account the node named in what it signed.
+        if signed_anchorers and anchorer not in signed_anchorers:
+            raise _fail(
+                f"{what}: the CAR index says {anchorer} anchored it, but the node's signed records name "
+                f"{', '.join(sorted(signed_anchorers))}"
+            )
+    report.batches = len(seen)
     return report
 
 
