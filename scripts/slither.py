@@ -94,7 +94,11 @@ def judge(findings: list[Finding], exclusions: list[Exclusion]) -> tuple[list[Fi
 def run_slither(json_out: Path) -> list[Finding]:
     if not SLITHER.exists():
         sys.exit(f"Slither is not installed at {SLITHER}: run `make install-slither`")
-    with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
+    # The input must lie inside the project: crytic-compile walks up from it to the foundry.toml it also finds from
+    # the working directory, and asserts when the two disagree (an input in /tmp, as on a clean clone before forge
+    # has made build/, crashed it).
+    (ROOT / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
         target = Path(tmp) / "slither-input.json"
         target.write_text(json.dumps(standard_json_input(), indent=1))
         # crytic-compile looks for a framework above the target and, finding foundry.toml, asks `forge config`:

@@ -109,7 +109,7 @@ def test_tampered_anchor_fails(stack: Stack, provenance: tuple[int, bytes]):
     wrong_proof = Anchor(first.anchor.root, [bytes.fromhex("cd" * 32), *first.anchor.proof[1:]])
     misproved = _reindex(car, [Entry(first.cid, wrong_proof), *index.snapshots[1:]], index.receipts)
     with client_for(stack, "owner") as tl:
-        with pytest.raises(VerificationFailed, match=r"snapshot #1 .*is not anchored on chain"):
+        with pytest.raises(VerificationFailed, match=r"snapshot #1 .*is not anchored by 0x\w+ on chain"):
             verify_twin(tl.ledger, twin, io.BytesIO(forged))
         with pytest.raises(VerificationFailed, match=r"snapshot #1 .*Merkle proof does not lead to batch root"):
             verify_twin(tl.ledger, twin, io.BytesIO(misproved))

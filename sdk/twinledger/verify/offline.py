@@ -184,7 +184,10 @@ def verify_twin(
             report.pending.append(str(cid))
             ok(f"snapshot #{seq}: {checked}; NOT YET ANCHORED")
         else:
-            ok(f"snapshot #{seq}: {checked}, Merkle proof to anchored root {anchor.root[:18]}…")
+            ok(
+                f"snapshot #{seq}: {checked}, Merkle proof to root {anchor.root[:18]}… anchored on chain by "
+                f"{anchor.anchorer}"
+            )
         snapshots[bytes(cid)] = seq
         previous = cid
     report.snapshots = len(index.snapshots)
@@ -235,7 +238,8 @@ def verify_twin(
             continue
         ok(
             f"read of snapshot #{receipt['seq']} by {reader} for purpose {receipt['purpose'][:10]}…: receipt signed, "
-            f"hash-linked, reader's request signed, Merkle proof to anchored root {anchor.root[:18]}…"
+            f"hash-linked, reader's request signed, Merkle proof to root {anchor.root[:18]}… anchored on chain by "
+            f"{anchor.anchorer}"
         )
     report.receipts = len(index.receipts)
     for what, anchorer in withheld_anchorers.items():
