@@ -657,22 +657,6 @@ def test_transfer_ends_grants_for_good_also_when_the_twin_comes_back(
     assert not alice.is_authorized(twin, did, "research", "read")
 
 
-def test_operator_grant_is_recorded_under_the_owner(ledger_as: Ledgers, accounts: list[LocalAccount]) -> None:
-    alice, operator = ledger_as(accounts[1]), ledger_as(accounts[4])
-    twin, _ = alice.register("asset")
-    alice.set_approval_for_all(operator.client.address, True)
-    operator.grant(
-        GrantRequest.of(
-            twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read", _now(alice) + DAY
-        )
-    )
-    assert (
-        operator.grant_of(twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research").grantor
-        == alice.client.address
-    )
-    assert operator.is_authorized(twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read")
-
-
 def test_inheritance_stops_after_max_depth_ancestors(ledger_as: Ledgers, accounts: list[LocalAccount]) -> None:
     alice = ledger_as(accounts[1])
     chain = [alice.register("system")[0]]
