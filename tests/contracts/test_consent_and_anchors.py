@@ -65,18 +65,33 @@ def test_grant_validation_reverts(ledger_as, accounts):
     reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "did", purpose, 1, now + DAY)), did="did")
     reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "dix:key:z6Mk", purpose, 1, now + DAY)))
     reverts("InvalidDid", lambda: owner.client.send(fn.grant(twin, "did:x:1", purpose, 1, now + DAY)))  # 7 chars
-    reverts("NotTwinController", lambda: stranger.grant(GrantRequest.of(twin, DID_A, purpose, "read", now + DAY)))
+    reverts("NotTwinOwner", lambda: stranger.grant(GrantRequest.of(twin, DID_A, purpose, "read", now + DAY)))
     reverts("TwinNotFound", lambda: owner.grant(GrantRequest.of(99, DID_A, purpose, "read", now + DAY)))
-    reverts("NotTwinController", lambda: stranger.revoke(twin, DID_A, "research"))
+    reverts("NotTwinOwner", lambda: stranger.revoke(twin, DID_A, "research"))
 
 
-def test_operator_grants_in_the_owners_name(ledger_as, accounts):
-    owner, operator = ledger_as(accounts[1]), ledger_as(accounts[2])
+def test_an_approved_operator_gives_and_withdraws_no_consent(ledger_as, accounts):
+    """Only the owner gives consent: an ERC-721 approval (for all, or for the twin) lets an operator anchor, never
+    grant or revoke in the owner's name."""
+    owner, operator, single = ledger_as(accounts[1]), ledger_as(accounts[2]), ledger_as(accounts[3])
     twin, _ = owner.register("asset")
     owner.set_approval_for_all(accounts[2].address, True)
-    operator.grant(GrantRequest.of(twin, DID_A, "research", "read", _expiry(owner)))
-    assert owner.grant_of(twin, DID_A, "research").grantor == accounts[1].address
+    owner.client.send(owner.contract.functions.approve(accounts[3].address, twin))
+    expiry = _expiry(owner)
+    for sender in (operator, single):
+        who = sender.client.address
+        reverts("NotTwinOwner", lambda s=sender: s.grant(GrantRequest.of(twin, DID_A, "research", "read", expiry)),
+                twinId=twin, caller=who)  # fmt: skip
+        reverts(
+            "NotTwinOwner", lambda s=sender: s.grant_batch([GrantRequest.of(twin, DID_A, "research", "read", expiry)])
+        )
+    assert owner.grant_of(twin, DID_A, "research").grantor == "0x0000000000000000000000000000000000000000"
+    owner.grant(GrantRequest.of(twin, DID_A, "research", "read", expiry))
+    for sender in (operator, single):
+        reverts("NotTwinOwner", lambda s=sender: s.revoke(twin, DID_A, "research"))
+        reverts("NotTwinOwner", lambda s=sender: s.revoke_batch([(twin, DID_A, "research")]))
     assert owner.is_authorized(twin, DID_A, "research", "read")
+    operator.anchor_snapshot(twin, 1, DIGEST)  # what an approval is for
 
 
 def test_transfer_ends_the_previous_owners_consent(ledger_as, accounts):
@@ -86,7 +101,7 @@ def test_transfer_ends_the_previous_owners_consent(ledger_as, accounts):
     seller.transfer(twin, accounts[2].address)
     assert not buyer.is_authorized(twin, DID_A, "research", "read")
     reverts(
-        "NotTwinController",
+        "NotTwinOwner",
         lambda: seller.grant(GrantRequest.of(twin, DID_B, "research", "read", _expiry(seller))),
     )
     buyer.grant(GrantRequest.of(twin, DID_A, "research", "read", _expiry(buyer)))
@@ -122,7 +137,7 @@ def test_batches_grant_and_revoke_in_one_transaction(ledger_as, accounts):
     reverts("EmptyBatch", lambda: owner.grant_batch([]))
     reverts("EmptyBatch", lambda: owner.revoke_batch([]))
     reverts(
-        "NotTwinController",
+        "NotTwinOwner",
         lambda: stranger.grant_batch([GrantRequest.of(a, DID_A, "research", "read", expiry)]),
     )
     reverts("GrantNotFound", lambda: owner.revoke_batch([(a, DID_A, "research")]))

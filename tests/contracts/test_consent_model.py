@@ -103,7 +103,7 @@ class ConsentModel:
     grants: dict[tuple[int, str, str], ModelGrant]
 
     def give(self, twin: int, did: str, purpose: str, scopes: int, expiry: int) -> None:
-        """A grant by the twin's owner (also when an operator sent it), in the twin's current period."""
+        """A grant by the twin's owner (only the owner gives consent), in the twin's current period."""
         self.grants[(twin, did, purpose)] = ModelGrant(self.owner[twin], scopes, expiry, self.period[twin])
 
     def transfer(self, twin: int, to: str) -> None:
@@ -338,14 +338,19 @@ class ConsentMachine(RuleBasedStateMachine):
         twin = self.twins[index]
         expiry = self.expiry_for(twin, did, purpose, lifetime, self.chain_now())
         request = GrantRequest.of(twin, did, purpose, scopes, expiry)
-        result = self.as_sender(twin, via_operator).grant(request)
+        sender = self.as_sender(twin, via_operator)
+        if via_operator:  # approved for all by every owner, and still no consent of its own to give
+            with pytest.raises(ContractRevert) as caught:
+                sender.grant(request)
+            assert caught.value.error == "NotTwinOwner"
+            return
+        result = sender.grant(request)
         assert [e.args for e in result.events if e.name == "Granted"] == [granted_args(request)]
-        # The grantor is the twin's owner even when the operator sent the transaction.
         self.model.give(twin, did, purpose, scopes, request.expiry)
 
-    @rule(specs=st.lists(GRANTS, min_size=1, max_size=4))
-    def grant_batch(self, specs: list[GrantSpec]) -> None:
-        """The operator, approved by every owner, grants on several owners' twins in one grantBatch."""
+    @rule(specs=st.lists(GRANTS, min_size=1, max_size=4), via_operator=st.booleans())
+    def grant_batch(self, specs: list[GrantSpec], via_operator: bool = False) -> None:
+        """Each owner grants on its own twins in one grantBatch; the operator, approved by every owner, may not."""
         now = self.chain_now()
         requests = [
             GrantRequest.of(
@@ -357,11 +362,20 @@ class ConsentMachine(RuleBasedStateMachine):
             )
             for index, did, purpose, scopes, lifetime in specs
         ]
-        result = self.ledgers[self.operator.address].grant_batch(requests)
-        assert [e.args for e in result.events if e.name == "Granted"] == [granted_args(r) for r in requests]
-        for (index, did, purpose, scopes, _), request in zip(specs, requests, strict=True):
-            # later requests for the same key overwrite earlier ones
-            self.model.give(self.twins[index], did, purpose, scopes, request.expiry)
+        if via_operator:
+            with pytest.raises(ContractRevert) as caught:
+                self.ledgers[self.operator.address].grant_batch(requests)
+            assert caught.value.error == "NotTwinOwner"
+            return
+        by_owner: dict[str, list[tuple[GrantSpec, GrantRequest]]] = {}
+        for spec, request in zip(specs, requests, strict=True):
+            by_owner.setdefault(self.model.owner[request.twin_id], []).append((spec, request))
+        for owner, batch in by_owner.items():
+            result = self.ledgers[owner].grant_batch([request for _, request in batch])
+            assert [e.args for e in result.events if e.name == "Granted"] == [granted_args(r) for _, r in batch]
+            for (index, did, purpose, scopes, _), request in batch:
+                # later requests for the same key overwrite earlier ones
+                self.model.give(self.twins[index], did, purpose, scopes, request.expiry)
 
     @rule(
         index=st.integers(0, TWIN_COUNT - 1),
@@ -380,7 +394,11 @@ class ConsentMachine(RuleBasedStateMachine):
 
     def _revoke(self, twin: int, did: str, purpose: str, via_operator: bool) -> None:
         sender = self.as_sender(twin, via_operator)
-        if (twin, did, purpose) in self.model.grants:
+        if via_operator:  # an approval withdraws no consent either
+            with pytest.raises(ContractRevert) as caught:
+                sender.revoke(twin, did, purpose)
+            assert caught.value.error == "NotTwinOwner"
+        elif (twin, did, purpose) in self.model.grants:
             # The current owner may remove any stored grant, also a dead one given by an earlier owner.
             result = sender.revoke(twin, did, purpose)
             assert result.event("Revoked").args["revoker"] == sender.client.address
@@ -637,22 +655,6 @@ def test_transfer_ends_grants_for_good_also_when_the_twin_comes_back(
     assert alice.is_authorized(twin, did, "research", "read")
     increase_time(anvil, HOUR)
     assert not alice.is_authorized(twin, did, "research", "read")
-
-
-def test_operator_grant_is_recorded_under_the_owner(ledger_as: Ledgers, accounts: list[LocalAccount]) -> None:
-    alice, operator = ledger_as(accounts[1]), ledger_as(accounts[4])
-    twin, _ = alice.register("asset")
-    alice.set_approval_for_all(operator.client.address, True)
-    operator.grant(
-        GrantRequest.of(
-            twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read", _now(alice) + DAY
-        )
-    )
-    assert (
-        operator.grant_of(twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research").grantor
-        == alice.client.address
-    )
-    assert operator.is_authorized(twin, "did:key:z6MkvWDCt3AukRwJB8uAMB5N76rpFSmyh8GDvg64NbSNaV2E", "research", "read")
 
 
 def test_inheritance_stops_after_max_depth_ancestors(ledger_as: Ledgers, accounts: list[LocalAccount]) -> None:

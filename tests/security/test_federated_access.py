@@ -111,7 +111,7 @@ def test_owner_takes_part_without_handing_over_the_twin(
     as_node = TwinLedger(node.runtime.client, deployment.twin_ledger)
     expiry = owner.client.chain_time() + 3600
     reverts(
-        "NotTwinController",
+        "NotTwinOwner",
         lambda: as_node.grant(GrantRequest.of(twin, DidKey.generate().did, "research", "read", expiry)),
         twinId=twin,
     )

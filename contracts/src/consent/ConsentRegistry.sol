@@ -50,13 +50,13 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
 
     /// @inheritdoc IConsentRegistry
     function grant(uint256 twinId, string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) external {
-        (address owner, uint256 period) = _requireController(twinId, msg.sender);
+        (address owner, uint256 period) = _requireOwner(twinId, msg.sender);
         _grant(_holder(owner, period), twinId, did, purpose, scopes, expiry);
     }
 
     /// @inheritdoc IConsentRegistry
     function revoke(uint256 twinId, bytes32 didHash, bytes32 purpose) external {
-        _requireController(twinId, msg.sender);
+        _requireOwner(twinId, msg.sender);
         _revoke(twinId, didHash, purpose, msg.sender);
     }
 
@@ -65,7 +65,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         if (requests.length == 0) revert EmptyBatch();
         for (uint256 i = 0; i < requests.length; ++i) {
             GrantRequest calldata r = requests[i];
-            (address owner, uint256 period) = _requireController(r.twinId, msg.sender);
+            (address owner, uint256 period) = _requireOwner(r.twinId, msg.sender);
             _grant(_holder(owner, period), r.twinId, r.did, r.purpose, r.scopes, r.expiry);
         }
     }
@@ -75,7 +75,7 @@ abstract contract ConsentRegistry is TwinRegistry, EIP712, IConsentRegistry {
         if (requests.length == 0) revert EmptyBatch();
         for (uint256 i = 0; i < requests.length; ++i) {
             RevokeRequest calldata r = requests[i];
-            _requireController(r.twinId, msg.sender);
+            _requireOwner(r.twinId, msg.sender);
             _revoke(r.twinId, r.didHash, r.purpose, msg.sender);
         }
     }

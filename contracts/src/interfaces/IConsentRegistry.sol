@@ -28,8 +28,7 @@ interface IConsentRegistry {
         uint256 indexed twinId, bytes32 indexed didHash, bytes32 indexed purpose, uint8 scopes, uint64 expiry, string did
     );
 
-    /// @notice Consent was withdrawn by `revoker`: the owner or an approved operator who sent it, or the owner who
-    /// signed it (revokeBySig).
+    /// @notice Consent was withdrawn by `revoker`: the owner, who sent or signed it (revokeBySig).
     event Revoked(uint256 indexed twinId, bytes32 indexed didHash, bytes32 indexed purpose, address revoker);
 
     /// @dev Scopes must be a subset of READ|WRITE|TRAIN|INHERIT|AUDIT with at least one right besides INHERIT.
@@ -49,16 +48,17 @@ interface IConsentRegistry {
     /// @dev A batch must not be empty.
     error EmptyBatch();
 
-    /// @notice Grants `did` the `scopes` on `twinId` for `purpose` until `expiry` (owner or approved operator).
+    /// @notice Grants `did` the `scopes` on `twinId` for `purpose` until `expiry` (the owner alone: an ERC-721
+    /// approval does not let an operator give consent).
     function grant(uint256 twinId, string calldata did, bytes32 purpose, uint8 scopes, uint64 expiry) external;
 
-    /// @notice Removes the grant for (`twinId`, `didHash`, `purpose`) (owner or approved operator).
+    /// @notice Removes the grant for (`twinId`, `didHash`, `purpose`) (the owner alone).
     function revoke(uint256 twinId, bytes32 didHash, bytes32 purpose) external;
 
-    /// @notice Sets several grants in one transaction.
+    /// @notice Sets several grants in one transaction (each on a twin the sender owns).
     function grantBatch(GrantRequest[] calldata requests) external;
 
-    /// @notice Removes several grants in one transaction.
+    /// @notice Removes several grants in one transaction (each on a twin the sender owns).
     function revokeBatch(RevokeRequest[] calldata requests) external;
 
     /// @notice Sets a grant the twin's owner signed off-chain (EIP-712); anyone may submit it.

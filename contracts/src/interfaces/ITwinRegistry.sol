@@ -37,6 +37,8 @@ interface ITwinRegistry {
     error TwinNotFound(uint256 twinId);
     /// @dev `caller` is neither the owner of `twinId` nor approved for it.
     error NotTwinController(uint256 twinId, address caller);
+    /// @dev `caller` is not the owner of `twinId`, and only the owner gives or withdraws consent (approvals do not).
+    error NotTwinOwner(uint256 twinId, address caller);
     /// @dev Linking `twinId` under `parentId` would make a twin its own ancestor.
     error ParentCycle(uint256 twinId, uint256 parentId);
     /// @dev The ancestry of `parentId` is longer than the registry follows.

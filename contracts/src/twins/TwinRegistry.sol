@@ -229,6 +229,17 @@ abstract contract TwinRegistry is ERC165, IERC721, IERC721Errors, ITwinRegistry 
         }
     }
 
+    /// @dev Reverts unless `account` is the owner of `twinId` itself: consent is given and withdrawn by the owner
+    /// alone, so an ERC-721 approval (which lets an operator anchor and transfer) does not count here. Returns the
+    /// owner and the ownership period.
+    function _requireOwner(uint256 twinId, address account) internal view returns (address owner, uint256 period) {
+        (owner, period) = _ownerAndPeriod(twinId);
+        if (owner != account) {
+            if (owner == address(0)) revert TwinNotFound(twinId);
+            revert NotTwinOwner(twinId, account);
+        }
+    }
+
     function _isOwnerOrApproved(address owner, address account, uint256 twinId) internal view returns (bool) {
         return account == owner || _operatorApprovals[owner][account] || _tokenApprovals[twinId] == account;
     }
