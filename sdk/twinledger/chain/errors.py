@@ -14,7 +14,7 @@ from twinledger.errors import TwinledgerError
 
 # What the user can do about each revert; the revert itself says what was wrong.
 HINTS: dict[str, str] = {
-    "NotTwinOwner": "only the twin's owner gives or withdraws consent: sign with the owner's key (an approval does not count)",
+    "NotTwinOwner": "only the twin's owner gives or withdraws consent: use the owner's key (approvals do not count)",
     "NotTwinController": "use the key of the twin's owner (a relayed update needs the owner's signed commit)",
     "TwinNotFound": "check the twin id (`twinledger twin list`)",
     "ERC721NonexistentToken": "check the twin id (`twinledger twin list`)",
