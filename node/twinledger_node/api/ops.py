@@ -26,7 +26,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=Health, responses={503: {"description": "not ready (problem+json)"}})
 def readyz(rt: Runtime) -> Response:
     """Ready when the index has seen the chain head within the freshness window and the store is writable."""
-    fresh = freshness(rt.indexer.head, rt.settings.freshness_window)
+    fresh = freshness(rt.head, rt.settings.freshness_window)
     if not fresh.fresh:
         return problem_response(Problem(503, "not-ready", "Not ready", fresh.reason))
     try:
