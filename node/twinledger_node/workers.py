@@ -4,11 +4,12 @@ background process, all sharing the node's SQLite files (WAL) and block store.
 The supervisor (the process `node up` runs in) binds the listening socket and starts the background process and the
 API processes together. The background process connects to the chain (starting the local anvil and deploying the
 contracts if needed), syncs the index and reconciles the pins; only then does the supervisor let the API processes,
-their imports done meanwhile, connect and accept on the inherited socket (as gunicorn does): nothing may ingest
-while unreferenced pins are removed. A child that dies is restarted (the
-background process without the reconciliation: API processes are ingesting by then); SIGTERM or SIGINT stops every
-child by its PID and waits for it; the children die with the supervisor (PR_SET_PDEATHSIG), so a SIGKILLed node
-leaves no process behind and loses what a single SIGKILLed process would lose: nothing acknowledged.
+their imports done meanwhile, connect and listen, each on its own socket bound to the port with SO_REUSEPORT (see
+`reuseport_socket`): nothing may ingest while unreferenced pins are removed. The supervisor holds the port with a
+bound socket that never listens, so a port in use is an error before any child starts. A child that dies is
+restarted (the background process without the reconciliation: API processes are ingesting by then); SIGTERM or
+SIGINT stops every child by its PID and waits for it; the children die with the supervisor (PR_SET_PDEATHSIG), so a
+SIGKILLed node leaves no process behind and loses what a single SIGKILLed process would lose: nothing acknowledged.
 
 Children run in their own sessions, so a Ctrl-C (or a signal to the node's process group) reaches the supervisor
 alone, which stops them in order, each once. Each child is a fresh interpreter (`python -m twinledger_node.workers
@@ -71,9 +72,9 @@ class Supervisor:
         read_end, write_end = os.pipe()
         if role == "api":
             assert self.sock is not None
-            fd, ours, theirs = self.sock.fileno(), write_end, read_end
-            extra = ["--fd", str(fd), "--go-fd", str(theirs)]
-            passed: tuple[int, ...] = (fd, theirs)
+            ours, theirs = write_end, read_end
+            extra = ["--port", str(self.sock.getsockname()[1]), "--go-fd", str(theirs)]
+            passed: tuple[int, ...] = (theirs,)
         else:
             ours, theirs = read_end, write_end
             extra = ["--ready-fd", str(theirs)] + (["--reconcile"] if first else [])
@@ -127,13 +128,16 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         try:
-            self.sock = socket.create_server((self.host, self.port), backlog=2048)
+            # First without SO_REUSEPORT, which fails if anything listens on the port (another node's API
+            # processes included, which would otherwise share it silently), then hold it, bound, never listening.
+            with reuseport_socket(self.host, self.port, reuse_port=False) as probe:
+                port = probe.getsockname()[1]
+            self.sock = reuseport_socket(self.host, port)
         except OSError as error:
             raise Unavailable(
                 f"cannot listen on {self.host}:{self.port}: {error.strerror or error}",
                 hint="stop what uses the port or pass another --port",
             ) from None
-        self.sock.set_inheritable(True)
         try:
             # The API processes start (imports, settings, databases) while the background process syncs and
             # reconciles the pins, and accept connections only once it is done.
@@ -211,7 +215,27 @@ def _settings(spec: dict[str, Any]) -> Any:
     return resolve(Path(config) if config else None, **spec.get("overrides", {}))
 
 
-def _run_api(settings: Any, fd: int, go_fd: int) -> None:
+def reuseport_socket(host: str, port: int, *, listen: bool = False, reuse_port: bool = True) -> socket.socket:
+    """A TCP socket bound with SO_REUSEPORT: every API process listens on its own, and the kernel spreads new
+    connections over them (a listening socket shared by the processes lets whichever wakes first take every
+    pending connection, so a burst of keep-alive clients can all land on one process)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
+        sock.bind(address)
+        if listen:
+            sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _run_api(settings: Any, port: int, go_fd: int) -> None:
     import uvicorn
 
     from twinledger_node.app import create_app
@@ -222,7 +246,7 @@ def _run_api(settings: Any, fd: int, go_fd: int) -> None:
         sys.exit(1)
     os.close(go_fd)
     app = create_app(NodeRuntime(settings, role="api"))
-    sock = socket.socket(fileno=fd)  # family and type come from the inherited socket
+    sock = reuseport_socket(settings.host, port, listen=True)
     config = uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=10)
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -262,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--settings", required=True)
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--fd", type=int)
+    parser.add_argument("--port", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("--go-fd", type=int)
     parser.add_argument("--reconcile", action="store_true")
@@ -275,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = _settings(json.loads(args.settings))
         if args.role == "api":
-            _run_api(settings, args.fd, args.go_fd)
+            _run_api(settings, args.port, args.go_fd)
         else:
             _run_background(settings, args.ready_fd, args.reconcile)
     except Exception as error:  # logged as one line (secrets never in settings errors); the supervisor restarts us
