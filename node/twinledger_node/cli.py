@@ -43,9 +43,8 @@ def up(
         None,
         "--workers",
         min=0,
-        envvar="TWINLEDGER_WORKERS",
-        help="HTTP API processes, plus one background process that indexes and anchors [default: one per core]; "
-        "0: everything in this one process",
+        help="HTTP API processes, plus one background process that indexes and anchors [env TWINLEDGER_WORKERS, "
+        "default: one per core]; 0: everything in this one process",
     ),
 ) -> None:
     """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
@@ -53,9 +52,10 @@ def up(
     from twinledger_node import logs
 
     logs.configure(log_level)
-    overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None}
+    overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None, "workers": workers}
     settings = _settings(config_file, **overrides)
-    count = len(os.sched_getaffinity(0)) if workers is None else workers  # the cores this process may use
+    # one per core this process may use (its CPU affinity, not every core of the machine)
+    count = len(os.sched_getaffinity(0)) if settings.workers is None else settings.workers
     if count == 0:
         import uvicorn
 
