@@ -69,7 +69,9 @@ def up(
 
     spec = {"config": str(config_file) if config_file else None,
             "overrides": {k: v for k, v in overrides.items() if v is not None}}  # fmt: skip
-    raise typer.Exit(Supervisor(spec, workers=count, log_level=log_level, host=settings.host, port=settings.port).run())
+    supervisor = Supervisor(spec, workers=count, log_level=log_level, host=settings.host, port=settings.port,
+                            metrics_dir=settings.data_dir / "node" / "metrics")  # fmt: skip
+    raise typer.Exit(supervisor.run())
 
 
 @app.command()

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,9 +56,11 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings_spec: dict[str, Any], *, workers: int, log_level: str, host: str, port: int) -> None:
+    def __init__(
+        self, settings_spec: dict[str, Any], *, workers: int, log_level: str, host: str, port: int, metrics_dir: Path
+    ) -> None:
         self.spec, self.workers, self.log_level = settings_spec, workers, log_level
-        self.host, self.port = host, port
+        self.host, self.port, self.metrics_dir = host, port, metrics_dir
         self.stopping = threading.Event()
         self.children: list[Child] = []
         self.sock: socket.socket | None = None
@@ -125,8 +128,15 @@ class Supervisor:
         )
 
     def run(self) -> int:
+        from twinledger_node.metrics import MULTIPROC_DIR
+        from twinledger_node.private import private_dir
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
+        # The children's counters go to files here (summed by whichever API process is scraped); a new node
+        # starts from zero, as a restarted single process would.
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        os.environ[MULTIPROC_DIR] = str(private_dir(self.metrics_dir))
         try:
             # First without SO_REUSEPORT, which fails if anything listens on the port (another node's API
             # processes included, which would otherwise share it silently), then hold it, bound, never listening.

@@ -100,6 +100,16 @@ def test_two_api_processes_one_background_process_supervised(stack: Stack, tmp_p
         total, unanchored = receipt_counts(node.data_dir)
         assert unanchored == 0 and sum(anchored_batches(stack, BatchKind.ACCESS_RECEIPTS)) == total >= 2
         assert sum(anchored_batches(stack, BatchKind.SNAPSHOTS)) == 1
+        # Counters add up over the API processes, whichever of them is scraped.
+        scraped: dict[int, float] = {}
+        for _ in range(200):
+            with httpx.Client(base_url=node.url, timeout=30) as http:
+                metrics = http.get("/metrics")
+            lines = [line for line in metrics.text.splitlines() if line.startswith("twinledger_access_receipts_total")]
+            scraped[int(metrics.headers["twinledger-worker"])] = float(lines[0].split()[1])
+            if len(scraped) == 2:
+                break
+        assert list(scraped.values()) == [total, total], scraped
 
         # Only the background process follows the chain: with it frozen, the API processes' index goes stale and
         # consent decisions are refused (fail closed); once it runs again, they are served.

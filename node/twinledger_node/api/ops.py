@@ -6,7 +6,7 @@ import tempfile
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 import twinledger
 from twinledger_node.api.deps import Runtime
@@ -40,7 +40,7 @@ def readyz(rt: Runtime) -> Response:
 @router.get("/metrics", response_class=Response)
 def metrics(rt: Runtime) -> Response:
     """Prometheus metrics."""
-    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/node", response_model=NodeInfo, response_model_by_alias=True)
