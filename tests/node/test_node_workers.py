@@ -130,6 +130,15 @@ def test_two_api_processes_one_background_process_supervised(stack: Stack, tmp_p
         replaced = {p for p, c in children(node.process.pid).items() if " api " in c}
         read_until_both_workers(node.url, reader, twin, b"reading 1", replaced)
 
+        # A SIGKILLed background process is replaced too, and the new one anchors what arrives after it.
+        os.kill(background[0], signal.SIGKILL)
+        until(lambda: [p for p, c in children(node.process.pid).items() if " background " in c and p != background[0]],
+              "a new background process")  # fmt: skip
+        with node.client(device) as http:
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"reading 2").status_code == 202
+        until(lambda: node.metric("twinledger_anchor_queue_depth") == 0, "the new snapshot to be anchored")
+        assert sum(anchored_batches(stack, BatchKind.SNAPSHOTS)) == 2
+
         # SIGTERM to the supervisor stops every child.
         everyone = set(children(node.process.pid))
         node.process.send_signal(signal.SIGTERM)
@@ -143,7 +152,7 @@ def test_two_api_processes_one_background_process_supervised(stack: Stack, tmp_p
         node.kill()
         until(lambda: not [pid for pid in everyone if alive(pid)], "the children to die with the supervisor")
         node.start()  # the port and the data directory are free again
-        read_until_both_workers(node.url, reader, twin, b"reading 1", {p for p, c in children(node.process.pid).items()
+        read_until_both_workers(node.url, reader, twin, b"reading 2", {p for p, c in children(node.process.pid).items()
                                                                        if " api " in c})  # fmt: skip
     finally:
         node.stop()
