@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,10 +22,12 @@ log = logging.getLogger("twinledger.node")
 
 
 class RequestMetrics:
-    """Counts requests by method, route and status (a pure ASGI middleware: no buffering, no extra task)."""
+    """Counts requests by method, route and status (a pure ASGI middleware: no buffering, no extra task), and names
+    the process that answered in a `Twinledger-Worker` header (its PID: which of `--workers N` served a request)."""
 
     def __init__(self, app: ASGIApp, *, runtime: NodeRuntime) -> None:
         self.app, self.runtime = app, runtime
+        self.worker = (b"twinledger-worker", str(os.getpid()).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,6 +39,7 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), self.worker]
             await send(message)
 
         try:

@@ -39,21 +39,39 @@ def up(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="[env TWINLEDGER_DATA_DIR]"),
     config_file: Path | None = ConfigOption,
     log_level: str = typer.Option("info", "--log-level"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=0,
+        help="HTTP API processes, plus one background process that indexes and anchors [env TWINLEDGER_WORKERS, "
+        "default: one per core]; 0: everything in this one process",
+    ),
 ) -> None:
     """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
     embedded block store in the data directory, serving on 127.0.0.1."""
-    import uvicorn
-
     from twinledger_node import logs
-    from twinledger_node.app import create_app
-    from twinledger_node.runtime import NodeRuntime
 
     logs.configure(log_level)
-    settings = _settings(config_file, host=host, port=port, data_dir=data_dir)
-    runtime = NodeRuntime(settings)
-    uvicorn.run(
-        create_app(runtime), host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
-    )
+    overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None, "workers": workers}
+    settings = _settings(config_file, **overrides)
+    # one per core this process may use (its CPU affinity, not every core of the machine)
+    count = len(os.sched_getaffinity(0)) if settings.workers is None else settings.workers
+    if count == 0:
+        import uvicorn
+
+        from twinledger_node.app import create_app
+        from twinledger_node.runtime import NodeRuntime
+
+        uvicorn.run(create_app(NodeRuntime(settings)), host=settings.host, port=settings.port, log_config=None,
+                    timeout_graceful_shutdown=10)  # fmt: skip
+        return
+    from twinledger_node.workers import Supervisor
+
+    spec = {"config": str(config_file) if config_file else None,
+            "overrides": {k: v for k, v in overrides.items() if v is not None}}  # fmt: skip
+    supervisor = Supervisor(spec, workers=count, log_level=log_level, host=settings.host, port=settings.port,
+                            metrics_dir=settings.data_dir / "node" / "metrics")  # fmt: skip
+    raise typer.Exit(supervisor.run())
 
 
 @app.command()
@@ -78,6 +96,7 @@ def reindex(
     from twinledger_node.runtime import NodeRuntime
 
     runtime = NodeRuntime(_settings(config_file, data_dir=data_dir))
+    assert runtime.indexer is not None  # an embedded runtime has one
     started = time.monotonic()
     runtime.indexer.rebuild()
     result = runtime.indexer.sync_once()

@@ -1,10 +1,32 @@
-"""Prometheus metrics of one node: requests, consent decisions by outcome, index lag, anchor queue depth."""
+"""Prometheus metrics of one node: requests, consent decisions by outcome, index lag, anchor queue depth.
+
+With `node up --workers N` the supervisor points PROMETHEUS_MULTIPROC_DIR at a directory it empties at start, so
+the counters of every API process (each in its own memory-mapped file) add up in whichever process answers
+/metrics. The gauges are read at scrape time from the files all processes share, so they are collected apart.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class _Gauges(Collector):
+    """Gauges computed when scraped (never stored per process)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, (help_text, source) in self.sources.items():
+            yield GaugeMetricFamily(name, help_text, value=source())
 
 
 class NodeMetrics:
@@ -16,19 +38,23 @@ class NodeMetrics:
         self.decisions = Counter(
             "twinledger_consent_decisions", "Consent decisions by outcome", ["outcome"], registry=self.registry
         )
-        self.index_lag = Gauge("twinledger_index_lag_blocks", "Chain head minus indexed block", registry=self.registry)
-        self.index_age = Gauge(
-            "twinledger_index_head_age_seconds",
-            "Seconds since the index last saw the chain head",
-            registry=self.registry,
-        )
-        self.anchor_queue = Gauge(
-            "twinledger_anchor_queue_depth", "Snapshots and receipts not yet anchored", registry=self.registry
-        )
         self.receipts = Counter("twinledger_access_receipts", "Access receipts written", registry=self.registry)
         self.snapshots = Counter("twinledger_snapshots_ingested", "Snapshots accepted", registry=self.registry)
+        self._gauges = _Gauges()
+        self._gauge_registry = CollectorRegistry()
+        self._gauge_registry.register(self._gauges)
 
     def bind(self, lag: Callable[[], float], age: Callable[[], float], queue: Callable[[], float]) -> None:
-        self.index_lag.set_function(lag)
-        self.index_age.set_function(age)
-        self.anchor_queue.set_function(queue)
+        self._gauges.sources = {
+            "twinledger_index_lag_blocks": ("Chain head minus indexed block", lag),
+            "twinledger_index_head_age_seconds": ("Seconds since the index last saw the chain head", age),
+            "twinledger_anchor_queue_depth": ("Snapshots and receipts not yet anchored", queue),
+        }
+
+    def exposition(self) -> bytes:
+        """The text format: this process's counters, or every API process's summed, and the gauges."""
+        counters = self.registry
+        if os.environ.get(MULTIPROC_DIR):
+            counters = CollectorRegistry()
+            MultiProcessCollector(counters)
+        return generate_latest(counters) + generate_latest(self._gauge_registry)

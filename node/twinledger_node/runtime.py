@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Literal
 
 from eth_account import Account
 
@@ -18,8 +24,8 @@ from twinledger.ipfs import BlockStore, IPFSConfig, open_store
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import AuthSettings, SignedRequestAuth
 from twinledger_node.consent.guard import freshness
-from twinledger_node.indexer.db import IndexDB
-from twinledger_node.indexer.indexer import Indexer
+from twinledger_node.indexer.db import IndexDB, set_meta
+from twinledger_node.indexer.indexer import HeadView, Indexer
 from twinledger_node.keys import load_or_create_account_key, load_or_create_node_key
 from twinledger_node.metrics import NodeMetrics
 from twinledger_node.services.anchoring import AnchorWorker
@@ -92,20 +98,90 @@ def fund_from_dev_account(client: ChainClient) -> None:
     log.info("funded the node's local account %s from a development account", to)
 
 
+# What a process of the node does: "embedded" serves HTTP and runs the indexer and anchor worker as threads (one
+# process, as in tests); with `node up --workers N`, N "api" processes serve HTTP and one "background" process runs
+# the indexer and the anchor worker, the only writer of the index and the only sender of anchors.
+Role = Literal["embedded", "api", "background"]
+HEAD_KEY = "head"  # index meta: the head the background process last saw, for the API processes' freshness guard
+HEAD_CACHE_SECONDS = 0.1  # how long an API process reuses the head it read (far below any freshness window)
+
+
+def publish_head(index: IndexDB, head: HeadView) -> None:
+    """Write the indexer's view of the head where every process of the node reads it. Its times are CLOCK_MONOTONIC
+    (time.monotonic), which all processes on one machine share."""
+    with index.write() as conn:
+        set_meta(conn, HEAD_KEY, json.dumps([head.number, head.timestamp, head.seen_monotonic, head.indexed_to,
+                                             head.changed_monotonic]))  # fmt: skip
+
+
+class SharedHead:
+    """The head as the background process last published it. Fail closed: a background process that stops
+    publishing stops moving `seen_monotonic`, so the index goes stale for the freshness guard and reads get 503."""
+
+    def __init__(self, index: IndexDB) -> None:
+        self.index = index
+        self._cached, self._read_at = HeadView(), -1.0
+        self._lock = threading.Lock()
+
+    def get(self) -> HeadView:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._read_at >= HEAD_CACHE_SECONDS:
+                raw = self.index.get_meta(HEAD_KEY)
+                self._cached = HeadView(*json.loads(raw)) if raw else HeadView()
+                self._read_at = now
+            return self._cached
+
+
+class ProcessLock:
+    """A lock held across the threads of this process and every other process that opens the same file: the node's
+    processes send with one account, and each takes its nonce from the chain's pending count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    def __enter__(self) -> ProcessLock:
+        self._thread_lock.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
 class NodeRuntime:
-    def __init__(self, settings: NodeSettings, chain: ChainSetup | None = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: NodeSettings, chain: ChainSetup | None = None, *, role: Role = "embedded") -> None:
+        self.settings, self.role = settings, role
         data = settings.data_dir
         chain = chain or connect_chain(settings)
         self.client, self.deployment, self.local_chain = chain.client, chain.deployment, chain.local_chain
+        if role != "embedded":
+            self.client.share_send_lock(ProcessLock(data / "node" / "send.lock"))
         self.ledger, self.federated = self.deployment.bind(self.client)
         self.index = IndexDB(data / "node" / "index.sqlite")
-        self.indexer = Indexer(
-            self.index, self.client, all_events(self.ledger, self.federated),
-            [self.deployment.twin_ledger, self.deployment.federated_ledger],
-            start_block=self.deployment.deploy_block, confirmations=settings.confirmations,
-            log_chunk=settings.log_chunk,
-        )  # fmt: skip
+        # An API process never writes the index: it has no indexer and reads the head the background one publishes.
+        self.indexer: Indexer | None = None
+        self._shared_head: SharedHead | None = None
+        if role == "api":
+            self._shared_head = SharedHead(self.index)
+        else:
+            self.indexer = Indexer(
+                self.index, self.client, all_events(self.ledger, self.federated),
+                [self.deployment.twin_ledger, self.deployment.federated_ledger],
+                start_block=self.deployment.deploy_block, confirmations=settings.confirmations,
+                log_chunk=settings.log_chunk,
+                on_head=(lambda head: publish_head(self.index, head)) if role == "background" else None,
+            )  # fmt: skip
         self.state = NodeState(data / "node" / "state.sqlite")
         # A Kubo backend is refused here if too old, and gets the content profile as its Import.* configuration.
         ipfs = IPFSConfig(
@@ -139,10 +215,9 @@ class NodeRuntime:
             unverified_per_client_per_minute=settings.relay_unverified_per_client_per_minute,
         )  # fmt: skip
         self.metrics = NodeMetrics()
-        head = self.indexer
         self.metrics.bind(
-            lag=lambda: max(0, head.head.number - head.head.indexed_to) if head.head.number >= 0 else -1,
-            age=lambda: min(head.head.age(), 1e9),
+            lag=lambda: max(0, self.head.number - self.head.indexed_to) if self.head.number >= 0 else -1,
+            age=lambda: min(self.head.age(), 1e9),
             queue=lambda: self.anchors.queue_depth(),
         )
         self._stop = threading.Event()
@@ -150,16 +225,32 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, *, workers: bool = True) -> None:
+    @property
+    def head(self) -> HeadView:
+        """What the index has seen of the chain head: this process's indexer's, or the one the background process
+        published (API processes)."""
+        if self._shared_head is not None:
+            return self._shared_head.get()
+        assert self.indexer is not None
+        return self.indexer.head
+
+    def start(self, *, workers: bool = True, reconcile: bool = True) -> None:
+        """Start this process's part: nothing for an API process; otherwise a first index sync, the pin
+        reconciliation (only while no other process ingests: at the node's start) and, with `workers`, the indexer
+        and anchor worker threads."""
+        indexer = self.indexer
+        if indexer is None:
+            return
         try:
-            self.indexer.sync_once()
+            indexer.sync_once()
         except Exception as error:  # the chain may be down at start: the guard keeps reads closed until it is back
             log.warning("first index sync failed: %s", error)
-        self.reconcile_pins()
+        if reconcile:
+            self.reconcile_pins()
         if workers:
             self._stop.clear()
             for name, target in (
-                ("indexer", lambda: self.indexer.run(self._stop, self.settings.poll_interval)),
+                ("indexer", lambda: indexer.run(self._stop, self.settings.poll_interval)),
                 ("anchors", lambda: self.anchors.run(self._stop, self.settings.poll_interval)),
             ):
                 thread = threading.Thread(target=target, name=f"twinledger-{name}", daemon=True)
@@ -187,11 +278,11 @@ class NodeRuntime:
     # ------------------------------------------------------------------ guards
 
     def chain_now(self) -> int:
-        return self.indexer.head.chain_now()
+        return self.head.chain_now()
 
     def require_fresh(self) -> None:
         """Fail closed: no consent decision on an index that has not seen the chain head recently."""
-        state = freshness(self.indexer.head, self.settings.freshness_window)
+        state = freshness(self.head, self.settings.freshness_window)
         if not state.fresh:
             raise Problem(503, "index-stale", "Consent cannot be checked now", state.reason,
                           hint="the node is catching up with the chain or cannot reach it; retry shortly")  # fmt: skip

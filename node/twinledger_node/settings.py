@@ -22,6 +22,9 @@ class NodeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=1, le=65535)
     data_dir: Path = Field(default_factory=config.data_dir)
+    workers: int | None = Field(
+        None, ge=0, description="HTTP API processes beside the background one; unset: one per core; 0: one process"
+    )
 
     # chain
     rpc_url: str | None = Field(None, description="JSON-RPC URL; unset: start or reuse the local anvil")

@@ -22,11 +22,13 @@ CREATE TABLE IF NOT EXISTS receipts (
     batch_root TEXT, proof TEXT, anchor_tx TEXT, anchor_block INTEGER
 );
 CREATE INDEX IF NOT EXISTS receipts_by_twin ON receipts (twin_id, id);
+CREATE INDEX IF NOT EXISTS receipts_pending ON receipts (batch_root) WHERE batch_root IS NULL;
 CREATE TABLE IF NOT EXISTS batches (
     root TEXT PRIMARY KEY, kind INTEGER NOT NULL, count INTEGER NOT NULL, leaves_cid TEXT NOT NULL,
     status TEXT NOT NULL, tx_hash TEXT, block_number INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT, created REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS batches_sending ON batches (status) WHERE status = 'sending';
 CREATE TABLE IF NOT EXISTS recovery_keys (
     owner TEXT PRIMARY KEY, did TEXT NOT NULL, proof TEXT NOT NULL, issued INTEGER NOT NULL DEFAULT 0
 );

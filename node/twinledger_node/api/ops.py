@@ -6,7 +6,7 @@ import tempfile
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 import twinledger
 from twinledger_node.api.deps import Runtime
@@ -26,7 +26,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=Health, responses={503: {"description": "not ready (problem+json)"}})
 def readyz(rt: Runtime) -> Response:
     """Ready when the index has seen the chain head within the freshness window and the store is writable."""
-    fresh = freshness(rt.indexer.head, rt.settings.freshness_window)
+    fresh = freshness(rt.head, rt.settings.freshness_window)
     if not fresh.fresh:
         return problem_response(Problem(503, "not-ready", "Not ready", fresh.reason))
     try:
@@ -40,7 +40,7 @@ def readyz(rt: Runtime) -> Response:
 @router.get("/metrics", response_class=Response)
 def metrics(rt: Runtime) -> Response:
     """Prometheus metrics."""
-    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/node", response_model=NodeInfo, response_model_by_alias=True)

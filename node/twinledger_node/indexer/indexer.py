@@ -10,6 +10,7 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +80,10 @@ class Indexer:
         start_block: int = 0,
         confirmations: int = 0,
         log_chunk: int = 2000,
+        on_head: Callable[[HeadView], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_head = on_head  # told every head a sync saw (the node publishes it to its API processes)
         self.client = client
         self.decoder = decoder
         self.addresses = [Web3.to_checksum_address(a) for a in addresses]
@@ -141,6 +144,8 @@ class Indexer:
                 count += len(rows)
                 block_cache.clear()
             self.head = self.head.observed(head_number, int(head_block["timestamp"]), target, asked_at=asked_at)
+            if self.on_head is not None:
+                self.on_head(self.head)
             return SyncResult(first, target, count, reorg_depth)
 
     def _store_block(self, conn: sqlite3.Connection, number: int, block_hash: str, timestamp: int) -> None:

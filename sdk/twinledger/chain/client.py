@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,7 @@ class ChainClient:
         self.rpc_url = rpc_url
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         self.account = account
-        self._send_lock = threading.Lock()
+        self._send_lock: AbstractContextManager[Any] = threading.Lock()
         try:
             self.chain_id = int(self.w3.eth.chain_id)
         except Exception as error:  # connection refused, DNS, timeouts: all mean the same to the user
@@ -113,6 +114,11 @@ class ChainClient:
                 f"cannot reach the chain at {rpc_url}: {error.__class__.__name__}",
                 hint="start a local one with `twinledger chain up` or pass --rpc-url",
             ) from None
+
+    def share_send_lock(self, lock: AbstractContextManager[Any]) -> None:
+        """Serialise sends with other processes that use the same account: each takes its nonce from the chain's
+        pending count, so two sends must never overlap."""
+        self._send_lock = lock
 
     @classmethod
     def with_key(cls, rpc_url: str, private_key: str | bytes) -> ChainClient:
