@@ -46,3 +46,11 @@ def test_an_old_pins_json_is_migrated_once(tmp_path: Path) -> None:
     migrated.unpin(a.cid)
     assert FileBlockStore(tmp_path).pins() == [b.cid]  # not migrated again: the unpin holds
     assert [bytes(c.digest) for c in FileBlockStore(tmp_path).gc()] == [bytes(a.cid.digest)]
+
+
+def test_opening_the_root_again_finds_pins_kept_in_another_database(tmp_path: Path) -> None:
+    """`twinledger ipfs gc` on a node's store must see the node's pins (kept in its state database)."""
+    store = FileBlockStore(tmp_path / "ipfs", pins=PinIndex(tmp_path / "state.sqlite"))
+    result = store.add_stream(io.BytesIO(b"y" * 3000), ImportOptions())
+    assert FileBlockStore(tmp_path / "ipfs").pins() == [result.cid]
+    assert FileBlockStore(tmp_path / "ipfs").gc() == []

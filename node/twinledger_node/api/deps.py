@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,8 +15,10 @@ from twinledger.errors import InvalidInput
 from twinledger.identity import did_hash
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import Caller
+from twinledger_node.auth.dependency import nonce_in_commit
 from twinledger_node.consent.decision import Decision, Outcome, decide
 from twinledger_node.runtime import NodeRuntime
+from twinledger_node.services.commit import NonceWork
 
 TITLES = {
     Outcome.UNKNOWN_TWIN: (404, "Unknown twin"),
@@ -37,15 +41,27 @@ After = Annotated[int, Query(ge=0, le=MAX_SEQ, description="position to continue
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-def runtime(request: Request) -> NodeRuntime:
+# Dependencies are async where their work is CPU-light (or a few indexed SQLite reads): FastAPI runs a sync
+# dependency in a worker thread, and on the read path those hops cost more than the work.
+async def runtime(request: Request) -> NodeRuntime:
     return request.app.state.runtime
 
 
 Runtime = Annotated[NodeRuntime, Depends(runtime)]
 
 
-async def authenticated(request: Request) -> Caller:
-    return await runtime(request).auth(request)
+async def authenticated(request: Request) -> AsyncIterator[Caller]:
+    rt: NodeRuntime = request.app.state.runtime
+    caller = await rt.auth(request)
+    try:
+        yield caller
+    finally:
+        # A route that spends its nonce in its own commit but failed before it (a consent refusal, a 404) still
+        # spends it durably, so the request cannot be replayed after a restart or through another process.
+        nonce = caller.replay
+        if nonce is not None and not nonce.spent and nonce_in_commit(request):
+            with contextlib.suppress(Problem):  # overloaded: memory still refuses it here, the window bounds it
+                rt.commits.submit(NonceWork(nonce))
 
 
 AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
@@ -81,7 +97,7 @@ class Consent:
 def consent_required(scope: Scope):
     """A dependency that admits the twin's owner, or a DID whose live grant covers `scope` for `?purpose=`."""
 
-    def check(
+    async def check(
         rt: Runtime,
         caller: AuthenticatedCaller,
         twin_id: TwinId,

@@ -5,7 +5,8 @@ Layout under the store root (see docs/ipfs.md):
                           XY its next-to-last two characters, so directories stay small
   tmp/                    blocks being written; never read as blocks, swept by gc
   pins.sqlite             recursive pins, one row each (see pins.py); a store opened with another PinIndex (the
-                          node's state.sqlite) keeps them there instead. An old pins.json is moved in once at open.
+                          node's state.sqlite) keeps them there instead, and names that database in pins-index so
+                          every later opener (the CLI's gc) sees the same pins. An old pins.json is moved in once.
   gc.lock                 writers hold it shared, gc exclusive, so gc never deletes a block being added
 """
 
@@ -28,7 +29,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from multiformats import CID
 
 from twinledger.errors import IntegrityError, InvalidInput, NotFound, Unavailable
-from twinledger.ipfs.cids import IDENTITY, block_key, parse_cid, to_cid, verify_block
+from twinledger.ipfs.cids import IDENTITY, block_key, to_cid, verify_block
 from twinledger.ipfs.dag import walk_dag
 from twinledger.ipfs.importer import ImportResult, import_path, import_stream
 from twinledger.ipfs.options import ImportOptions
@@ -148,8 +149,10 @@ class Transaction:
 
     def commit(self) -> None:
         commit_together(self._store, [self])
+        self.close()
 
-    def _release(self) -> None:
+    def close(self) -> None:
+        """Release a staged transaction's gc lock, once whatever pins its blocks has committed."""
         if self._gc_fd is not None:
             os.close(self._gc_fd)  # closing drops the lock
             self._gc_fd = None
@@ -163,14 +166,15 @@ class Transaction:
         for _cid, temp in self._staged.values():
             temp.unlink(missing_ok=True)
         self._staged.clear()
-        self._release()
+        self.close()
 
 
 def commit_together(store: FileBlockStore, transactions: list[Transaction]) -> None:
     """Make the blocks of many transactions durable and visible with one sync round (group commit): one syncfs for
     every staged file's bytes, the renames, one syncfs for the directory entries. Many concurrent pushes then share
-    two syncs instead of paying two each. A transaction committed here is finished; on an error none is, and each
-    caller rolls its own back."""
+    two syncs instead of paying two each. On an error none is committed, and each caller rolls its own back.
+    Staged transactions keep their gc lock until :meth:`Transaction.close`: their blocks are unpinned until the
+    caller's pins commit."""
     staged: list[tuple[str, Path]] = []
     for tx in transactions:
         tx._drain()
@@ -190,7 +194,6 @@ def commit_together(store: FileBlockStore, transactions: list[Transaction]) -> N
         _make_durable(store.blocks_dir, [], directories=touched)
     for tx in transactions:
         tx._staged.clear()
-        tx._release()
 
 
 def _write_and_close(fd: int, data: bytes, *, sync: bool = False) -> None:
@@ -249,7 +252,11 @@ class FileBlockStore:
                 hint="point TWINLEDGER_IPFS_PATH at a writable directory",
             ) from None
         self._gc_lock = self.root / "gc.lock"
-        self.pin_index = pins or PinIndex(self.root / "pins.sqlite")
+        self.pin_index = pins or _pin_index_of(self.root)
+        if pins is not None and pins.path.resolve() != (self.root / "pins.sqlite").resolve():
+            # Whoever opens this root later (`twinledger ipfs gc` on a node's store) must see these pins, or gc
+            # would take every block of the node: the root names the database that holds them.
+            _write_atomically(self.root / PIN_INDEX_POINTER, str(pins.path.resolve()).encode())
         self.pin_index.migrate_json(self.root / "pins.json")
 
     def __repr__(self) -> str:
@@ -401,6 +408,26 @@ class FileBlockStore:
         from twinledger.ipfs.car import write_car
 
         write_car(out, [root], walk_dag(root, self.get))
+
+
+PIN_INDEX_POINTER = "pins-index"
+
+
+def _pin_index_of(root: Path) -> PinIndex:
+    """The pins of the store at `root`: in the database its `pins-index` file names, else its own pins.sqlite."""
+    try:
+        return PinIndex(Path((root / PIN_INDEX_POINTER).read_text().strip()))
+    except FileNotFoundError:
+        return PinIndex(root / "pins.sqlite")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    if path.exists() and path.read_bytes() == data:
+        return
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    _write_and_close(fd, data, sync=True)
+    os.replace(name, path)
+    _fsync_dir(path.parent)
 
 
 def _key_of_multihash(multihash: bytes) -> str:
