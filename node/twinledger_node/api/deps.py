@@ -43,16 +43,24 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 # Dependencies are async where their work is CPU-light (or a few indexed SQLite reads): FastAPI runs a sync
 # dependency in a worker thread, and on the read path those hops cost more than the work.
-async def runtime(request: Request) -> NodeRuntime:
+def runtime_of(request: Request) -> NodeRuntime:
     return request.app.state.runtime
+
+
+async def runtime(request: Request) -> NodeRuntime:
+    return runtime_of(request)
 
 
 Runtime = Annotated[NodeRuntime, Depends(runtime)]
 
 
-async def authenticated(request: Request) -> AsyncIterator[Caller]:
-    rt: NodeRuntime = request.app.state.runtime
-    caller = await rt.auth(request)
+async def authenticated(request: Request) -> Caller:
+    return await runtime_of(request).auth(request)
+
+
+async def spent_caller(request: Request) -> AsyncIterator[Caller]:
+    """The authenticated caller; its nonce spent durably by the end of the request, whatever the route did."""
+    caller = await authenticated(request)
     try:
         yield caller
     finally:
@@ -61,10 +69,10 @@ async def authenticated(request: Request) -> AsyncIterator[Caller]:
         nonce = caller.replay
         if nonce is not None and not nonce.spent and nonce_in_commit(request):
             with contextlib.suppress(Problem):  # overloaded: memory still refuses it here, the window bounds it
-                rt.commits.submit(NonceWork(nonce))
+                runtime_of(request).commits.submit(NonceWork(nonce))
 
 
-AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
+AuthenticatedCaller = Annotated[Caller, Depends(spent_caller)]
 
 
 def parse_purpose(purpose: str | None, *, required: bool = True) -> bytes | None:
