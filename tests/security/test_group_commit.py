@@ -3,7 +3,8 @@
 - A signed read or push replayed after a restart, or through a second node process on the same data directory,
   is refused: the nonce's durable row is written in the same commit as the receipt (or the snapshot), and the
   body is sent only after it.
-- Two nodes sharing one state database chain a twin's receipts as one chain (each head read inside the write).
+- Two nodes sharing one state database chain a twin's receipts as one chain (each head read inside the write), and
+  pushes to one twin racing through both make one gapless manifest chain (before: 500s, UNIQUE(twin_id, seq)).
 - Past the bounded commit queue the node answers 503 problem+json with Retry-After, and stores nothing of it.
 - Pins are rows in the state database: they survive a restart, and `ipfs gc` on the node's store keeps every
   snapshot's DAG.
@@ -54,15 +55,16 @@ def _signed_get(signer: DidKey, url: str) -> dict[str, str]:
 @contextmanager
 def two_nodes(
     data_dir: Path, anvil: str, deployment: Deployment, accounts: list[LocalAccount]
-) -> Iterator[tuple[RunningNode, RunningNode, DidKey, int, DidKey]]:
+) -> Iterator[tuple[RunningNode, RunningNode, Owner, DidKey, int, DidKey]]:
     """Two node processes' worth of runtime on one data directory (as `node up --workers 2` runs them), a twin with
-    one snapshot, and a reader granted READ: (one, two, reader, twin, device)."""
+    one snapshot, and a reader granted READ: (one, two, owner, reader, twin, device)."""
     reader = DidKey.generate()
     with quiet_node(data_dir, anvil, deployment, accounts[9]) as one, \
             quiet_node(data_dir, anvil, deployment, accounts[9]) as two:  # fmt: skip
-        twin, device = _twin(one, owner_at(one, anvil, deployment, accounts[2]), reader)
+        owner = owner_at(one, anvil, deployment, accounts[2])
+        twin, device = _twin(one, owner, reader)
         two.wait_indexed()
-        yield one, two, reader, twin, device
+        yield one, two, owner, reader, twin, device
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def test_a_read_replayed_after_a_restart_is_refused(anvil, deployment, accounts,
 def test_a_replay_through_a_second_node_process_is_refused(anvil, deployment, accounts, data_dir):
     """Two nodes on one data directory (as `node up --workers 2` runs): a request served by one is refused by the
     other, whatever its in-memory cache says; pushes too."""
-    with two_nodes(data_dir, anvil, deployment, accounts) as (one, two, reader, twin, device):
+    with two_nodes(data_dir, anvil, deployment, accounts) as (one, two, _owner, reader, twin, device):
         path = f"/v1/twins/{twin}/snapshots/latest?purpose={PURPOSE}"
         # the URL a client signs is its target; the same request sent to either port differs only in the host
         headers = _signed_get(reader, one.url + path)
@@ -114,8 +116,7 @@ def test_a_replay_through_a_second_node_process_is_refused(anvil, deployment, ac
 
 
 def test_two_node_processes_chain_one_twins_receipts(anvil, deployment, accounts, data_dir):
-    with two_nodes(data_dir, anvil, deployment, accounts) as (one, two, reader, twin, device):
-        owner = owner_at(one, anvil, deployment, accounts[2])
+    with two_nodes(data_dir, anvil, deployment, accounts) as (one, two, owner, reader, twin, device):
         with one.client(device) as http:  # a second process pushes to the same twin: the chain continues
             assert http.post(f"/v1/twins/{twin}/snapshots", content=b"reading 2").status_code == 202
         with two.client(device) as http:
@@ -221,3 +222,30 @@ def test_a_forgotten_key_is_gone_from_the_read_cache(anvil, deployment, accounts
             node.runtime.snapshots.forget_keys(snapshot.manifest_cid)
             after = http.get(f"/v1/twins/{twin}/snapshots/1", params={"purpose": PURPOSE})
         assert after.status_code == 404 and problem_slug(after) == "not-found", after.text
+
+
+def test_concurrent_pushes_through_two_processes_make_one_chain(anvil, deployment, accounts, data_dir):
+    """Pushes to one twin racing through two processes: each is stored once, numbered without a gap, and each
+    manifest names the one before it (a push built on a head another process moved is rebuilt, not forked)."""
+    with two_nodes(data_dir, anvil, deployment, accounts) as (one, two, _owner, _reader, twin, device):
+        answers: list[int] = []
+
+        def push(node: RunningNode, i: int) -> None:
+            with node.client(device) as http:
+                answers.append(http.post(f"/v1/twins/{twin}/snapshots", content=b"reading %d" % i).status_code)
+
+        threads = [threading.Thread(target=push, args=(node, i)) for i, node in enumerate((one, two) * 3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == [202] * 6
+        rows = (
+            one.runtime.state.connection()
+            .execute("SELECT seq, manifest_cid FROM snapshots WHERE twin_id = ? ORDER BY seq", (twin,))
+            .fetchall()
+        )
+        assert [r["seq"] for r in rows] == list(range(1, 8))
+        manifests = [one.runtime.snapshots.manifest(one.runtime.snapshots.get(twin, r["seq"])) for r in rows]
+        for earlier, later in itertools.pairwise(zip(rows, manifests, strict=True)):
+            assert later[1]["previous"] == earlier[0]["manifest_cid"]
