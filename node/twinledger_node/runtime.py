@@ -20,7 +20,8 @@ from twinledger.chain.deploy import Deployment, deploy, deployment_path, verify
 from twinledger.chain.ledger import all_events
 from twinledger.chain.localchain import DEFAULT_CHAIN_ID, DEV_KEYS, LocalChain
 from twinledger.errors import IntegrityError, NotFound
-from twinledger.ipfs import BlockStore, IPFSConfig, open_store
+from twinledger.ipfs import BlockStore, FileBlockStore, IPFSConfig, open_store
+from twinledger.ipfs.pins import PinIndex
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import AuthSettings, SignedRequestAuth
 from twinledger_node.consent.guard import freshness
@@ -29,6 +30,7 @@ from twinledger_node.indexer.indexer import HeadView, Indexer
 from twinledger_node.keys import load_or_create_account_key, load_or_create_node_key
 from twinledger_node.metrics import NodeMetrics
 from twinledger_node.services.anchoring import AnchorWorker
+from twinledger_node.services.commit import GroupCommitter, NonceWork
 from twinledger_node.services.receipts import ReceiptLog
 from twinledger_node.services.relayer import Relayer
 from twinledger_node.services.snapshots import CONTENT_PROFILE, SnapshotService
@@ -190,21 +192,28 @@ class NodeRuntime:
             kubo_addr=settings.ipfs_kubo_addr,
             import_profile=CONTENT_PROFILE,
         )
-        self.store: BlockStore = open_store(ipfs)
+        # The embedded store keeps its pins in state.sqlite, so a snapshot's pins commit with its row.
+        embedded = ipfs.backend == "embedded"
+        self.store: BlockStore = (
+            FileBlockStore(ipfs.path, pins=PinIndex(self.state.path)) if embedded else open_store(ipfs)
+        )
         self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
+        self.commits = GroupCommitter(self.state, self.store, capacity=settings.commit_queue)
         self.auth = SignedRequestAuth(
             AuthSettings(
-                replay_db_dir=data / "node", max_signature_lifetime_s=settings.signature_window,
+                max_signature_lifetime_s=settings.signature_window,
                 max_body_bytes=settings.max_body_bytes, public_base_url=settings.public_url,
-            )
+            ),
+            durable_nonces=lambda nonce: self.commits.submit(NonceWork(nonce)),
         )  # fmt: skip
         chain_id, registry = self.client.chain_id, self.deployment.twin_ledger
         # the account that anchors the node's batches, named in every record the node signs (see anchoring.py)
         anchorer = self.client.account.address if self.client.account else None
         self.snapshots = SnapshotService(
-            self.state, self.index, self.store, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer
-        )
-        self.receipts = ReceiptLog(self.state, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer)
+            self.state, self.index, self.store, self.node_key, self.commits,
+            chain_id=chain_id, registry=registry, anchorer=anchorer,
+        )  # fmt: skip
+        self.receipts = ReceiptLog(self.commits, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer)
         self.anchors = AnchorWorker(
             self.state, self.store, self.ledger,
             batch_size=settings.anchor_batch_size, batch_seconds=settings.anchor_batch_seconds,
@@ -234,10 +243,10 @@ class NodeRuntime:
         assert self.indexer is not None
         return self.indexer.head
 
-    def start(self, *, workers: bool = True, reconcile: bool = True) -> None:
-        """Start this process's part: nothing for an API process; otherwise a first index sync, the pin
-        reconciliation (only while no other process ingests: at the node's start) and, with `workers`, the indexer
-        and anchor worker threads."""
+    def start(self, *, workers: bool = True) -> None:
+        """Start this process's part: nothing for an API process; otherwise a first index sync and, with `workers`,
+        the indexer and anchor worker threads (start-up reads no pins: they are rows, committed with their
+        snapshots)."""
         indexer = self.indexer
         if indexer is None:
             return
@@ -245,8 +254,6 @@ class NodeRuntime:
             indexer.sync_once()
         except Exception as error:  # the chain may be down at start: the guard keeps reads closed until it is back
             log.warning("first index sync failed: %s", error)
-        if reconcile:
-            self.reconcile_pins()
         if workers:
             self._stop.clear()
             for name, target in (
@@ -262,18 +269,7 @@ class NodeRuntime:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
-
-    def reconcile_pins(self) -> None:
-        """Unpin what a crash left pinned but unrecorded (an ingest cut short before its row was written)."""
-        db = self.state.connection()
-        referenced = {
-            r[0] for r in db.execute("SELECT manifest_cid FROM snapshots UNION SELECT content_cid FROM snapshots")
-        }
-        referenced |= {r[0] for r in db.execute("SELECT leaves_cid FROM batches")}
-        for cid in self.store.pins():
-            if str(cid) not in referenced:
-                log.warning("unpinning %s: pinned by an ingest that did not complete", cid)
-                self.store.unpin(cid)
+        self.commits.stop()  # what is queued is committed (and answered) first
 
     # ------------------------------------------------------------------ guards
 

@@ -54,6 +54,9 @@ class NodeSettings(BaseSettings):
         30, ge=1, description="refused consents per client address before its unverified ones are turned away"
     )
     signature_window: int = Field(300, ge=1, description="seconds a signed request is valid")
+    commit_queue: int = Field(
+        1024, ge=1, description="pushes and reads waiting for their group commit; past it the node answers 503"
+    )
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
 
     # federated learning: the node pays for these transactions, so it decides who may cause them

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from twinledger.ipfs.pins import SCHEMA as PINS_SCHEMA
 from twinledger_node.indexer.db import Database
 
 SCHEMA = """
@@ -35,7 +36,13 @@ CREATE TABLE IF NOT EXISTS recovery_keys (
 CREATE INDEX IF NOT EXISTS recovery_keys_by_did ON recovery_keys (did);
 CREATE TABLE IF NOT EXISTS fl_tasks (task_id INTEGER PRIMARY KEY, creator TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS gas_spent (did TEXT PRIMARY KEY, window_start REAL NOT NULL, gas INTEGER NOT NULL);
+-- replay nonces of served requests, written in the same group commit as what the request wrote (its receipt,
+-- its snapshot): the key is the durable replay check, across restarts and processes (services/commit.py)
+CREATE TABLE IF NOT EXISTS nonces (id BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 """
+# The embedded block store's pins (twinledger.ipfs.pins): here, so a snapshot's pins commit with its row.
+SCHEMA += PINS_SCHEMA + ";\n"
 
 
 class NodeState(Database):

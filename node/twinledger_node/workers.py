@@ -3,11 +3,11 @@ background process, all sharing the node's SQLite files (WAL) and block store.
 
 The supervisor (the process `node up` runs in) binds the listening socket and starts the background process and the
 API processes together. The background process connects to the chain (starting the local anvil and deploying the
-contracts if needed), syncs the index and reconciles the pins; only then does the supervisor let the API processes,
-their imports done meanwhile, connect and listen, each on its own socket bound to the port with SO_REUSEPORT (see
-`reuseport_socket`): nothing may ingest while unreferenced pins are removed. The supervisor holds the port with a
+contracts if needed) and syncs the index; only then does the supervisor let the API processes, their imports done
+meanwhile, connect and listen, each on its own socket bound to the port with SO_REUSEPORT (see `reuseport_socket`),
+so they find the deployment and a fresh head. The supervisor holds the port with a
 bound socket that never listens, so a port in use is an error before any child starts. A child that dies is
-restarted (the background process without the reconciliation: API processes are ingesting by then); SIGTERM or
+restarted; SIGTERM or
 SIGINT stops every child by its PID and waits for it; the children die with the supervisor (PR_SET_PDEATHSIG), so a
 SIGKILLed node leaves no process behind and loses what a single SIGKILLed process would lose: nothing acknowledged.
 
@@ -41,7 +41,7 @@ from twinledger.errors import Unavailable
 
 log = logging.getLogger("twinledger.node")
 PR_SET_PDEATHSIG = 1
-READY_TIMEOUT = 120.0  # seconds the background process may take for its first sync and pin reconciliation
+READY_TIMEOUT = 120.0  # seconds the background process may take to connect (and deploy) and sync once
 STOP_TIMEOUT = 20.0  # seconds children get to finish after SIGTERM before they are killed
 RESTART_BACKOFF_MAX = 5.0
 
@@ -69,7 +69,7 @@ class Supervisor:
         return [sys.executable, "-m", "twinledger_node.workers", role, "--parent", str(os.getpid()),
                 "--settings", json.dumps(self.spec), "--log-level", self.log_level, *extra]  # fmt: skip
 
-    def _spawn(self, role: str, *, first: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    def _spawn(self, role: str) -> tuple[subprocess.Popen[bytes], int]:
         """Start a child and return it with our end of its pipe: the background process writes to it once it is
         ready; an API process waits on it before it accepts connections (the supervisor writes or closes it)."""
         read_end, write_end = os.pipe()
@@ -80,7 +80,7 @@ class Supervisor:
             passed: tuple[int, ...] = (theirs,)
         else:
             ours, theirs = read_end, write_end
-            extra = ["--ready-fd", str(theirs)] + (["--reconcile"] if first else [])
+            extra = ["--ready-fd", str(theirs)]
             passed = (theirs,)
         try:
             process = subprocess.Popen(self._command(role, *extra), pass_fds=passed, start_new_session=True)
@@ -91,8 +91,8 @@ class Supervisor:
             os.close(theirs)
         return process, ours
 
-    def _start_background(self, *, first: bool = False) -> subprocess.Popen[bytes]:
-        process, ready = self._spawn("background", first=first)
+    def _start_background(self) -> subprocess.Popen[bytes]:
+        process, ready = self._spawn("background")
         try:
             self._await_ready(process, ready)
         finally:
@@ -149,9 +149,9 @@ class Supervisor:
                 hint="stop what uses the port or pass another --port",
             ) from None
         try:
-            # The API processes start (imports, settings, databases) while the background process syncs and
-            # reconciles the pins, and accept connections only once it is done.
-            background, ready = self._spawn("background", first=True)
+            # The API processes start (imports, settings, databases) while the background process connects to the
+            # chain (deploying on a local one) and syncs the index, and accept connections only once it is done.
+            background, ready = self._spawn("background")
             self.children.append(Child("background", 0, background))
             gates = []
             for slot in range(self.workers):
@@ -261,7 +261,7 @@ def _run_api(settings: Any, port: int, go_fd: int) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _run_background(settings: Any, ready_fd: int, reconcile: bool) -> None:
+def _run_background(settings: Any, ready_fd: int) -> None:
     from twinledger_node.private import private_dir
     from twinledger_node.runtime import NodeRuntime
 
@@ -282,7 +282,7 @@ def _run_background(settings: Any, ready_fd: int, reconcile: bool) -> None:
                     hint="stop the other node that uses this data directory",
                 ) from None
     runtime = NodeRuntime(settings, role="background")
-    runtime.start(workers=True, reconcile=reconcile)
+    runtime.start(workers=True)
     os.write(ready_fd, b"ready\n")
     os.close(ready_fd)
     log.info("background process %d: indexing and anchoring", os.getpid())
@@ -299,7 +299,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("--go-fd", type=int)
-    parser.add_argument("--reconcile", action="store_true")
     args = parser.parse_args(argv)
     _die_with_parent(args.parent)
 
@@ -311,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.role == "api":
             _run_api(settings, args.port, args.go_fd)
         else:
-            _run_background(settings, args.ready_fd, args.reconcile)
+            _run_background(settings, args.ready_fd)
     except Exception as error:  # logged as one line (secrets never in settings errors); the supervisor restarts us
         log.error("%s process failed: %s: %s", args.role, error.__class__.__name__, str(error)[:500])
         sys.exit(1)

@@ -28,7 +28,6 @@ def g1(seed: str, size: int) -> bytes:
 
 
 def store_snapshot(store: FileBlockStore) -> tuple[list[str], str]:
-    """Every block key and the pin file: equal snapshots mean the store is unchanged."""
+    """Every block key and every pin: equal snapshots mean the store is unchanged."""
     keys = [key for key, _ in store.iter_keys()]
-    pins = store.root / "pins.json"
-    return keys, pins.read_text() if pins.exists() else ""
+    return keys, "\n".join(str(cid) for cid in store.pins())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,8 +15,10 @@ from twinledger.errors import InvalidInput
 from twinledger.identity import did_hash
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import Caller
+from twinledger_node.auth.dependency import nonce_in_commit
 from twinledger_node.consent.decision import Decision, Outcome, decide
 from twinledger_node.runtime import NodeRuntime
+from twinledger_node.services.commit import NonceWork
 
 TITLES = {
     Outcome.UNKNOWN_TWIN: (404, "Unknown twin"),
@@ -37,18 +41,38 @@ After = Annotated[int, Query(ge=0, le=MAX_SEQ, description="position to continue
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-def runtime(request: Request) -> NodeRuntime:
+# Dependencies are async where their work is CPU-light (or a few indexed SQLite reads): FastAPI runs a sync
+# dependency in a worker thread, and on the read path those hops cost more than the work.
+def runtime_of(request: Request) -> NodeRuntime:
     return request.app.state.runtime
+
+
+async def runtime(request: Request) -> NodeRuntime:
+    return runtime_of(request)
 
 
 Runtime = Annotated[NodeRuntime, Depends(runtime)]
 
 
 async def authenticated(request: Request) -> Caller:
-    return await runtime(request).auth(request)
+    return await runtime_of(request).auth(request)
 
 
-AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
+async def spent_caller(request: Request) -> AsyncIterator[Caller]:
+    """The authenticated caller; its nonce spent durably by the end of the request, whatever the route did."""
+    caller = await authenticated(request)
+    try:
+        yield caller
+    finally:
+        # A route that spends its nonce in its own commit but failed before it (a consent refusal, a 404) still
+        # spends it durably, so the request cannot be replayed after a restart or through another process.
+        nonce = caller.replay
+        if nonce is not None and not nonce.spent and nonce_in_commit(request):
+            with contextlib.suppress(Problem):  # overloaded: memory still refuses it here, the window bounds it
+                runtime_of(request).commits.submit(NonceWork(nonce))
+
+
+AuthenticatedCaller = Annotated[Caller, Depends(spent_caller)]
 
 
 def parse_purpose(purpose: str | None, *, required: bool = True) -> bytes | None:
@@ -81,7 +105,7 @@ class Consent:
 def consent_required(scope: Scope):
     """A dependency that admits the twin's owner, or a DID whose live grant covers `scope` for `?purpose=`."""
 
-    def check(
+    async def check(
         rt: Runtime,
         caller: AuthenticatedCaller,
         twin_id: TwinId,

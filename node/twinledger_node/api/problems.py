@@ -38,7 +38,7 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
-    headers = {"Retry-After": "5"} if problem.status == 503 else None
+    headers = {"Retry-After": str(getattr(problem, "retry_after", 5))} if problem.status == 503 else None
     return JSONResponse(
         problem.body(request.url.path if request else None), problem.status, media_type=MEDIA_TYPE, headers=headers
     )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from twinledger.chain.types import Scope
+from twinledger.identity.errors import ReplayedNonce
 from twinledger_node.api.deps import (
     After,
     AuthenticatedCaller,
@@ -26,10 +30,23 @@ from twinledger_node.api.deps import (
 from twinledger_node.api.limits import upload
 from twinledger_node.api.models import SnapshotInfo, SnapshotList
 from twinledger_node.api.problems import Problem, problem_responses
+from twinledger_node.auth import AuthProblem, spends_nonce_in_commit
+from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.snapshots import StoredSnapshot
 
 router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
 ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
+SPOOL_BYTES = 8 * 1024 * 1024  # plaintext up to this stays in memory; larger spills to a temporary file
+
+
+@contextmanager
+def replay_refused() -> Iterator[None]:
+    """A nonce the group commit found already spent (by another process, or before a restart) is the same 401
+    the authentication layer gives a replay it catches in memory."""
+    try:
+        yield
+    except ReplayedNonce as error:
+        raise AuthProblem.from_error(error) from error
 
 
 @router.post(
@@ -37,6 +54,7 @@ ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
     responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
 )  # fmt: skip
 @upload
+@spends_nonce_in_commit
 async def push_snapshot(
     request: Request, rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId,
     purpose: Annotated[str | None, Query(description="purpose of a WRITE grant, when pushing under one")] = None,
@@ -48,10 +66,12 @@ async def push_snapshot(
     # service checks freshness for that case.
     body = await request.body()
     code = parse_purpose(purpose, required=False)
-    # Sealing, importing and syncing the store is blocking work: off the event loop, so reads keep flowing.
-    stored = await run_in_threadpool(
-        rt.snapshots.ingest, twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh
-    )
+    # Sealing, staging and waiting for the group commit is blocking work: off the event loop, in one hop.
+    with replay_refused():
+        stored = await run_in_threadpool(
+            rt.snapshots.ingest, twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh,
+            nonce=caller.replay,
+        )  # fmt: skip
     rt.metrics.snapshots.inc()
     return stored.as_json()
 
@@ -91,16 +111,20 @@ def _readable(consent: Consent, snapshot: StoredSnapshot) -> StoredSnapshot:
     )  # fmt: skip
 
 
-def _serve(rt: Runtime, consent: Consent, snapshot: StoredSnapshot) -> StreamingResponse:
-    """Decrypt to a spooled file, write the access receipt, then stream the plaintext with its provenance."""
+async def _serve(rt: NodeRuntime, consent: Consent, snapshot: StoredSnapshot) -> Response:
+    """Decrypt (one thread hop: block reads and the cipher), append the access receipt in the next group commit,
+    and send the plaintext with its provenance only once that receipt and the read's nonce are durable."""
     _readable(consent, snapshot)
-    plaintext = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by the response
+    plaintext = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed below or by the response
     try:
-        size = rt.snapshots.decrypt_to(snapshot, plaintext)
-        receipt = rt.receipts.append(
-            twin_id=snapshot.twin_id, seq=snapshot.seq, manifest_cid=snapshot.manifest_cid,
-            purpose=consent.purpose, scope=consent.scope, caller=consent.caller,
-        )  # fmt: skip
+        size = await run_in_threadpool(rt.snapshots.decrypt_to, snapshot, plaintext)
+        with replay_refused():
+            receipt = await asyncio.wrap_future(
+                rt.receipts.append(
+                    twin_id=snapshot.twin_id, seq=snapshot.seq, manifest_cid=snapshot.manifest_cid,
+                    purpose=consent.purpose, scope=consent.scope, caller=consent.caller, nonce=consent.caller.replay,
+                )
+            )  # fmt: skip
     except BaseException:
         plaintext.close()
         raise
@@ -114,8 +138,11 @@ def _serve(rt: Runtime, consent: Consent, snapshot: StoredSnapshot) -> Streaming
             {"batchRoot": snapshot.batch_root, "tx": snapshot.anchor_tx, "proof": snapshot.proof}, separators=(",", ":")
         ),
         "Twinledger-Receipt-Previous": receipt["previous"],
-        "Content-Length": str(size),
     }
+    if size <= SPOOL_BYTES:  # still in memory: one body, no streaming machinery
+        with plaintext:
+            return Response(plaintext.read(), media_type="application/octet-stream", headers=headers)
+    headers["Content-Length"] = str(size)
     return StreamingResponse(
         iter(lambda: plaintext.read(64 * 1024), b""), media_type="application/octet-stream", headers=headers,
         background=BackgroundTask(plaintext.close),
@@ -128,22 +155,27 @@ READ_RESPONSES = {
 }
 
 
+# The read routes are async: the consent decision and the row lookup are a few indexed SQLite reads, done inline
+# on the event loop rather than in a thread hop each; only decrypting takes a hop.
 @router.get("/latest", response_class=StreamingResponse, responses=READ_RESPONSES)
-def read_latest(rt: Runtime, consent: ReadConsent, twin_id: TwinId) -> StreamingResponse:
+@spends_nonce_in_commit
+async def read_latest(rt: Runtime, consent: ReadConsent, twin_id: TwinId) -> Response:
     """The newest snapshot's plaintext (a READ grant for ?purpose=, or the owner)."""
-    return _serve(rt, consent, rt.snapshots.get(twin_id))
+    return await _serve(rt, consent, rt.snapshots.get(twin_id))
 
 
 @router.get("/by-cid/{manifest_cid}", response_class=StreamingResponse, responses=READ_RESPONSES)
-def read_by_cid(rt: Runtime, consent: ReadConsent, twin_id: TwinId, manifest_cid: str) -> StreamingResponse:
+@spends_nonce_in_commit
+async def read_by_cid(rt: Runtime, consent: ReadConsent, twin_id: TwinId, manifest_cid: str) -> Response:
     """A snapshot's plaintext by its manifest CID."""
-    return _serve(rt, consent, rt.snapshots.get(twin_id, manifest_cid=manifest_cid))
+    return await _serve(rt, consent, rt.snapshots.get(twin_id, manifest_cid=manifest_cid))
 
 
 @router.get("/{seq}", response_class=StreamingResponse, responses=READ_RESPONSES)
-def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> StreamingResponse:
+@spends_nonce_in_commit
+async def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> Response:
     """Snapshot number `seq`'s plaintext."""
-    return _serve(rt, consent, rt.snapshots.get(twin_id, seq))
+    return await _serve(rt, consent, rt.snapshots.get(twin_id, seq))
 
 
 @router.get("/{seq}/manifest", responses=problem_responses(400, 401, 403, 404, 503))

@@ -20,14 +20,21 @@ Usage::
     async def read(twin_id: int, caller: Caller = Depends(auth)): ...
 """
 
-from twinledger_node.auth.dependency import AuthSettings, BodyTooLarge, Caller, SignedRequestAuth
+from twinledger_node.auth.dependency import (
+    AuthSettings,
+    BodyTooLarge,
+    Caller,
+    NonceSink,
+    SignedRequestAuth,
+    spends_nonce_in_commit,
+)
 from twinledger_node.auth.problems import (
     PROBLEM_MEDIA_TYPE,
     AuthProblem,
     auth_problem_handler,
     install_auth_problem_handler,
 )
-from twinledger_node.auth.replay import ReplayCache, ReplayCacheFull
+from twinledger_node.auth.replay import Nonce, ReplayCache, ReplayCacheFull
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -35,9 +42,12 @@ __all__ = [
     "AuthSettings",
     "BodyTooLarge",
     "Caller",
+    "Nonce",
+    "NonceSink",
     "ReplayCache",
     "ReplayCacheFull",
     "SignedRequestAuth",
     "auth_problem_handler",
     "install_auth_problem_handler",
+    "spends_nonce_in_commit",
 ]

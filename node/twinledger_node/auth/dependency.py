@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +22,23 @@ from twinledger.identity.http_signatures import (
 )
 from twinledger.identity.resolve import DidResolver
 from twinledger_node.auth.problems import AuthProblem
-from twinledger_node.auth.replay import ReplayCache
+from twinledger_node.auth.replay import Nonce, ReplayCache
+
+# A durable home for nonces (the node's group committer): `(nonce) -> future`, resolved once the nonce's row is
+# committed, failing with ReplayedNonce if the row was already there (another process, or before a restart).
+NonceSink = Callable[[Nonce], "Future[None]"]
+
+
+def spends_nonce_in_commit(endpoint: Callable[..., object]) -> Callable[..., object]:
+    """Mark a route that writes its request's nonce in the same group commit as what it stores (a push, a read's
+    receipt): authentication then checks the nonce in memory only, and the route's commit is the durable check,
+    made before anything is acknowledged or served."""
+    endpoint.__dict__["nonce_in_commit"] = True
+    return endpoint
+
+
+def nonce_in_commit(request: Request) -> bool:
+    return bool(getattr(getattr(request.scope.get("route"), "endpoint", None), "nonce_in_commit", False))
 
 
 class AuthSettings(BaseModel):
@@ -40,6 +59,7 @@ class Caller(VerifiedRequest):
 
     method: str
     target_uri: str
+    replay: Nonce | None = None  # the nonce as spent, for routes that write it in their own commit
 
 
 class BodyTooLarge(TwinledgerError):
@@ -50,13 +70,21 @@ class BodyTooLarge(TwinledgerError):
 class SignedRequestAuth:
     """``Depends(SignedRequestAuth(settings))`` → :class:`Caller`, or a problem+json 400/401."""
 
-    def __init__(self, settings: AuthSettings | None = None, *, resolver: DidResolver | None = None) -> None:
+    def __init__(
+        self, settings: AuthSettings | None = None, *, resolver: DidResolver | None = None,
+        durable_nonces: NonceSink | None = None,
+    ) -> None:  # fmt: skip
+        """With `durable_nonces` the in-memory cache is a fast path and the sink the authority; else the cache's own
+        SQLite file (`replay_db_dir`) is."""
         self.settings = settings or AuthSettings()
+        self.durable_nonces = durable_nonces
         self._resolver = resolver or DidResolver()
         self._window = TimeWindow(
             max_skew_s=self.settings.max_clock_skew_s, max_lifetime_s=self.settings.max_signature_lifetime_s
         )
-        self.replay_cache = ReplayCache(self.settings.replay_db_dir, max_entries=self.settings.replay_max_entries)
+        self.replay_cache = ReplayCache(
+            self.settings.replay_db_dir, max_entries=self.settings.replay_max_entries, evict=durable_nonces is not None
+        )
 
     def target_uri(self, request: Request) -> str:
         if self.settings.public_base_url is None:
@@ -81,9 +109,11 @@ class SignedRequestAuth:
                 raise BodyTooLarge(f"the body exceeds {self.settings.max_body_bytes} bytes")
             check_content_digest(verified.content_digest, body)
             # Only a fully verified request spends its nonce: failed attempts store nothing.
-            self.replay_cache.check_and_store(
-                verified.did, verified.nonce, expires_at=verified.expires + self._window.max_skew_s, now=now
-            )
+            expires_at = verified.expires + self._window.max_skew_s
+            self.replay_cache.check_and_store(verified.did, verified.nonce, expires_at=expires_at, now=now)
+            nonce = Nonce(ReplayCache.entry_id(verified.did, verified.nonce), expires_at, verified.did)
+            if self.durable_nonces is not None and not nonce_in_commit(request):
+                await asyncio.wrap_future(self.durable_nonces(nonce))
         except TwinledgerError as exc:
             raise AuthProblem.from_error(exc) from exc
-        return Caller(**vars(verified), method=request.method, target_uri=target)
+        return Caller(**vars(verified), method=request.method, target_uri=target, replay=nonce)

@@ -15,23 +15,30 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
-from multiformats import CID
-
 from twinledger.chain.types import Scope
-from twinledger.crypto import Envelope, open_stream, seal_stream
-from twinledger.errors import IntegrityError, NotFound
+from twinledger.crypto import Envelope, seal_stream
+from twinledger.crypto.envelope import unseal_data_key
+from twinledger.crypto.stream import decrypt_stream
+from twinledger.errors import IntegrityError, NotFound, Unavailable
 from twinledger.identity import DidKey, canonical_did, did_hash, sign_record
-from twinledger.ipfs import BlockStore, ImportOptions, cat, import_file, parse_cid
+from twinledger.ipfs import BlockStore, FileBlockStore, ImportOptions, cat, import_file, parse_cid
+from twinledger.ipfs.importer import import_stream
 from twinledger.provenance import json_block, read_json_block
 from twinledger_node.api.problems import Problem
-from twinledger_node.auth import Caller
+from twinledger_node.auth import Caller, Nonce
 from twinledger_node.consent.decision import decide
 from twinledger_node.indexer.db import IndexDB
+from twinledger_node.services.cache import LRU
+from twinledger_node.services.commit import GroupCommitter, HeadMoved, PushWork
 from twinledger_node.services.streams import HashingWriter, IteratorReader
 from twinledger_node.state import NodeState
 
 MANIFEST_TYPE = "twinledger/snapshot-manifest"
 CONTENT_PROFILE = "unixfs-v1-2025"
+# Per process, bounded: a parsed manifest is a few KiB, a data key 32 bytes with its envelope.
+MANIFEST_CACHE = 4096
+KEY_CACHE = 4096
+HEAD_ATTEMPTS = 8  # rebuilds of a push whose twin another process appended to meanwhile, before a 503
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,16 @@ class SnapshotService:
         index: IndexDB,
         store: BlockStore,
         node_key: DidKey,
+        commits: GroupCommitter,
         *,
         chain_id: int,
         registry: str,
         anchorer: str | None,
     ) -> None:
         self.state, self.index, self.store, self.node_key = state, index, store, node_key
+        self.commits = commits
+        self._manifests: LRU[str, dict[str, Any]] = LRU(MANIFEST_CACHE)
+        self._keys: LRU[str, tuple[Envelope, bytes]] = LRU(KEY_CACHE)
         self.chain_id, self.registry, self.anchorer = chain_id, registry, anchorer
         self.options = ImportOptions.profile(CONTENT_PROFILE)
         self._twin_locks: dict[int, threading.Lock] = {}
@@ -148,24 +159,63 @@ class SnapshotService:
         chain_now: int,
         *,
         require_fresh: Callable[[], None],
+        nonce: Nonce | None = None,
     ) -> StoredSnapshot:
+        """Seal, stage and group-commit one snapshot; returns once its blocks, row, pins and nonce are durable."""
         twin = self.twin(twin_id)
         role = self.producer_role(twin, caller.did, purpose, chain_now, require_fresh)
         recipients = [self.node_key.did, self.recovery_key(twin["owner"])]
+        # The per-twin lock chains this process's pushes to one twin; another process's push to the same twin is
+        # caught in the commit (HeadMoved) and this one rebuilt on the new head.
         with self._lock(twin_id):
-            previous = (
-                self.state.connection()
-                .execute(
-                    "SELECT seq, manifest_cid FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1", (twin_id,)
+            for _attempt in range(HEAD_ATTEMPTS):
+                previous = (
+                    self.state.connection()
+                    .execute(
+                        "SELECT seq, manifest_cid FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1",
+                        (twin_id,),
+                    )
+                    .fetchone()
                 )
-                .fetchone()
-            )
-            seq = (previous["seq"] if previous else 0) + 1
+                work = self._build(twin, body, caller, role, recipients, previous, nonce)
+                try:
+                    self.commits.submit(work).result()
+                except HeadMoved:
+                    self._abandon(work)
+                    continue
+                except BaseException:
+                    self._abandon(work)
+                    raise
+                return self.get(twin_id, int(work.row[1]))
+        raise Problem(
+            503, "twin-busy", "Twin busy",
+            f"twin {twin_id} took {HEAD_ATTEMPTS} pushes from other processes while this one was being stored",
+            hint="retry the push; nothing of it was stored",
+        )  # fmt: skip
+
+    def _build(
+        self,
+        twin: sqlite3.Row,
+        body: bytes,
+        caller: Caller,
+        role: str,
+        recipients: list[str],
+        previous: sqlite3.Row | None,
+        nonce: Nonce | None,
+    ) -> PushWork:
+        """The push's blocks staged (embedded store: made durable by its group's commit) and its row."""
+        twin_id = int(twin["twin_id"])
+        seq = (previous["seq"] if previous else 0) + 1
+        staged = self.store.stage() if isinstance(self.store, FileBlockStore) else None
+        try:
             with tempfile.TemporaryFile() as ciphertext:
                 envelope = seal_stream(io.BytesIO(body), ciphertext, recipients)
                 size = ciphertext.tell()
                 ciphertext.seek(0)
-                content = import_file(self.store, ciphertext, self.options, pin=True)
+                if staged is not None:
+                    content = import_stream(staged, cast(BinaryIO, ciphertext), self.options)
+                else:  # Kubo pins what it adds at once: a crash before the row leaves a pin gc will not take
+                    content = import_file(self.store, cast(BinaryIO, ciphertext), self.options, pin=True)
             created = int(time.time())
             manifest = {
                 "type": MANIFEST_TYPE, "version": 1, "chainId": self.chain_id, "registry": self.registry,
@@ -184,27 +234,36 @@ class SnapshotService:
                 },
             }  # fmt: skip
             block = json_block(sign_record(manifest, self.node_key, created=created))
-            try:
+            if staged is not None:
+                staged.put(block.cid, block.data)
+            else:
                 self.store.put(block.cid, block.data)
                 self.store.pin(block.cid)
-                with self.state.write() as db:
-                    # The period of the index row that let the producer in: the index only lags the chain, so a
-                    # snapshot is never filed under a later period than the one it was pushed in.
-                    db.execute(
-                        "INSERT INTO snapshots (twin_id, seq, manifest_cid, content_cid, manifest_digest, size, "
-                        "sha256, producer, created, period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (twin_id, seq, str(block.cid), str(content.cid), "0x" + block.digest.hex(), len(body),
-                         manifest["plaintext"]["sha256"], caller.did, created, twin["period"]),  # type: ignore[index]
-                    )  # fmt: skip
-            except BaseException:
-                self._unpin_quietly(block.cid, content.cid)
-                raise
-            return self.get(twin_id, seq)
+        except OSError as error:
+            if staged is not None:
+                staged.rollback()
+            raise Unavailable(
+                f"the block store could not write: {error.strerror or error}",
+                hint="free disk space or fix the store's permissions, then retry; nothing was added",
+            ) from error
+        except BaseException:
+            if staged is not None:
+                staged.rollback()
+            raise
+        # The period of the index row that let the producer in: the index only lags the chain, so a snapshot is
+        # never filed under a later period than the one it was pushed in.
+        row = (twin_id, seq, str(block.cid), str(content.cid), "0x" + block.digest.hex(), len(body),
+               manifest["plaintext"]["sha256"], caller.did, created, twin["period"])  # type: ignore[index]  # fmt: skip
+        return PushWork(twin_id, seq - 1, row, [str(block.cid), str(content.cid)], staged, nonce)
 
-    def _unpin_quietly(self, *cids: CID) -> None:
-        for cid in cids:
+    def _abandon(self, work: PushWork) -> None:
+        """A push that was not stored: staged blocks dropped, or (Kubo) the pins it took released."""
+        if work.staged is not None:
+            work.staged.rollback()
+            return
+        for cid in work.pins:
             with contextlib.suppress(NotFound):
-                self.store.unpin(cid)
+                self.store.unpin(parse_cid(cid))
 
     # ------------------------------------------------------------------ read
 
@@ -240,16 +299,40 @@ class SnapshotService:
         return [StoredSnapshot.from_row(r) for r in rows]
 
     def manifest(self, snapshot: StoredSnapshot) -> dict[str, Any]:
-        cid = parse_cid(snapshot.manifest_cid)
-        return read_json_block(cid, self.store.get(cid))
+        """The parsed, signed manifest (cached by CID: a manifest block is immutable; callers must not mutate it)."""
+        cached = self._manifests.get(snapshot.manifest_cid)
+        if cached is None:
+            cid = parse_cid(snapshot.manifest_cid)
+            cached = read_json_block(cid, self.store.get(cid))
+            self._manifests.put(snapshot.manifest_cid, cached)
+        return cached
+
+    def _data_key(self, snapshot: StoredSnapshot) -> tuple[dict[str, Any], Envelope, bytes]:
+        """The manifest, its envelope and the snapshot's data key, unsealed once and then served from the cache."""
+        manifest = self.manifest(snapshot)
+        cached = self._keys.get(snapshot.manifest_cid)
+        if cached is None:
+            envelope = Envelope.from_dict(manifest["envelope"])
+            cached = (envelope, unseal_data_key(envelope, self.node_key))
+            self._keys.put(snapshot.manifest_cid, cached)
+        return manifest, cached[0], cached[1]
+
+    def forget_keys(self, manifest_cid: str) -> None:
+        """Drop a snapshot's cached manifest and data key. Whatever destroys a snapshot's key material (crypto-
+        shredding) must call this in every process, or a cached key would keep decrypting what was shredded. The
+        node has no shred path today (an envelope is inside its content-addressed manifest); this is its hook."""
+        self._keys.discard(manifest_cid)
+        self._manifests.discard(manifest_cid)
 
     def decrypt_to(self, snapshot: StoredSnapshot, dst: IO[bytes]) -> int:
         """Write the plaintext of `snapshot` to `dst`, checked against the manifest's sha256."""
-        manifest = self.manifest(snapshot)
-        envelope = Envelope.from_dict(manifest["envelope"])
+        manifest, envelope, key = self._data_key(snapshot)
         writer = HashingWriter(dst)
         chunks: Iterator[bytes] = cat(self.store, manifest["content"]["cid"])
-        open_stream(envelope, cast(BinaryIO, IteratorReader(chunks)), cast(BinaryIO, writer), self.node_key)
+        decrypt_stream(
+            key, cast(BinaryIO, IteratorReader(chunks)), cast(BinaryIO, writer),
+            chunk_size=envelope.chunk_size, associated_data=envelope.associated_data,
+        )  # fmt: skip
         if writer.sha256.hexdigest() != manifest["plaintext"]["sha256"]:
             raise IntegrityError(f"snapshot {snapshot.manifest_cid} decrypted to bytes its manifest does not name")
         return writer.size

@@ -64,6 +64,7 @@ class DidKey:
         self.public_key: bytes = bytes(self._signing_key.verify_key)
         self.did: str = did_key_from_public_key(self.public_key)
         self.did_url: str = f"{self.did}#{self.did.removeprefix('did:key:')}"
+        self._x25519: nacl.public.PrivateKey | None = None
 
     @classmethod
     def generate(cls) -> DidKey:
@@ -102,9 +103,15 @@ class DidKey:
         return self._signing_key.sign(data).signature
 
     def x25519_private_key(self) -> nacl.public.PrivateKey:
-        """The X25519 key that opens snapshot keys sealed to this DID (libsodium's Ed25519→X25519 map)."""
-        sk64 = bytes(self._signing_key) + self.public_key
-        return nacl.public.PrivateKey(nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(sk64))
+        """The X25519 key that opens snapshot keys sealed to this DID (libsodium's Ed25519→X25519 map).
+
+        Converted once per key object: a node opens a sealed key on every read, and the conversion (a hash and
+        a field inversion) cost more than the unsealing itself. The result lives exactly as long as the Ed25519
+        key it derives from, in the same object."""
+        if self._x25519 is None:
+            sk64 = bytes(self._signing_key) + self.public_key
+            self._x25519 = nacl.public.PrivateKey(nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(sk64))
+        return self._x25519
 
     def x25519_public_key(self) -> nacl.public.PublicKey:
         return x25519_public_key_of(self.did)

@@ -4,9 +4,10 @@ Layout under the store root (see docs/ipfs.md):
   blocks/<XY>/<KEY>.data  one file per block; KEY is base32 of the multihash (as Kubo's flatfs),
                           XY its next-to-last two characters, so directories stay small
   tmp/                    blocks being written; never read as blocks, swept by gc
-  pins.json               recursive pins, rewritten atomically
+  pins.sqlite             recursive pins, one row each (see pins.py); a store opened with another PinIndex (the
+                          node's state.sqlite) keeps them there instead, and names that database in pins-index so
+                          every later opener (the CLI's gc) sees the same pins. An old pins.json is moved in once.
   gc.lock                 writers hold it shared, gc exclusive, so gc never deletes a block being added
-  pins.lock               serialises read-modify-write of pins.json across processes
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
-import json
 import os
 import tempfile
 from collections import deque
@@ -29,10 +29,11 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from multiformats import CID
 
 from twinledger.errors import IntegrityError, InvalidInput, NotFound, Unavailable
-from twinledger.ipfs.cids import IDENTITY, block_key, parse_cid, to_cid, verify_block
+from twinledger.ipfs.cids import IDENTITY, block_key, to_cid, verify_block
 from twinledger.ipfs.dag import walk_dag
 from twinledger.ipfs.importer import ImportResult, import_path, import_stream
 from twinledger.ipfs.options import ImportOptions
+from twinledger.ipfs.pins import PinIndex
 
 _WRITE_THREADS = 4
 _MAX_IN_FLIGHT = 16  # blocks queued for the writer threads: bounds memory whatever the file size
@@ -95,11 +96,13 @@ class Transaction:
     refused CAR or a failed import leaves the store unchanged.
     """
 
-    def __init__(self, store: FileBlockStore) -> None:
+    def __init__(self, store: FileBlockStore, *, threads: int = _WRITE_THREADS) -> None:
         self._store = store
         self._staged: dict[str, tuple[CID, Path]] = {}
         self._pending: deque[Future[None]] = deque()
-        self._pool = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="blockstore-write")
+        # A small write (a 1 KiB snapshot is two blocks) is cheaper written inline than handed to a pool.
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blockstore-write") if threads else None
+        self._gc_fd: int | None = None  # a staged transaction's own shared gc lock, held until commit or rollback
 
     def put_block(self, cid: bytes, data: bytes) -> None:
         self.put(to_cid(cid), data)
@@ -111,6 +114,9 @@ class Transaction:
             return
         fd, name = tempfile.mkstemp(dir=self._store.tmp_dir, prefix=key[-8:], suffix=".staged")
         self._staged[key] = (cid, Path(name))
+        if self._pool is None:
+            _write_and_close(fd, data)
+            return
         self._pending.append(self._pool.submit(_write_and_close, fd, data))
         while len(self._pending) > _MAX_IN_FLIGHT:
             self._pending.popleft().result()
@@ -131,31 +137,63 @@ class Transaction:
         while self._pending:
             self._pending.popleft().result()
 
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    @property
+    def blocks(self) -> list[CID]:
+        """The CIDs staged so far (blocks already in the store are not staged again)."""
+        return [cid for cid, _temp in self._staged.values()]
+
     def commit(self) -> None:
-        self._drain()
-        self._pool.shutdown()
-        if not self._staged:
-            return
-        staged = [temp for _cid, temp in self._staged.values()]
-        _make_durable(self._store.tmp_dir, staged)
-        touched: set[Path] = set()
-        for key, (_cid, temp) in self._staged.items():
-            final = self._store._path_of_key(key)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, final)
-            touched.add(final.parent)
-        _make_durable(self._store.blocks_dir, [], directories=touched)
-        self._staged.clear()
+        commit_together(self._store, [self])
+        self.close()
+
+    def close(self) -> None:
+        """Release a staged transaction's gc lock, once whatever pins its blocks has committed."""
+        if self._gc_fd is not None:
+            os.close(self._gc_fd)  # closing drops the lock
+            self._gc_fd = None
 
     def rollback(self) -> None:
         for future in self._pending:
             with contextlib.suppress(Exception):
                 future.result()
         self._pending.clear()
-        self._pool.shutdown()
+        self._shutdown()
         for _cid, temp in self._staged.values():
             temp.unlink(missing_ok=True)
         self._staged.clear()
+        self.close()
+
+
+def commit_together(store: FileBlockStore, transactions: list[Transaction]) -> None:
+    """Make the blocks of many transactions durable and visible with one sync round (group commit): one syncfs for
+    every staged file's bytes, the renames, one syncfs for the directory entries. Many concurrent pushes then share
+    two syncs instead of paying two each. On an error none is committed, and each caller rolls its own back.
+    Staged transactions keep their gc lock until :meth:`Transaction.close`: their blocks are unpinned until the
+    caller's pins commit."""
+    staged: list[tuple[str, Path]] = []
+    for tx in transactions:
+        tx._drain()
+        tx._shutdown()
+        staged.extend((key, temp) for key, (_cid, temp) in tx._staged.items())
+    if staged:
+        _make_durable(store.tmp_dir, [temp for _key, temp in staged])
+        touched: set[Path] = set()
+        for key, temp in staged:
+            final = store._path_of_key(key)
+            if final.exists():  # two transactions of the group staged the same block
+                temp.unlink(missing_ok=True)
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, final)
+            touched.add(final.parent)
+        _make_durable(store.blocks_dir, [], directories=touched)
+    for tx in transactions:
+        tx._staged.clear()
 
 
 def _write_and_close(fd: int, data: bytes, *, sync: bool = False) -> None:
@@ -201,7 +239,7 @@ def _make_durable(anchor: Path, files: list[Path], *, directories: set[Path] | N
 class FileBlockStore:
     """The embedded block store (see the module docstring for the on-disk layout)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, pins: PinIndex | None = None) -> None:
         self.root = Path(root)
         self.blocks_dir = self.root / "blocks"
         self.tmp_dir = self.root / "tmp"
@@ -214,8 +252,12 @@ class FileBlockStore:
                 hint="point TWINLEDGER_IPFS_PATH at a writable directory",
             ) from None
         self._gc_lock = self.root / "gc.lock"
-        self._pins_lock = self.root / "pins.lock"
-        self._pins_file = self.root / "pins.json"
+        self.pin_index = pins or _pin_index_of(self.root)
+        if pins is not None and pins.path.resolve() != (self.root / "pins.sqlite").resolve():
+            # Whoever opens this root later (`twinledger ipfs gc` on a node's store) must see these pins, or gc
+            # would take every block of the node: the root names the database that holds them.
+            _write_atomically(self.root / PIN_INDEX_POINTER, str(pins.path.resolve()).encode())
+        self.pin_index.migrate_json(self.root / "pins.json")
 
     def __repr__(self) -> str:
         return f"FileBlockStore({str(self.root)!r})"
@@ -284,54 +326,35 @@ class FileBlockStore:
                 tx.rollback()
                 raise
 
+    def stage(self) -> Transaction:
+        """A transaction the caller commits later, maybe with others (:func:`commit_together`), maybe from another
+        thread: it holds its own shared gc lock from now until it is committed or rolled back, so gc can neither
+        sweep its staging files nor collect its blocks before whoever pins them has committed the pins."""
+        tx = Transaction(self, threads=0)
+        fd = os.open(self._gc_lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        tx._gc_fd = fd
+        return tx
+
     def iter_keys(self) -> Iterator[tuple[str, Path]]:
         for shard in sorted(self.blocks_dir.iterdir()):
             for path in sorted(shard.glob("*.data")):
                 yield path.name.removesuffix(".data"), path
 
     # -- pins ---------------------------------------------------------------------------------------------
-    def _read_pins(self) -> list[CID]:
-        try:
-            raw = json.loads(self._pins_file.read_text())
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as error:
-            raise IntegrityError(
-                f"pin file {self._pins_file} is unreadable ({error})", hint="restore it from a backup"
-            ) from None
-        return [parse_cid(text) for text in raw["recursive"]]
-
-    def _write_pins(self, pins: list[CID]) -> None:
-        fd, name = tempfile.mkstemp(dir=self.tmp_dir, suffix=".pins")
-        payload = json.dumps({"version": 1, "recursive": sorted({str(cid) for cid in pins})}, indent=1)
-        _write_and_close(fd, payload.encode(), sync=True)
-        os.replace(name, self._pins_file)
-        _fsync_dir(self.root)
-
     def pin(self, cid: CID) -> None:
         """Pin ``cid`` and everything below it; refused (pins unchanged) unless the whole DAG is present."""
         with _flock(self._gc_lock, fcntl.LOCK_SH):
             for _ in walk_dag(cid, self.get):
                 pass
-            self._record_pin(cid)
-
-    def _record_pin(self, cid: CID) -> None:
-        with _flock(self._pins_lock, fcntl.LOCK_EX):
-            pins = self._read_pins()
-            if all(bytes(p) != bytes(cid) for p in pins):
-                self._write_pins([*pins, cid])
+            self.pin_index.add([cid])
 
     def unpin(self, cid: CID) -> None:
-        with _flock(self._pins_lock, fcntl.LOCK_EX):
-            pins = self._read_pins()
-            kept = [p for p in pins if bytes(p) != bytes(cid)]
-            if len(kept) == len(pins):
-                raise NotFound(f"{cid} is not pinned", hint="`twinledger ipfs pin ls` lists the pins")
-            self._write_pins(kept)
+        if not self.pin_index.remove(cid):
+            raise NotFound(f"{cid} is not pinned", hint="`twinledger ipfs pin ls` lists the pins")
 
     def pins(self) -> list[CID]:
-        with _flock(self._pins_lock, fcntl.LOCK_SH):
-            return self._read_pins()
+        return list(self.pin_index)
 
     def _pinned_multihashes(self) -> set[bytes]:
         reachable: set[bytes] = set()
@@ -361,7 +384,7 @@ class FileBlockStore:
             if pin:
                 # The import just wrote (or found present) every block of this DAG under the gc lock: walking it
                 # again to prove completeness would re-read and re-hash all of it (a quarter of the import's time).
-                self._record_pin(result.cid)
+                self.pin_index.add([result.cid])
         return result
 
     def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult:
@@ -385,6 +408,26 @@ class FileBlockStore:
         from twinledger.ipfs.car import write_car
 
         write_car(out, [root], walk_dag(root, self.get))
+
+
+PIN_INDEX_POINTER = "pins-index"
+
+
+def _pin_index_of(root: Path) -> PinIndex:
+    """The pins of the store at `root`: in the database its `pins-index` file names, else its own pins.sqlite."""
+    try:
+        return PinIndex(Path((root / PIN_INDEX_POINTER).read_text().strip()))
+    except FileNotFoundError:
+        return PinIndex(root / "pins.sqlite")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    if path.exists() and path.read_bytes() == data:
+        return
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    _write_and_close(fd, data, sync=True)
+    os.replace(name, path)
+    _fsync_dir(path.parent)
 
 
 def _key_of_multihash(multihash: bytes) -> str:

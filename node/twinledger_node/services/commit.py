@@ -1,0 +1,288 @@
+"""Group commit: what many concurrent requests write to the node's state is made durable together.
+
+One committer thread per process takes everything queued (up to `max_group` items) and writes it in ONE
+`BEGIN IMMEDIATE` transaction of state.sqlite, fsynced once (`synchronous=FULL` on its connection), after the
+blocks of every push in the group were made durable by one syncfs round (`commit_together`). Each request waits
+for its group: a push's 202 and a read's body are sent only once their rows are on disk, so nothing is ever
+acknowledged that a crash could take back, and the cost of a sync is shared by everyone who arrived meanwhile.
+
+What a group writes:
+- pushes (`PushWork`): the snapshot row, its pins (when the block store keeps its pins in state.sqlite, in the same
+  transaction: a snapshot and its pins exist together or not at all) and the push's replay nonce. The row names
+  the head the push was built on; if another process moved that twin's head meanwhile, the push is refused with
+  `HeadMoved` and its caller rebuilds it on the new head (its blocks, never pinned, are left to gc).
+- receipts (`ReceiptWork`): each twin's head is read inside the transaction (so receipts chain correctly across
+  processes sharing the file), the receipt is built, node-signed and inserted, and the read's nonce inserted.
+- nonces alone (`NonceWork`): a signed request that writes nothing else still spends its nonce durably.
+
+Nonces: the `nonces` table's primary key is the durable replay check. An in-memory set in each process answers most
+replays at once; the row inserted in the same transaction as the read's receipt is what refuses a replay that
+races through another process or arrives after a restart. Expired rows are pruned in bulk, once per
+`PRUNE_EVERY_S`, inside a group's transaction.
+
+Overload: the queue is bounded (`capacity`); past it `submit` raises `Overloaded`, answered 503 with Retry-After,
+so memory never grows without bound and nothing queued is ever dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from twinledger.errors import Unavailable
+from twinledger.identity.errors import ReplayedNonce
+from twinledger.ipfs.store import FileBlockStore, Transaction, commit_together
+from twinledger.provenance import RECEIPT_GENESIS, receipt_digest
+from twinledger_node.api.problems import Problem
+from twinledger_node.auth.replay import SPEND, Nonce
+from twinledger_node.state import NodeState
+
+log = logging.getLogger("twinledger.commit")
+PRUNE_EVERY_S = 10.0
+RETRY_AFTER_S = 1
+
+
+class Overloaded(Problem):
+    """The commit queue is full: the request is refused before anything of it is written."""
+
+    def __init__(self, what: str, capacity: int) -> None:
+        super().__init__(
+            503, "overloaded", "Node overloaded",
+            f"the node's commit queue holds {capacity} {what}s waiting to be made durable, its limit",
+            hint=f"retry after {RETRY_AFTER_S} s; nothing of this request was stored",
+        )  # fmt: skip
+        self.retry_after = RETRY_AFTER_S
+
+
+class HeadMoved(Exception):
+    """Another process appended to the twin first: the push must be rebuilt on the new head."""
+
+
+@dataclass
+class PushWork:
+    twin_id: int
+    previous_seq: int  # the head the manifest was built on (0: none)
+    row: tuple[Any, ...]  # the snapshots row, in SNAPSHOT_COLUMNS order
+    pins: list[str]
+    staged: Transaction | None
+    nonce: Nonce | None
+    future: Future[None] = field(default_factory=Future)
+
+
+@dataclass
+class ReceiptWork:
+    twin_id: int
+    build: Callable[[str], dict[str, Any]]  # the signed receipt, given the digest of the twin's previous one
+    nonce: Nonce | None
+    future: Future[dict[str, Any]] = field(default_factory=Future)
+
+
+@dataclass
+class NonceWork:
+    nonce: Nonce
+    future: Future[None] = field(default_factory=Future)
+
+
+Work = PushWork | ReceiptWork | NonceWork
+SNAPSHOT_COLUMNS = "twin_id, seq, manifest_cid, content_cid, manifest_digest, size, sha256, producer, created, period"
+
+
+def replayed(nonce: Nonce) -> ReplayedNonce:
+    return ReplayedNonce(f"nonce already used by {nonce.signer}", hint="use a fresh nonce for every request")
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        state: NodeState,
+        store: object,
+        *,
+        capacity: int = 1024,
+        max_group: int = 256,
+    ) -> None:
+        self.state = state
+        # Pins commit with the snapshot rows when the block store keeps them in this same database.
+        self.pins_here = isinstance(store, FileBlockStore) and store.pin_index.path == state.path
+        self.block_store = store if isinstance(store, FileBlockStore) else None
+        self.capacity, self.max_group = capacity, max_group
+        self._queue: queue.Queue[Work | None] = queue.Queue()
+        self._in_flight = 0  # submitted and not yet answered: what the bound counts
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._pruned = 0.0
+
+    # ------------------------------------------------------------------ queue
+
+    def submit(self, work: Work) -> Future[Any]:
+        """Queue `work`; its future resolves once its group is durable. Raises `Overloaded` when the queue is full."""
+        with self._lock:
+            if self._in_flight >= self.capacity:
+                kind = {PushWork: "push", ReceiptWork: "read", NonceWork: "request"}[type(work)]
+                raise Overloaded(kind, self.capacity)
+            self._in_flight += 1
+        self._ensure_running()
+        self._queue.put(work)
+        return work.future
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="twinledger-commit", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Commit what is queued, then end the thread."""
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def in_flight(self) -> int:
+        """Items submitted and not yet answered (queued, or in the group being committed)."""
+        return self._in_flight
+
+    # ------------------------------------------------------------------ the committer thread
+
+    def _run(self) -> None:
+        conn = self.state.connection()
+        conn.execute("PRAGMA synchronous=FULL")  # this connection's commits are what acknowledgements wait for
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group: list[Work] = [first]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            try:
+                self._commit(conn, group)
+            except BaseException as error:  # never leave a waiter hanging
+                log.exception("group commit failed")
+                for work in group:
+                    if not work.future.done():
+                        work.future.set_exception(error)
+            finally:
+                with self._lock:
+                    self._in_flight -= len(group)
+            if stop:
+                return
+
+    def _commit(self, conn: sqlite3.Connection, group: list[Work]) -> None:
+        pushes = [w for w in group if isinstance(w, PushWork)]
+        staged = [w.staged for w in pushes if w.staged is not None]
+        if staged and self.block_store is not None:
+            try:
+                commit_together(self.block_store, staged)
+            except OSError as error:
+                failure = Unavailable(
+                    f"the block store could not write: {error.strerror or error}",
+                    hint="free disk space or fix the store's permissions, then retry; nothing was added",
+                )
+                for work in pushes:
+                    if work.staged is not None:
+                        work.staged.rollback()
+                    work.future.set_exception(failure)
+                group = [w for w in group if not isinstance(w, PushWork)]
+                pushes = []
+        results: dict[int, Any] = {}
+        failures: dict[int, BaseException] = {}
+        heads: dict[int, str] = {}
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                if now - self._pruned >= PRUNE_EVERY_S:
+                    conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
+                    self._pruned = now
+                for i, item in enumerate(group):
+                    # One item refused (a replayed nonce, a moved head) takes nothing of the others with it.
+                    conn.execute("SAVEPOINT item")
+                    try:
+                        results[i] = self._apply(conn, item, heads)
+                        conn.execute("RELEASE item")
+                    except (ReplayedNonce, HeadMoved, sqlite3.IntegrityError) as error:
+                        conn.execute("ROLLBACK TO item")
+                        conn.execute("RELEASE item")
+                        failures[i] = error
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:  # disk full, I/O error, a lock held past the timeout
+            failure = Unavailable(f"the node's state could not be written: {error}", hint="retry shortly")
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(failure)
+            return
+        finally:
+            for work in pushes:
+                if work.staged is not None:
+                    work.staged.close()  # blocks pinned (or refused): gc may run again
+        for i, item in enumerate(group):
+            if i in failures:
+                item.future.set_exception(failures[i])
+                continue
+            if item.nonce is not None:
+                item.nonce.spent = True
+            item.future.set_result(results.get(i))  # type: ignore[arg-type]  # None for pushes and nonces
+
+    def _spend(self, conn: sqlite3.Connection, nonce: Nonce | None) -> None:
+        if nonce is None:
+            return
+        if conn.execute(SPEND, (nonce.key, nonce.expires_at, int(time.time()))).rowcount == 0:
+            raise replayed(nonce)
+
+    def _apply(self, conn: sqlite3.Connection, work: Work, heads: dict[int, str]) -> Any:
+        if isinstance(work, NonceWork):
+            self._spend(conn, work.nonce)
+            return None
+        if isinstance(work, PushWork):
+            self._spend(conn, work.nonce)
+            head = conn.execute("SELECT MAX(seq) FROM snapshots WHERE twin_id = ?", (work.twin_id,)).fetchone()[0]
+            if (head or 0) != work.previous_seq:
+                raise HeadMoved(f"twin {work.twin_id} is at #{head}, the push was built on #{work.previous_seq}")
+            conn.execute(
+                f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                work.row,
+            )
+            if self.pins_here:
+                conn.executemany("INSERT OR IGNORE INTO pins (cid) VALUES (?)", [(cid,) for cid in work.pins])
+            return None
+        return self._receipt(conn, work, heads)
+
+    def _receipt(self, conn: sqlite3.Connection, work: ReceiptWork, heads: dict[int, str]) -> dict[str, Any]:
+        self._spend(conn, work.nonce)
+        previous = heads.get(work.twin_id)
+        if previous is None:  # read inside the write transaction: no other process can append meanwhile
+            last = conn.execute(
+                "SELECT digest FROM receipts WHERE twin_id = ? ORDER BY id DESC LIMIT 1", (work.twin_id,)
+            ).fetchone()
+            previous = last[0] if last else RECEIPT_GENESIS
+        signed = work.build(previous)
+        digest = "0x" + receipt_digest(signed).hex()
+        conn.execute(
+            "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (work.twin_id, signed["seq"], signed["reader"], signed["purpose"], digest, json.dumps(signed),
+             signed["time"]),
+        )  # fmt: skip
+        heads[work.twin_id] = digest
+        return signed

@@ -1,0 +1,61 @@
+"""The group committer on its own: many queued pushes and receipts share one sync round and one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twinledger.identity.errors import ReplayedNonce
+from twinledger.ipfs import FileBlockStore
+from twinledger.ipfs import store as store_module
+from twinledger.ipfs.cids import block_cid, to_cid
+from twinledger.ipfs.pins import PinIndex
+from twinledger_node.auth import Nonce
+from twinledger_node.services.commit import GroupCommitter, NonceWork, PushWork, ReceiptWork
+from twinledger_node.state import NodeState
+
+
+def _push(store: FileBlockStore, twin: int, nonce: Nonce) -> PushWork:
+    staged = store.stage()
+    data = b"block of twin %d" % twin
+    cid = to_cid(block_cid(data, codec=0x55, version=1))
+    staged.put(cid, data)
+    row = (twin, 1, str(cid), str(cid), "0x00", len(data), "00", "did:x", 0, 0)
+    return PushWork(twin, 0, row, [str(cid)], staged, nonce)
+
+
+def test_queued_pushes_and_receipts_share_one_sync_round_and_one_transaction(tmp_path: Path, monkeypatch) -> None:
+    state = NodeState(tmp_path / "state.sqlite")
+    store = FileBlockStore(tmp_path / "ipfs", pins=PinIndex(state.path))
+    commits = GroupCommitter(state, store, capacity=16)
+    syncs: list[Path] = []
+    real_syncfs = store_module._syncfs
+    monkeypatch.setattr(store_module, "_syncfs", lambda path: syncs.append(path) or real_syncfs(path))
+    started = commits._ensure_running
+    monkeypatch.setattr(commits, "_ensure_running", lambda: None)  # queue everything first, then let it run
+    pushes = [_push(store, twin, Nonce(b"p%d" % twin, 2**40, "did:x")) for twin in range(1, 6)]
+    futures = [commits.submit(work) for work in pushes]
+    reads = [
+        commits.submit(ReceiptWork(7, lambda previous, i=i: {"seq": 1, "reader": "did:r", "purpose": "0x",
+                                                             "time": i, "previous": previous},
+                                   Nonce(b"r%d" % i, 2**40, "did:r")))
+        for i in range(3)
+    ]  # fmt: skip
+    replay = commits.submit(NonceWork(Nonce(b"r0", 2**40, "did:r")))  # the same nonce as a read in this group
+    started()
+    for future in futures:
+        future.result(timeout=30)
+    receipts = [future.result(timeout=30) for future in reads]
+    with pytest.raises(ReplayedNonce):
+        replay.result(timeout=30)
+    commits.stop()
+
+    assert len(syncs) == 2  # the blocks of five pushes: one syncfs for their bytes, one for their renames
+    db = state.connection()
+    assert db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 5
+    assert {str(c) for c in store.pins()} == {work.pins[0] for work in pushes}
+    assert receipts[1]["previous"] != receipts[0]["previous"]  # chained inside the one transaction
+    assert db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0] == 3
+    assert all(work.nonce is not None and work.nonce.spent for work in pushes)
+    assert commits.in_flight() == 0
