@@ -71,7 +71,7 @@ PURPOSE = "research"
 DEVICES = 8  # push streams, each a device bound to its own twin
 READS = {1: 1024, 2: 64 * 1024}  # seq on the read twin → plaintext size
 CACHE_FORMAT = 1  # bump when the layout of a cached level changes
-# The targets of the issue (docs/performance.md): (row key, comparison, bound)
+# The targets of issue 14 (docs/performance.md): row key → (comparison, bound)
 TARGETS = {
     "push-8": (">=", 0.25), "read-1k-16": (">=", 0.35), "push-growth": (">=", 0.9), "workers": (">=", 1.6),
     "soak": ("==", 0), "startup-max": ("<", 2.0),
@@ -289,7 +289,7 @@ class Sizer:
     guesses: dict[str, float] = field(default_factory=dict)
 
     def count(self, key: str, streams: int, seconds: float | None = None) -> int:
-        first = {"baseline": (3000.0, 1500.0)}.get(key.split("-")[0], (1000.0, 200.0))  # until a rate is seen
+        first = (3000.0, 1500.0) if key.startswith("baseline") else (1000.0, 200.0)  # until a rate is seen
         rate = self.guesses.get(key, first[0] if "read" in key else first[1])
         return max(20 * streams, min(200_000, math.ceil(rate * (seconds or self.seconds) * 1.3)))
 
@@ -547,14 +547,32 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def measure_all(load: LoadGenerator, sizer: Sizer, server: Server, level: Level, specs: tuple[Spec, ...],
-                runs: dict[str, list[Measure]], prefix: str = "") -> None:  # fmt: skip
-    for spec in specs:
+@dataclass
+class Pair:
+    """The node and its baseline, measured back to back row by row, so both see the same load on the machine."""
+
+    load: LoadGenerator
+    sizer: Sizer
+    baseline: Server
+    dummy: Level  # the baseline's streams: same paths, headers and body sizes, its own keys
+    node_runs: dict[str, list[Measure]] = field(default_factory=dict)
+    base_runs: dict[str, list[Measure]] = field(default_factory=dict)
+
+    def one(self, server: Server, level: Level, spec: Spec, runs: dict[str, list[Measure]], key: str) -> None:
         streams = spec.streams(level)
-        result = load.run(server, streams, sizer.count(prefix + spec.key, len(streams)), sizer.seconds)
-        sizer.saw(prefix + spec.key, result)
+        result = self.load.run(server, streams, self.sizer.count(key, len(streams)), self.sizer.seconds)
+        self.sizer.saw(key, result)
         runs.setdefault(spec.key, []).append(result)
         console.print(f"  {server.name}, {level.stored:,} stored, {spec.label}: {result}")
+
+    def measure(self, node: Server, level: Level, specs: tuple[Spec, ...], tag: str = "") -> None:
+        for spec in specs:
+            self.one(self.baseline, self.dummy, spec, self.base_runs, f"baseline{tag}-{spec.key}")
+            self.one(node, level, spec, self.node_runs, f"node{tag}-{spec.key}")
+
+    def medians(self) -> tuple[dict[str, Measure], dict[str, Measure]]:
+        return ({k: Measure.median(v) for k, v in self.node_runs.items()},
+                {k: Measure.median(v) for k, v in self.base_runs.items()})  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> list[Row]:
@@ -563,30 +581,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     has_workers = node_supports_workers()
     one = 1 if has_workers else None
     sizer, load = Sizer(args.seconds), LoadGenerator()
+    dummy = Level(work, {"stored": 0, "read_twin": 1, "reader": os.urandom(32).hex(),
+                         "devices": [[i + 2, os.urandom(32).hex()] for i in range(DEVICES)]})  # fmt: skip
     rows: list[Row] = []
+    baseline = start_baseline(work, 1)
     try:
-        # Baselines: the same streams (paths, signature headers, bodies) aimed at the FastAPI app.
-        dummy = Level(work, {"stored": 0, "read_twin": 1, "reader": os.urandom(32).hex(),
-                             "devices": [[i + 2, os.urandom(32).hex()] for i in range(DEVICES)]})  # fmt: skip
-        base_runs: dict[str, list[Measure]] = {}
-        base_workers: list[Measure] = []
-        server = start_baseline(work, 1)
-        try:
-            for _ in range(args.repeat):
-                measure_all(load, sizer, server, dummy, SPECS, base_runs, "baseline-")
-        finally:
-            server.stop()
-        if has_workers:
-            server = start_baseline(work, 2)
-            try:
-                for _ in range(args.repeat):
-                    runs2: dict[str, list[Measure]] = {}
-                    measure_all(load, sizer, server, dummy, SPECS[1:2], runs2, "baseline2-")
-                    base_workers += runs2["read-1k-16"]
-            finally:
-                server.stop()
-        baseline = {k: Measure.median(v) for k, v in base_runs.items()}
-
         first: dict[str, Measure] = {}
         for index, target in enumerate(levels):
             last = index == len(levels) - 1
@@ -597,20 +596,20 @@ def run(args: argparse.Namespace) -> list[Row]:
             level.up()
             node: Server | None = None
             try:
-                runs: dict[str, list[Measure]] = {}
+                pair = Pair(load, sizer, baseline, dummy)
                 startups: list[float] = []
                 for r in range(args.repeat):
                     node = start_node(level, workers=one, batch_seconds=args.batch_seconds)
                     startups.append(node.startup)
                     try:
-                        measure_all(load, sizer, node, level, SPECS, runs)
+                        pair.measure(node, level, SPECS)
                     finally:
                         if not (last and r == args.repeat - 1):
                             node.stop()
-                medians = {k: Measure.median(v) for k, v in runs.items()}
+                medians, base = pair.medians()
                 stored = f"{level.stored:,}"
                 for spec in SPECS:
-                    node_m, base_m = medians[spec.key], baseline[spec.key]
+                    node_m, base_m = medians[spec.key], base[spec.key]
                     value = ratio(node_m.rate, base_m.rate)
                     rows.append(Row(spec.key, spec.label, stored, str(node_m), str(base_m), value,
                                     target_cell(spec.key, value) if spec.key in TARGETS else ""))  # fmt: skip
@@ -634,48 +633,57 @@ def run(args: argparse.Namespace) -> list[Row]:
                     finally:
                         node.stop()
                 if index == 0:
-                    rows.append(scale(load, sizer, level, args, has_workers, medians, base_workers, baseline))
+                    rows.append(scale(load, sizer, level, dummy, work, args, has_workers, medians, base))
             finally:
                 if node is not None:
                     node.stop()  # no-op unless a failure skipped it
                 level.down()
                 shutil.rmtree(level.root, ignore_errors=True)
     finally:
+        baseline.stop()
         load.close()
         shutil.rmtree(work, ignore_errors=True)
     order = [s.key for s in SPECS] + ["startup"] + [f"growth-{k}" for k in GROWTH] + ["workers", "soak"]
     return sorted(rows, key=lambda row: order.index(row.key))
 
 
-def scale(load: LoadGenerator, sizer: Sizer, level: Level, args: argparse.Namespace, has_workers: bool,
-          one: dict[str, Measure], base_workers: list[Measure], baseline: dict[str, Measure]) -> Row:  # fmt: skip
+def scale(load: LoadGenerator, sizer: Sizer, level: Level, dummy: Level, work: Path, args: argparse.Namespace,
+          has_workers: bool, node_one: dict[str, Measure], base_one: dict[str, Measure]) -> Row:  # fmt: skip
+    """1 KiB reads by 16 clients with 2 workers, node and baseline back to back, against the 1-worker rows."""
     label, stored = "1 KiB reads, 16 clients: 2 workers ÷ 1", f"{level.stored:,}"
     if not has_workers:
         return Row("workers", label, stored, "n/a (node up has no --workers)", "", None, target_cell("workers", None))
-    runs: dict[str, list[Measure]] = {}
-    for _ in range(args.repeat):
-        node = start_node(level, workers=2, batch_seconds=args.batch_seconds)
-        try:
-            measure_all(load, sizer, node, level, SPECS[1:2], runs, "workers2-")
-        finally:
-            node.stop()
-    two, single = Measure.median(runs["read-1k-16"]), one["read-1k-16"]
-    base_two = Measure.median(base_workers)
-    value = ratio(two.rate, single.rate)
-    return Row("workers", label, stored, f"{two.rate:,.1f}/s ÷ {single.rate:,.1f}/s",
-               f"FastAPI {base_two.rate:,.1f}/s ÷ {baseline['read-1k-16'].rate:,.1f}/s "
-               f"= {ratio(base_two.rate, baseline['read-1k-16'].rate):.2f}", value, target_cell("workers", value))  # fmt: skip
+    baseline = start_baseline(work, 2)
+    try:
+        pair = Pair(load, sizer, baseline, dummy)
+        for _ in range(args.repeat):
+            node = start_node(level, workers=2, batch_seconds=args.batch_seconds)
+            try:
+                pair.measure(node, level, SPECS[1:2], "2")
+            finally:
+                node.stop()
+    finally:
+        baseline.stop()
+    medians, base = pair.medians()
+    two, single = medians["read-1k-16"].rate, node_one["read-1k-16"].rate
+    base_two, base_single = base["read-1k-16"].rate, base_one["read-1k-16"].rate
+    value = ratio(two, single)
+    return Row("workers", label, stored, f"{two:,.1f}/s ÷ {single:,.1f}/s",
+               f"FastAPI {base_two:,.1f}/s ÷ {base_single:,.1f}/s = {ratio(base_two, base_single):.2f}", value,
+               target_cell("workers", value))  # fmt: skip
 
 
 def soak(load: LoadGenerator, sizer: Sizer, node: Server, level: Level, args: argparse.Namespace) -> Row:
     streams = level.read_streams(1, 16)
     count = sizer.count("read-1k-16", len(streams), args.soak_seconds)
     result = load.run(node, streams, count, args.soak_seconds)
+    at_end, source = level.unanchored_receipts(node)
     time.sleep(2 * args.batch_seconds)
     pending, source = level.unanchored_receipts(node)
-    console.print(f"  soak: {result}; {pending} receipts unanchored ({source})")
-    label = f"receipts unanchored {2 * args.batch_seconds:g} s (2 batch intervals) after the read load"
-    detail = f"{pending} ({source}; {result.seconds:.0f} s load, {result.done:,} reads at {result.rate:,.1f}/s)"
+    console.print(f"  soak: {result}; receipts unanchored: {at_end} at its end, {pending} after 2 intervals ({source})")
+    label = f"receipts unanchored 2 batch intervals ({2 * args.batch_seconds:g} s) after the read soak"
+    detail = (f"{pending} ({at_end:,} when the load ended; {source}; {result.seconds:.0f} s load, 16 clients, "
+              f"{result.done:,} reads at {result.rate:,.1f}/s)")  # fmt: skip
     return Row("soak", label, f"{level.stored:,}", detail, "", float(pending), target_cell("soak", pending))
 
 
@@ -683,7 +691,7 @@ def print_table(rows: list[Row], args: argparse.Namespace, seconds: float) -> No
     table = Table(title=f"twinledger node benchmark (median of {args.repeat}, {os.cpu_count()} cores)")
     for column, justify in (("measure", "left"), ("stored", "right"), ("node", "left"), ("baseline (same run)", "left"),
                             ("ratio", "right"), ("target", "left")):  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, no_wrap=column == "measure")  # type: ignore[arg-type]
     for row in rows:
         table.add_row(row.measure, row.stored, row.node, row.baseline,
                       "" if row.ratio is None else f"{row.ratio:.3f}" if row.key != "soak" else f"{row.ratio:g}",
@@ -693,9 +701,14 @@ def print_table(rows: list[Row], args: argparse.Namespace, seconds: float) -> No
     table.caption = (
         f"uvicorn loop=auto ({loop}), http=auto ({http}), log level warning, 1 worker unless said, for node and "
         f"baselines alike · {args.seconds:g} s windows, requests pre-signed, load generator in its own process · "
-        f"CPU: server process tree, anvil not counted · took {seconds / 60:.1f} min"
+        f"CPU: server process tree, anvil not counted · commit {commit()} · took {seconds / 60:.1f} min"
     )
     console.print(table)
+
+
+def commit() -> str:
+    found = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
 
 
 def main() -> int:
