@@ -116,10 +116,20 @@ class _Gate:
 async def _client(job: Job, requests: list[bytes], warm: list[bytes], gate: _Gate, out: Result) -> None:
     reader, writer = await asyncio.open_connection(job.host, job.port)
 
-    async def send(raw: bytes) -> int:
+    async def send(raw: bytes, *, after_idle: bool = False) -> int:
         nonlocal reader, writer
         writer.write(raw)
-        status, keep = await _response(reader)
+        try:
+            status, keep = await _response(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not after_idle:
+                raise
+            # The server closed the connection while it waited for the others to warm up (keep-alive timeout):
+            # the request never reached it, so it goes again on a new connection.
+            writer.close()
+            reader, writer = await asyncio.open_connection(job.host, job.port)
+            writer.write(raw)
+            status, keep = await _response(reader)
         if not keep:
             writer.close()
             reader, writer = await asyncio.open_connection(job.host, job.port)
@@ -131,11 +141,11 @@ async def _client(job: Job, requests: list[bytes], warm: list[bytes], gate: _Gat
         gate.ready()
         await gate.go.wait()
         deadline = time.perf_counter() + job.seconds
-        for raw in requests:
+        for i, raw in enumerate(requests):
             started = time.perf_counter()
             if started >= deadline:
                 break
-            status = await send(raw)
+            status = await send(raw, after_idle=i == 0)
             out.statuses[status] = out.statuses.get(status, 0) + 1
             if 200 <= status < 300:
                 out.done += 1
