@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install install-flower install-slither slither forge-test flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench gas gas-trace lock clean chain-up chain-down
+.PHONY: install install-flower install-slither slither forge-test flower-example fl-bench demo test test-reliability test-fast lint contracts check-artifacts bench bench-node gas gas-trace lock clean chain-up chain-down
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -102,6 +102,12 @@ gas-trace: install
 	$(PY) scripts/bench/gas_trace.py
 
 bench: gas
+
+## bench-node: the node's reads and pushes against plain FastAPI baselines at 0, 10,000 and 100,000 stored snapshots
+## (long; filled levels are kept in build/bench-fill for the next run). Quick smoke run: make bench-node ARGS=--quick
+bench-node: install
+	@mkdir -p build
+	$(PY) scripts/bench/node.py --fill-cache build/bench-fill --work-dir build $(ARGS)
 
 ## lock: re-resolve the Python lock file after changing pyproject.toml
 lock:
