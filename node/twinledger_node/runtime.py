@@ -24,7 +24,7 @@ from twinledger.ipfs import BlockStore, FileBlockStore, IPFSConfig, open_store
 from twinledger.ipfs.pins import PinIndex
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import AuthSettings, SignedRequestAuth
-from twinledger_node.consent.guard import freshness
+from twinledger_node.consent.guard import Freshness, freshness
 from twinledger_node.indexer.db import IndexDB, set_meta
 from twinledger_node.indexer.indexer import HeadView, Indexer
 from twinledger_node.keys import load_or_create_account_key, load_or_create_node_key
@@ -125,10 +125,10 @@ class SharedHead:
         self._cached, self._read_at = HeadView(), -1.0
         self._lock = threading.Lock()
 
-    def get(self) -> HeadView:
+    def get(self, *, refresh: bool = False) -> HeadView:
         now = time.monotonic()
         with self._lock:
-            if now - self._read_at >= HEAD_CACHE_SECONDS:
+            if refresh or now - self._read_at >= HEAD_CACHE_SECONDS:
                 raw = self.index.get_meta(HEAD_KEY)
                 self._cached = HeadView(*json.loads(raw)) if raw else HeadView()
                 self._read_at = now
@@ -276,9 +276,19 @@ class NodeRuntime:
     def chain_now(self) -> int:
         return self.head.chain_now()
 
+    def index_freshness(self) -> Freshness:
+        """Whether the index has seen the chain head within the freshness window. An API process that finds its
+        cached copy of the published head stale reads the published one once more before it says so: another
+        process may already have answered from the newer head (e.g. `/readyz` 200), and a refusal must not rest on
+        a view older than theirs."""
+        state = freshness(self.head, self.settings.freshness_window)
+        if not state.fresh and self._shared_head is not None:
+            state = freshness(self._shared_head.get(refresh=True), self.settings.freshness_window)
+        return state
+
     def require_fresh(self) -> None:
         """Fail closed: no consent decision on an index that has not seen the chain head recently."""
-        state = freshness(self.head, self.settings.freshness_window)
+        state = self.index_freshness()
         if not state.fresh:
             raise Problem(503, "index-stale", "Consent cannot be checked now", state.reason,
                           hint="the node is catching up with the chain or cannot reach it; retry shortly")  # fmt: skip

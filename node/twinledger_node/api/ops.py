@@ -12,7 +12,6 @@ import twinledger
 from twinledger_node.api.deps import Runtime
 from twinledger_node.api.models import Health, NodeInfo
 from twinledger_node.api.problems import Problem, problem_response
-from twinledger_node.consent.guard import freshness
 
 router = APIRouter(tags=["operations"])
 
@@ -26,7 +25,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=Health, responses={503: {"description": "not ready (problem+json)"}})
 def readyz(rt: Runtime) -> Response:
     """Ready when the index has seen the chain head within the freshness window and the store is writable."""
-    fresh = freshness(rt.head, rt.settings.freshness_window)
+    fresh = rt.index_freshness()
     if not fresh.fresh:
         return problem_response(Problem(503, "not-ready", "Not ready", fresh.reason))
     try:
