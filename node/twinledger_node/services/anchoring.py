@@ -292,9 +292,3 @@ def batch_block(
     }  # fmt: skip
     data = dag_cbor.encode(cast(Any, document))
     return tree, to_cid(block_cid(data, codec=DAG_CBOR, version=1)), data
-
-
-def batch_document(store: BlockStore, leaves_cid: str) -> dict[str, Any]:
-    """The decoded batch block (tree dump and record links) at `leaves_cid`."""
-    cid: CID = parse_cid(leaves_cid)
-    return cast(dict[str, Any], dag_cbor.decode(store.get(cid)))
