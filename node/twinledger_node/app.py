@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -15,8 +16,9 @@ from twinledger_node.api import consents, federated, ops, provenance, snapshots,
 from twinledger_node.api import problems as problems_api
 from twinledger_node.api.limits import BodyLimit
 from twinledger_node.api.problems import problem_responses
-from twinledger_node.auth import install_auth_problem_handler
+from twinledger_node.auth import Nonce, SpendLeftoverNonces, install_auth_problem_handler
 from twinledger_node.runtime import NodeRuntime
+from twinledger_node.services.commit import NonceWork, Overloaded
 
 log = logging.getLogger("twinledger.node")
 
@@ -70,7 +72,12 @@ def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
     problems_api.install(app)
     install_auth_problem_handler(app)
 
-    # Outermost first: metrics see every answer, including the 413s of the body limit.
+    def spend(nonce: Nonce) -> None:
+        with contextlib.suppress(Overloaded):  # memory still refuses a replay here; the signature window bounds it
+            runtime.commits.submit(NonceWork(nonce))
+
+    # Added innermost first: metrics see every answer, including the 413s of the body limit.
+    app.add_middleware(SpendLeftoverNonces, spend=spend)
     app.add_middleware(
         BodyLimit, json_limit=runtime.settings.max_json_body_bytes, upload_limit=runtime.settings.max_body_bytes
     )

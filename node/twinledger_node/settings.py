@@ -9,9 +9,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from twinledger import config
+from twinledger.config import DEFAULT_KUBO_ADDR
 from twinledger.errors import TwinledgerError
-from twinledger.identity import canonical_did
-from twinledger.ipfs.kubo import DEFAULT_KUBO_ADDR
 
 
 class NodeSettings(BaseSettings):
@@ -78,6 +77,8 @@ class NodeSettings(BaseSettings):
     @classmethod
     def _canonical_dids(cls, value: list[str]) -> list[str]:
         try:
+            from twinledger.identity.did import canonical_did  # the settings load before the node's heavy imports
+
             return [canonical_did(did) for did in value]
         except TwinledgerError as error:
             raise ValueError(f"TWINLEDGER_FL_TASK_CREATORS: {error.message}") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+DEFAULT_KUBO_ADDR = "/ip4/127.0.0.1/tcp/5001/http"  # Kubo's RPC API, as its own default config has it
+
 
 def home() -> Path:
     """`TWINLEDGER_HOME`, default `~/.twinledger`: wallets and per-user state."""

@@ -1,7 +1,10 @@
 import asyncio
 
 import pytest
+import rfc8785
 from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twinledger.identity import (
     BadSignature,
@@ -75,3 +78,34 @@ def test_malformed_proofs():
         sign_record({"x": 1.5}, DidKey.generate())
     with pytest.raises(MalformedSignature, match="already"):
         sign_record(signed, DidKey.generate())
+
+
+# canonical_json's C-encoder path must give exactly the bytes of the RFC 8785 reference (rfc8785), on every value
+# it takes; values it does not take (non-ASCII keys, integers past 2**53) go to the reference itself.
+_json_text = st.text(st.characters(codec="utf-8"), max_size=12)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _json_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_json_text, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_canonical_json_is_rfc8785(value):
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_canonical_json_edge_cases_match_rfc8785():
+    cases = [
+        {"\u20ac": 1, "\U0001f600": 2, "\ufb33": 3, "a": 4},  # UTF-16 order differs from code point order
+        {"control": '\x00\x01\x1f\b\t\n\f\r"\\/\x7f\u2028\u2029'},
+        {"big": 2**53 - 1, "neg": -(2**53) + 1},
+        [True, False, None, "", [], {}],
+    ]
+    for value in cases:
+        assert canonical_json(value) == rfc8785.dumps(value)
+    with pytest.raises(MalformedSignature):
+        canonical_json({"big": 2**64})
+    with pytest.raises(MalformedSignature):
+        canonical_json({"x": 1.5})

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,10 +13,8 @@ from twinledger.errors import InvalidInput
 from twinledger.identity import did_hash
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import Caller
-from twinledger_node.auth.dependency import nonce_in_commit
 from twinledger_node.consent.decision import Decision, Outcome, decide
 from twinledger_node.runtime import NodeRuntime
-from twinledger_node.services.commit import NonceWork
 
 TITLES = {
     Outcome.UNKNOWN_TWIN: (404, "Unknown twin"),
@@ -58,21 +54,9 @@ async def authenticated(request: Request) -> Caller:
     return await runtime_of(request).auth(request)
 
 
-async def spent_caller(request: Request) -> AsyncIterator[Caller]:
-    """The authenticated caller; its nonce spent durably by the end of the request, whatever the route did."""
-    caller = await authenticated(request)
-    try:
-        yield caller
-    finally:
-        # A route that spends its nonce in its own commit but failed before it (a consent refusal, a 404) still
-        # spends it durably, so the request cannot be replayed after a restart or through another process.
-        nonce = caller.replay
-        if nonce is not None and not nonce.spent and nonce_in_commit(request):
-            with contextlib.suppress(Problem):  # overloaded: memory still refuses it here, the window bounds it
-                runtime_of(request).commits.submit(NonceWork(nonce))
-
-
-AuthenticatedCaller = Annotated[Caller, Depends(spent_caller)]
+# Its nonce is spent durably by the end of the request whatever the route did: by the route's own commit, or else
+# by auth.SpendLeftoverNonces.
+AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
 
 
 def parse_purpose(purpose: str | None, *, required: bool = True) -> bytes | None:

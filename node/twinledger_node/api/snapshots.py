@@ -37,6 +37,9 @@ from twinledger_node.services.snapshots import StoredSnapshot
 router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
 ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
 SPOOL_BYTES = 8 * 1024 * 1024  # plaintext up to this stays in memory; larger spills to a temporary file
+# Up to this much plaintext is decrypted on the event loop: a few page-cache block reads and ~50 µs of cipher, less
+# than the thread hop costs under load. Larger snapshots are decrypted in a worker thread.
+INLINE_DECRYPT_BYTES = 128 * 1024
 
 
 @contextmanager
@@ -112,12 +115,15 @@ def _readable(consent: Consent, snapshot: StoredSnapshot) -> StoredSnapshot:
 
 
 async def _serve(rt: NodeRuntime, consent: Consent, snapshot: StoredSnapshot) -> Response:
-    """Decrypt (one thread hop: block reads and the cipher), append the access receipt in the next group commit,
-    and send the plaintext with its provenance only once that receipt and the read's nonce are durable."""
+    """Decrypt (small snapshots inline, larger ones in one thread hop), append the access receipt in the next group
+    commit, and send the plaintext with its provenance only once that receipt and the read's nonce are durable."""
     _readable(consent, snapshot)
     plaintext = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed below or by the response
     try:
-        size = await run_in_threadpool(rt.snapshots.decrypt_to, snapshot, plaintext)
+        if snapshot.size <= INLINE_DECRYPT_BYTES:
+            size = rt.snapshots.decrypt_to(snapshot, plaintext)
+        else:
+            size = await run_in_threadpool(rt.snapshots.decrypt_to, snapshot, plaintext)
         with replay_refused():
             receipt = await asyncio.wrap_future(
                 rt.receipts.append(

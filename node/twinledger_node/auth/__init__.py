@@ -26,6 +26,7 @@ from twinledger_node.auth.dependency import (
     Caller,
     NonceSink,
     SignedRequestAuth,
+    SpendLeftoverNonces,
     spends_nonce_in_commit,
 )
 from twinledger_node.auth.problems import (
@@ -47,6 +48,7 @@ __all__ = [
     "ReplayCache",
     "ReplayCacheFull",
     "SignedRequestAuth",
+    "SpendLeftoverNonces",
     "auth_problem_handler",
     "install_auth_problem_handler",
     "spends_nonce_in_commit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 
 from eth_utils import keccak
 
@@ -86,6 +87,7 @@ def purpose_iri(purpose: str) -> str:
     return PURPOSE_ALIASES.get(text.lower(), text)
 
 
+@functools.lru_cache(maxsize=4096)  # keccak of the same few strings on every request
 def purpose_code(purpose: str | bytes) -> bytes:
     """The bytes32 purpose code: keccak256 of the purpose IRI, or 32 raw bytes / 0x-hex as given."""
     if isinstance(purpose, bytes):

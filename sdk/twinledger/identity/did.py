@@ -57,6 +57,7 @@ def canonical_did(did: str) -> str:
     return parse_did(did).did
 
 
+@functools.lru_cache(maxsize=4096)  # keccak of the same few strings on every request
 def did_hash(did: str) -> bytes:
     """The 32-byte ``keccak256(utf8(canonical DID))`` the contracts store."""
     return bytes(Web3.keccak(text=canonical_did(did)))

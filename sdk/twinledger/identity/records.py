@@ -9,6 +9,7 @@ not reproduce exactly).
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from twinledger.identity.keys import DidSigner
 from twinledger.identity.resolve import DidResolver, default_resolver
 
 PROOF: Final = "proof"
+_SAFE_INTEGER: Final = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,13 @@ class VerifiedRecord:
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of ``value``; refuse what JCS cannot represent identically everywhere."""
-    _reject_floats(value)
+    # Records of plain keys and safe integers (every receipt and manifest) take the C encoder: the same bytes, in
+    # a sixth of the pure-Python serialiser's time, which was a tenth of a read's CPU (tests/identity compare both).
+    if _plain(value):
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate
+            raise MalformedSignature(f"the record cannot be canonicalised: {exc}") from exc
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
@@ -82,12 +90,25 @@ async def verify_record(
     return VerifiedRecord(record=record, signer=key.did, key_id=key.key_id, created=proof["created"])
 
 
-def _reject_floats(value: Any) -> None:
+def _plain(value: Any) -> bool:
+    """Refuse floats; True when `value` is JSON whose RFC 8785 form is Python's sorted, compact `json.dumps`: every
+    key ASCII (JCS sorts by UTF-16 code units, Python by code points: equal for ASCII) and every integer exactly
+    representable as an IEEE double (what JCS numbers are). Strings escape alike: both write only `"`, `\\` and
+    U+0000-U+001F escaped, with the same short forms and lowercase `\\u00xx`."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INTEGER <= value <= _SAFE_INTEGER
     if isinstance(value, float):
         raise MalformedSignature("signed records hold integers only; encode fractional numbers as strings")
     if isinstance(value, Mapping):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
+        plain = True
+        for key, item in value.items():
+            plain = _plain(item) and plain and isinstance(key, str) and key.isascii()
+        return plain
+    if isinstance(value, list | tuple):
+        plain = True
         for item in value:
-            _reject_floats(item)
+            plain = _plain(item) and plain
+        return plain
+    return False  # let rfc8785 say what it cannot represent

@@ -6,15 +6,15 @@ varint(len(cid) + len(data)) + cid + data. CIDv0 blocks carry their bare multiha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import BinaryIO, Protocol
 
 import dag_cbor
 from multiformats import CID
 
 from twinledger.errors import IntegrityError, InvalidInput, NotFound
-from twinledger.ipfs.cids import verify_block
-from twinledger.ipfs.dag import walk_dag
+from twinledger.ipfs.cids import to_cid, verify_block
+from twinledger.ipfs.dag import block_links
 from twinledger.ipfs.dagpb import read_uvarint, uvarint
 
 MAX_HEADER_SIZE = 1 << 20
@@ -83,10 +83,24 @@ def _split_cid(section: bytes, what: str) -> tuple[CID, bytes]:
             end = pos + length
         if end > len(section) or end > _MAX_CID_SIZE:
             raise ValueError("CID runs past the section")
-        cid = CID.decode(section[:end])
+        cid = to_cid(section[:end])
     except (ValueError, KeyError) as error:
         raise _corrupt(f"{what} does not start with a valid CID ({error})") from None
-    return (cid if cid.version == 0 else cid.set(base="base32")), section[end:]
+    return cid, section[end:]
+
+
+def _check_complete(root: CID, links: dict[bytes, list[CID]], get: Callable[[CID], bytes]) -> None:
+    """Raise NotFound unless every block under `root` is in the CAR (`links`) or already in the store (`get`)."""
+    seen: set[bytes] = set()
+    stack = [root]
+    while stack:
+        cid = stack.pop()
+        key = bytes(cid)
+        if key in seen:
+            continue
+        seen.add(key)
+        known = links.get(key)
+        stack.extend(known if known is not None else block_links(cid, get(cid)))
 
 
 def read_car_into(staging: StagingArea, stream: BinaryIO, *, require_complete: bool) -> list[CID]:
@@ -113,6 +127,7 @@ def read_car_into(staging: StagingArea, stream: BinaryIO, *, require_complete: b
     if not isinstance(raw_roots, list) or not all(isinstance(root, CID) for root in raw_roots):
         raise _corrupt("CAR header 'roots' is not a list of CIDs")
     roots = [root for root in raw_roots if isinstance(root, CID)]
+    links: dict[bytes, list[CID]] = {}  # each block's links, read as it streams by: completeness never re-reads
     index = 0
     while True:
         what = f"block #{index}"
@@ -128,14 +143,15 @@ def read_car_into(staging: StagingArea, stream: BinaryIO, *, require_complete: b
         except IntegrityError:
             raise _corrupt(f"CAR {what} ({cid}): bytes do not hash to the CID") from None
         staging.put(cid, data)
+        if require_complete:
+            links[bytes(cid)] = block_links(cid, data)
         index += 1
     for root in roots:
         if not staging.has(root):
             raise _corrupt(f"CAR root {root} is neither in the CAR nor in the store")
         if require_complete:
             try:
-                for _ in walk_dag(root, staging.get):
-                    pass
+                _check_complete(root, links, staging.get)
             except NotFound as missing:
                 raise _corrupt(f"CAR root {root} is incomplete: {missing.message}") from None
     return [root if root.version == 0 else root.set(base="base32") for root in roots]

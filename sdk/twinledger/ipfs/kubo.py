@@ -23,13 +23,13 @@ import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_errors
 from multiformats import CID
 
+from twinledger.config import DEFAULT_KUBO_ADDR
 from twinledger.errors import IntegrityError, InvalidInput, NotFound, TwinledgerError, Unavailable
 from twinledger.ipfs.cids import codec_name, parse_cid, verify_block
 from twinledger.ipfs.importer import ImportResult, check_readable
 from twinledger.ipfs.options import ImportOptions
 from twinledger.ipfs.store import BlockStat
 
-DEFAULT_KUBO_ADDR = "/ip4/127.0.0.1/tcp/5001/http"
 # ipfshttpclient still passes urllib3 its obsolete `strict` argument, and urllib3 warns about it on every
 # connection pool: a CLI user would see that line before every answer.
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)

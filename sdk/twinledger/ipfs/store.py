@@ -183,13 +183,20 @@ def commit_together(store: FileBlockStore, transactions: list[Transaction]) -> N
     if staged:
         _make_durable(store.tmp_dir, [temp for _key, temp in staged])
         touched: set[Path] = set()
+        moved: set[str] = set()
         for key, temp in staged:
-            final = store._path_of_key(key)
-            if final.exists():  # two transactions of the group staged the same block
+            if key in moved:  # two transactions of the group staged the same block
                 temp.unlink(missing_ok=True)
                 continue
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, final)
+            final = store._path_of_key(key)
+            # Same key, same bytes: replacing a copy another process committed meanwhile changes nothing. The shard
+            # directory is created only when missing (a stat and a mkdir per block were a third of a batch's cost).
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, final)
+            moved.add(key)
             touched.add(final.parent)
         _make_durable(store.blocks_dir, [], directories=touched)
     for tx in transactions:
@@ -399,9 +406,8 @@ class FileBlockStore:
         with _flock(self._gc_lock, fcntl.LOCK_SH):
             with self.transaction() as tx:
                 roots = read_car_into(tx, stream, require_complete=pin_roots)
-            if pin_roots:
-                for root in roots:
-                    self.pin(root)
+            if pin_roots:  # read_car_into found every root's DAG complete, and gc waits for this shared lock
+                self.pin_index.add(roots)
         return roots
 
     def export_car(self, root: CID, out: BinaryIO) -> None:
