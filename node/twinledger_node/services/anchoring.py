@@ -38,7 +38,7 @@ from twinledger.chain.logs import DEFAULT_PAGE, LogScanner, event_filter
 from twinledger.chain.types import BatchKind
 from twinledger.ipfs import BlockStore, parse_cid
 from twinledger.ipfs.car import write_car
-from twinledger.ipfs.cids import block_cid, to_cid
+from twinledger.ipfs.cids import block_cid, cid_text, to_cid
 from twinledger.merkle import StandardMerkleTree
 from twinledger.provenance import RECEIPT_LEAF_TYPES, SNAPSHOT_LEAF_TYPES, json_block
 from twinledger_node.state import NodeState
@@ -195,7 +195,7 @@ class AnchorWorker:
             db.execute(
                 "INSERT OR IGNORE INTO batches (root, kind, count, leaves_cid, status, created) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (root, int(spec.kind), len(rows), str(leaves), "sending", time.time()),
+                (root, int(spec.kind), len(rows), cid_text(leaves), "sending", time.time()),
             )
             for i, row in enumerate(rows):
                 proof = json.dumps(["0x" + p.hex() for p in tree.proof(i)])

@@ -207,26 +207,8 @@ class GroupCommitter:
         failures: dict[int, BaseException] = {}
         heads: dict[int, str] = {}
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                now = time.time()
-                if now - self._pruned >= PRUNE_EVERY_S:
-                    conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
-                    self._pruned = now
-                for i, item in enumerate(group):
-                    # One item refused (a replayed nonce, a moved head) takes nothing of the others with it.
-                    conn.execute("SAVEPOINT item")
-                    try:
-                        results[i] = self._apply(conn, item, heads)
-                        conn.execute("RELEASE item")
-                    except (ReplayedNonce, HeadMoved, sqlite3.IntegrityError) as error:
-                        conn.execute("ROLLBACK TO item")
-                        conn.execute("RELEASE item")
-                        failures[i] = error
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with self.state.writer():
+                self._transaction(conn, group, results, failures, heads)
         except sqlite3.OperationalError as error:  # disk full, I/O error, a lock held past the timeout
             failure = Unavailable(f"the node's state could not be written: {error}", hint="retry shortly")
             for item in group:
@@ -244,6 +226,39 @@ class GroupCommitter:
             if item.nonce is not None:
                 item.nonce.spent = True
             item.future.set_result(results.get(i))  # type: ignore[arg-type]  # None for pushes and nonces
+
+    def _transaction(
+        self, conn: sqlite3.Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException],
+        heads: dict[int, str],
+    ) -> None:  # fmt: skip
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            if now - self._pruned >= PRUNE_EVERY_S:
+                conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
+                self._pruned = now
+            for i, item in enumerate(group):
+                # One item refused (a replayed nonce, a moved head) takes nothing of the others with it. A push can
+                # be refused after its nonce row went in, so it writes under a savepoint; a read or a lone nonce is
+                # refused by its first statement (the nonce), before it wrote anything.
+                if not isinstance(item, PushWork):
+                    try:
+                        results[i] = self._apply(conn, item, heads)
+                    except ReplayedNonce as error:
+                        failures[i] = error
+                    continue
+                conn.execute("SAVEPOINT item")
+                try:
+                    results[i] = self._apply(conn, item, heads)
+                    conn.execute("RELEASE item")
+                except (ReplayedNonce, HeadMoved, sqlite3.IntegrityError) as error:
+                    conn.execute("ROLLBACK TO item")
+                    conn.execute("RELEASE item")
+                    failures[i] = error
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _spend(self, conn: sqlite3.Connection, nonce: Nonce | None) -> None:
         if nonce is None:

@@ -22,6 +22,7 @@ from twinledger.crypto.stream import decrypt_stream
 from twinledger.errors import IntegrityError, NotFound, Unavailable
 from twinledger.identity import DidKey, canonical_did, did_hash, sign_record
 from twinledger.ipfs import BlockStore, FileBlockStore, ImportOptions, cat, import_file, parse_cid
+from twinledger.ipfs.cids import cid_text
 from twinledger.ipfs.importer import import_stream
 from twinledger.provenance import json_block, read_json_block
 from twinledger_node.api.problems import Problem
@@ -222,7 +223,7 @@ class SnapshotService:
                 "anchorer": self.anchorer, "twinId": twin_id, "seq": seq,
                 "previous": previous["manifest_cid"] if previous else None,
                 "created": created,
-                "content": {"cid": str(content.cid), "size": size, "profile": CONTENT_PROFILE},
+                "content": {"cid": cid_text(content.cid), "size": size, "profile": CONTENT_PROFILE},
                 "plaintext": {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()},
                 "envelope": envelope.to_dict(),
                 "producer": {
@@ -252,9 +253,9 @@ class SnapshotService:
             raise
         # The period of the index row that let the producer in: the index only lags the chain, so a snapshot is
         # never filed under a later period than the one it was pushed in.
-        row = (twin_id, seq, str(block.cid), str(content.cid), "0x" + block.digest.hex(), len(body),
+        row = (twin_id, seq, cid_text(block.cid), cid_text(content.cid), "0x" + block.digest.hex(), len(body),
                manifest["plaintext"]["sha256"], caller.did, created, twin["period"])  # type: ignore[index]  # fmt: skip
-        return PushWork(twin_id, seq - 1, row, [str(block.cid), str(content.cid)], staged, nonce)
+        return PushWork(twin_id, seq - 1, row, [cid_text(block.cid), cid_text(content.cid)], staged, nonce)
 
     def _abandon(self, work: PushWork) -> None:
         """A push that was not stored: staged blocks dropped, or (Kubo) the pins it took released."""
@@ -271,7 +272,7 @@ class SnapshotService:
         db = self.state.connection()
         if manifest_cid is not None:
             row = db.execute("SELECT * FROM snapshots WHERE twin_id = ? AND manifest_cid = ?",
-                             (twin_id, str(parse_cid(manifest_cid)))).fetchone()  # fmt: skip
+                             (twin_id, cid_text(parse_cid(manifest_cid)))).fetchone()  # fmt: skip
         elif seq is None:
             row = db.execute(
                 "SELECT * FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1", (twin_id,)

@@ -20,7 +20,7 @@ from pathlib import Path
 from multiformats import CID
 
 from twinledger.errors import IntegrityError
-from twinledger.ipfs.cids import parse_cid
+from twinledger.ipfs.cids import cid_text, parse_cid
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY) WITHOUT ROWID"
 
@@ -44,7 +44,7 @@ class PinIndex:
 
     def add(self, cids: Iterable[CID | str], conn: sqlite3.Connection | None = None) -> None:
         """Pin `cids`; inside the caller's open transaction when `conn` is given (committed with it), else at once."""
-        rows = [(str(cid),) for cid in cids]
+        rows = [(_text(cid),) for cid in cids]
         if conn is not None:
             conn.executemany("INSERT OR IGNORE INTO pins (cid) VALUES (?)", rows)
             return
@@ -55,10 +55,12 @@ class PinIndex:
 
     def remove(self, cid: CID | str) -> bool:
         """Unpin `cid`; False when it was not pinned."""
-        return self.connection().execute("DELETE FROM pins WHERE cid = ?", (str(cid),)).rowcount > 0
+        return self.connection().execute("DELETE FROM pins WHERE cid = ?", (_text(cid),)).rowcount > 0
 
     def __contains__(self, cid: object) -> bool:
-        return self.connection().execute("SELECT 1 FROM pins WHERE cid = ?", (str(cid),)).fetchone() is not None
+        if not isinstance(cid, CID | str):
+            return False
+        return self.connection().execute("SELECT 1 FROM pins WHERE cid = ?", (_text(cid),)).fetchone() is not None
 
     def __iter__(self) -> Iterator[CID]:
         """Every pin, in CID order; only gc and `pin ls` walk them all."""
@@ -80,3 +82,7 @@ class PinIndex:
         self.add(cids)
         os.replace(pins_file, pins_file.with_name(pins_file.name + ".migrated"))
         return len(cids)
+
+
+def _text(cid: CID | str) -> str:
+    return cid if isinstance(cid, str) else cid_text(cid)
