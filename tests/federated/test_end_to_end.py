@@ -12,7 +12,7 @@ from twinledger.errors import AuthError
 from twinledger.federated import Aggregator, WeightedUpdate, fedavg, serialize
 from twinledger.federated.records import pin_json
 from twinledger.ipfs import ImportOptions
-from twinledger.ipfs.cids import block_key
+from twinledger.ipfs.cids import parse_cid
 
 from .conftest import AGGREGATOR_KEY, PURPOSE, Federation, initial_model, local_update
 
@@ -100,10 +100,10 @@ def test_verify_fails_when_pinned_bytes_are_corrupted(federation: Federation) ->
     assert f.verifier.verify_round(spec.task_id, 1).ok
 
     # Flip a byte of the pinned content block on disk: the store refuses it, verification fails.
-    (block_path,) = [path for key, path in f.store.iter_keys() if key == block_key(submitted.content_cid)]
-    data = bytearray(block_path.read_bytes())
+    content = parse_cid(submitted.content_cid)
+    data = bytearray(f.store.get(content))
     data[-1] ^= 0xFF
-    block_path.write_bytes(bytes(data))
+    f.store._replace_raw(content, bytes(data))
 
     report = f.verifier.verify_round(spec.task_id, 1)
     assert not report.ok

@@ -29,5 +29,5 @@ def g1(seed: str, size: int) -> bytes:
 
 def store_snapshot(store: FileBlockStore) -> tuple[list[str], str]:
     """Every block key and every pin: equal snapshots mean the store is unchanged."""
-    keys = [key for key, _ in store.iter_keys()]
+    keys = sorted(store.iter_keys())
     return keys, "\n".join(str(cid) for cid in store.pins())

@@ -16,11 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipfs_helpers import store_snapshot
 
-from twinledger.errors import IntegrityError, InvalidInput, NotFound
-from twinledger.ipfs import FileBlockStore, ImportOptions, cat, get_to_path, parse_cid
-from twinledger.ipfs.cids import RAW, block_cid, to_cid
+from twinledger.errors import IntegrityError, InvalidInput, NotFound, Unavailable
+from twinledger.ipfs import FileBlockStore, ImportOptions, cat, get_to_path, import_file, parse_cid
+from twinledger.ipfs.cids import RAW, block_cid, block_key, to_cid
 from twinledger.ipfs.dag import block_links
 from twinledger.ipfs.dagpb import decode_node
+from twinledger.ipfs.packed import PACKED_BLOCK_BYTES
 
 HELLO_V1 = parse_cid("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")
 
@@ -34,8 +35,7 @@ def test_put_refuses_bytes_that_do_not_match(store: FileBlockStore) -> None:
 
 def test_corrupted_block_on_disk_is_detected(store: FileBlockStore) -> None:
     store.put(HELLO_V1, b"hello world")
-    path = next(path for _, path in store.iter_keys())
-    path.write_bytes(b"hello w0rld")
+    store._replace_raw(HELLO_V1, b"hello w0rld")
     with pytest.raises(IntegrityError, match=str(HELLO_V1)):
         store.get(HELLO_V1)
 
@@ -202,7 +202,79 @@ def test_concurrent_threads_and_processes(tmp_path: Path) -> None:
     assert outputs[0] == list(reversed(outputs[1]))
     for cid_text, payload in zip(outputs[0], payloads, strict=True):
         assert b"".join(cat(store, cid_text)) == payload
-    for key, path in store.iter_keys():
-        assert store.get(to_cid(block_cid(path.read_bytes(), codec=RAW, version=1))) == path.read_bytes(), key
+    for cid in store.local_cids():
+        store.get(cid)  # every stored block still hashes to its key
     assert len(store.pins()) == 40
     assert store.gc() == []
+
+
+def test_small_blocks_are_rows_and_large_ones_files(store: FileBlockStore) -> None:
+    small, large = os.urandom(PACKED_BLOCK_BYTES), os.urandom(PACKED_BLOCK_BYTES + 1)
+    small_cid = to_cid(block_cid(small, codec=RAW, version=1))
+    large_cid = to_cid(block_cid(large, codec=RAW, version=1))
+    store.put(small_cid, small)
+    store.put(large_cid, large)
+    assert list(store.packed.stored_keys()) == [block_key(small_cid)]
+    assert [p.name for p in store.blocks_dir.rglob("*.data")] == [f"{block_key(large_cid)}.data"]
+    assert store.get(small_cid) == small and store.get(large_cid) == large
+    assert store.stat(small_cid).size == len(small) and store.stat(large_cid).size == len(large)
+    assert sorted(store.iter_keys()) == sorted([block_key(small_cid), block_key(large_cid)])
+    store.delete(small_cid)
+    assert not store.has(small_cid) and store.has(large_cid)
+    store.put(small_cid, small)
+    assert sorted(str(c) for c in store.gc()) == sorted(
+        str(to_cid(b"\x01\x55" + c.digest)) for c in (small_cid, large_cid)
+    )
+    assert list(store.iter_keys()) == []
+
+
+def test_corrupt_packed_row_names_where_it_is(store: FileBlockStore) -> None:
+    store.put(HELLO_V1, b"hello world")
+    store._replace_raw(HELLO_V1, b"hello w0rld")
+    with pytest.raises(IntegrityError, match=r"blocks\.sqlite"):
+        store.get(HELLO_V1)
+
+
+def test_failed_packed_write_leaves_nothing_visible(store: FileBlockStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(rows: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.packed, "put", full)
+    with pytest.raises(Unavailable, match="No space left on device"):
+        import_file(store, io.BytesIO(b"tiny"), ImportOptions())
+    monkeypatch.undo()
+    assert list(store.iter_keys()) == [] and store.pins() == []
+
+
+def test_packed_blocks_are_shared_between_processes(tmp_path: Path) -> None:
+    store = FileBlockStore(tmp_path / "repo")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from twinledger.ipfs import FileBlockStore, import_file, ImportOptions
+        import io
+        store = FileBlockStore({str(tmp_path / "repo")!r})
+        print(import_file(store, io.BytesIO(b"from another process"), ImportOptions()).cid)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert b"".join(cat(store, out)) == b"from another process"
+    assert store.pins() == [parse_cid(out)]
+
+
+def test_put_dag_stores_and_pins_in_one_transaction_and_checks_every_block(store: FileBlockStore) -> None:
+    import dag_cbor
+
+    leaves = [(to_cid(block_cid(d, codec=RAW, version=1)), d) for d in (b"one", b"two")]
+    data = dag_cbor.encode({"records": [cid for cid, _ in leaves]})
+    root = to_cid(block_cid(data, codec=0x71, version=1))
+    with pytest.raises(IntegrityError):
+        store.put_dag(root, [*leaves, (root, data + b"!")])
+    assert store_snapshot(store) == ([], "")
+    with pytest.raises(InvalidInput, match="root"):
+        store.put_dag(root, leaves)
+    assert store_snapshot(store) == ([], "")
+    store.put_dag(root, [*leaves, (root, data)])
+    assert store.pins() == [root]
+    assert store.gc() == []
+    assert sorted(store.iter_keys()) == sorted(block_key(c) for c, _ in [*leaves, (root, data)])

@@ -215,7 +215,7 @@ def test_a_forgotten_key_is_gone_from_the_read_cache(anvil, deployment, accounts
             manifest = parse_cid(snapshot.manifest_cid)
             store = node.runtime.store
             assert isinstance(store, FileBlockStore)
-            store._path(manifest).unlink()
+            store._remove_raw(manifest)
             assert http.get(f"/v1/twins/{twin}/snapshots/1", params={"purpose": PURPOSE}).status_code == 200, (
                 "the cache serves the key until told otherwise"
             )

@@ -36,7 +36,7 @@ from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.logs import DEFAULT_PAGE, LogScanner, event_filter
 from twinledger.chain.types import BatchKind
-from twinledger.ipfs import BlockStore, parse_cid
+from twinledger.ipfs import BlockStore, FileBlockStore, parse_cid
 from twinledger.ipfs.car import write_car
 from twinledger.ipfs.cids import block_cid, cid_text, to_cid
 from twinledger.merkle import StandardMerkleTree
@@ -185,10 +185,13 @@ class AnchorWorker:
                 records.append(block.cid)
         tree, leaves, data = batch_block(spec, self.anchorer, values, records)
         # One store transaction for the whole batch: its receipt blocks and its batch block, pinned as one DAG.
-        car = io.BytesIO()
-        write_car(car, [leaves], [*blocks, (leaves, data)])
-        car.seek(0)
-        self.store.import_car(car, pin_roots=True)
+        if isinstance(self.store, FileBlockStore):
+            self.store.put_dag(leaves, [*blocks, (leaves, data)])
+        else:
+            car = io.BytesIO()
+            write_car(car, [leaves], [*blocks, (leaves, data)])
+            car.seek(0)
+            self.store.import_car(car, pin_roots=True)
         root = "0x" + tree.root.hex()
         key = ("twin_id", "seq") if spec.kind is BatchKind.SNAPSHOTS else ("id",)
         with self.state.write() as db:
