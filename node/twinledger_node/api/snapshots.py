@@ -69,12 +69,11 @@ async def push_snapshot(
     # service checks freshness for that case.
     body = await request.body()
     code = parse_purpose(purpose, required=False)
-    # Sealing, staging and waiting for the group commit is blocking work: off the event loop, in one hop.
+    # Sealing and staging run in the service's sealing threads; the wait for the group commit holds none.
     with replay_refused():
-        stored = await run_in_threadpool(
-            rt.snapshots.ingest, twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh,
-            nonce=caller.replay,
-        )  # fmt: skip
+        stored = await rt.snapshots.ingest(
+            twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh, nonce=caller.replay
+        )
     rt.metrics.snapshots.inc()
     return stored.as_json()
 

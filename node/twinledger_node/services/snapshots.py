@@ -3,15 +3,16 @@ hash-linked manifest and queues its anchor. Reads decrypt for readers the consen
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
 import json
 import sqlite3
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
@@ -40,6 +41,10 @@ CONTENT_PROFILE = "unixfs-v1-2025"
 MANIFEST_CACHE = 4096
 KEY_CACHE = 4096
 HEAD_ATTEMPTS = 8  # rebuilds of a push whose twin another process appended to meanwhile, before a 503
+# Sealing is CPU work under the GIL: more threads than this only add GIL handoffs (with a thread per concurrent push,
+# 8 devices cost ~190 futex calls per push). A push waits for its group commit on the event loop, holding no thread.
+SEALING_THREADS = 2
+INLINE_BYTES = 128 * 1024  # up to this much plaintext is sealed (pushes) or opened (reads) on the event loop
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,8 @@ class SnapshotService:
         self._keys: LRU[str, tuple[Envelope, bytes]] = LRU(KEY_CACHE)
         self.chain_id, self.registry, self.anchorer = chain_id, registry, anchorer
         self.options = ImportOptions.profile(CONTENT_PROFILE)
-        self._twin_locks: dict[int, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._twin_locks: dict[int, tuple[asyncio.Lock, int]] = {}  # twin → (lock, pushes holding or awaiting it)
+        self._sealers = ThreadPoolExecutor(SEALING_THREADS, thread_name_prefix="twinledger-seal")
 
     # ------------------------------------------------------------------ who
 
@@ -147,11 +152,23 @@ class SnapshotService:
 
     # ------------------------------------------------------------------ ingest
 
-    def _lock(self, twin_id: int) -> threading.Lock:
-        with self._locks_guard:
-            return self._twin_locks.setdefault(twin_id, threading.Lock())
+    @contextlib.asynccontextmanager
+    async def _twin_lock(self, twin_id: int) -> AsyncIterator[None]:
+        """Chains this process's pushes to one twin (one event loop: no thread lock); dropped when unused, so the
+        table holds only twins being pushed to."""
+        lock, users = self._twin_locks.get(twin_id, (asyncio.Lock(), 0))
+        self._twin_locks[twin_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._twin_locks[twin_id]
+            if users == 1:
+                del self._twin_locks[twin_id]
+            else:
+                self._twin_locks[twin_id] = (lock, users - 1)
 
-    def ingest(
+    async def ingest(
         self,
         twin_id: int,
         body: bytes,
@@ -162,13 +179,23 @@ class SnapshotService:
         require_fresh: Callable[[], None],
         nonce: Nonce | None = None,
     ) -> StoredSnapshot:
-        """Seal, stage and group-commit one snapshot; returns once its blocks, row, pins and nonce are durable."""
+        """Seal, stage and group-commit one snapshot; returns once its blocks, row, pins and nonce are durable.
+
+        Shielded: a caller that goes away (a client disconnecting) does not cut a push short between staging and
+        its commit; the push completes or fails as a whole, and what it staged is never left holding the store."""
         twin = self.twin(twin_id)
         role = self.producer_role(twin, caller.did, purpose, chain_now, require_fresh)
         recipients = [self.node_key.did, self.recovery_key(twin["owner"])]
-        # The per-twin lock chains this process's pushes to one twin; another process's push to the same twin is
-        # caught in the commit (HeadMoved) and this one rebuilt on the new head.
-        with self._lock(twin_id):
+        return await asyncio.shield(self._store(twin, body, caller, role, recipients, nonce))
+
+    async def _store(
+        self, twin: sqlite3.Row, body: bytes, caller: Caller, role: str, recipients: list[str], nonce: Nonce | None
+    ) -> StoredSnapshot:
+        twin_id = int(twin["twin_id"])
+        loop = asyncio.get_running_loop()
+        # Another process's push to the same twin is caught in the commit (HeadMoved) and this one rebuilt on the
+        # new head.
+        async with self._twin_lock(twin_id):
             for _attempt in range(HEAD_ATTEMPTS):
                 previous = (
                     self.state.connection()
@@ -178,9 +205,14 @@ class SnapshotService:
                     )
                     .fetchone()
                 )
-                work = self._build(twin, body, caller, role, recipients, previous, nonce)
+                if len(body) <= INLINE_BYTES:
+                    work = self._build(twin, body, caller, role, recipients, previous, nonce)
+                else:
+                    work = await loop.run_in_executor(
+                        self._sealers, self._build, twin, body, caller, role, recipients, previous, nonce
+                    )
                 try:
-                    self.commits.submit(work).result()
+                    await asyncio.wrap_future(self.commits.submit(work))
                 except HeadMoved:
                     self._abandon(work)
                     continue
