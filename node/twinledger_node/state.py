@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     period INTEGER NOT NULL, PRIMARY KEY (twin_id, seq)
 );
 CREATE INDEX IF NOT EXISTS snapshots_pending ON snapshots (batch_root) WHERE batch_root IS NULL;
+-- rows in a batch not yet anchored: how an anchored batch finds its rows without scanning every snapshot stored
+CREATE INDEX IF NOT EXISTS snapshots_unanchored ON snapshots (batch_root) WHERE anchor_tx IS NULL;
 CREATE TABLE IF NOT EXISTS receipts (
     id INTEGER PRIMARY KEY, twin_id INTEGER NOT NULL, seq INTEGER NOT NULL, reader TEXT NOT NULL,
     purpose TEXT NOT NULL, digest TEXT NOT NULL UNIQUE, body TEXT NOT NULL, created INTEGER NOT NULL,
@@ -24,6 +26,7 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 CREATE INDEX IF NOT EXISTS receipts_by_twin ON receipts (twin_id, id);
 CREATE INDEX IF NOT EXISTS receipts_pending ON receipts (batch_root) WHERE batch_root IS NULL;
+CREATE INDEX IF NOT EXISTS receipts_unanchored ON receipts (batch_root) WHERE anchor_tx IS NULL;
 CREATE TABLE IF NOT EXISTS batches (
     root TEXT PRIMARY KEY, kind INTEGER NOT NULL, count INTEGER NOT NULL, leaves_cid TEXT NOT NULL,
     status TEXT NOT NULL, tx_hash TEXT, block_number INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
