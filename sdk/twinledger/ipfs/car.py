@@ -14,7 +14,7 @@ from multiformats import CID
 
 from twinledger.errors import IntegrityError, InvalidInput, NotFound
 from twinledger.ipfs.cids import to_cid, verify_block
-from twinledger.ipfs.dag import block_links
+from twinledger.ipfs.dag import block_links, traverse
 from twinledger.ipfs.dagpb import read_uvarint, uvarint
 
 MAX_HEADER_SIZE = 1 << 20
@@ -91,16 +91,13 @@ def _split_cid(section: bytes, what: str) -> tuple[CID, bytes]:
 
 def _check_complete(root: CID, links: dict[bytes, list[CID]], get: Callable[[CID], bytes]) -> None:
     """Raise NotFound unless every block under `root` is in the CAR (`links`) or already in the store (`get`)."""
-    seen: set[bytes] = set()
-    stack = [root]
-    while stack:
-        cid = stack.pop()
-        key = bytes(cid)
-        if key in seen:
-            continue
-        seen.add(key)
-        known = links.get(key)
-        stack.extend(known if known is not None else block_links(cid, get(cid)))
+
+    def links_of(cid: CID) -> list[CID]:
+        known = links.get(bytes(cid))
+        return known if known is not None else block_links(cid, get(cid))
+
+    for _ in traverse(root, links_of):
+        pass
 
 
 def read_car_into(staging: StagingArea, stream: BinaryIO, *, require_complete: bool) -> list[CID]:

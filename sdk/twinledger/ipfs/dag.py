@@ -49,8 +49,9 @@ def _collect_cbor_links(value: Any, found: list[CID]) -> None:
             _collect_cbor_links(item, found)
 
 
-def walk_dag(root: CID, get: Callable[[CID], bytes]) -> Iterator[tuple[CID, bytes]]:
-    """Depth-first, pre-order, each block once: the order Kubo's `dag export` writes a CAR in."""
+def traverse(root: CID, links: Callable[[CID], list[CID]]) -> Iterator[CID]:
+    """Depth-first, pre-order, each block once: the order Kubo's `dag export` writes a CAR in. `links(cid)` is
+    asked for a block's links after the block was yielded."""
     seen: set[bytes] = set()
     stack = [root]
     while stack:
@@ -59,9 +60,16 @@ def walk_dag(root: CID, get: Callable[[CID], bytes]) -> Iterator[tuple[CID, byte
         if key in seen:
             continue
         seen.add(key)
-        data = get(cid)
-        yield cid, data
-        stack.extend(reversed(block_links(cid, data)))
+        yield cid
+        stack.extend(reversed(links(cid)))
+
+
+def walk_dag(root: CID, get: Callable[[CID], bytes]) -> Iterator[tuple[CID, bytes]]:
+    """Every block under `root` with its bytes, in :func:`traverse` order."""
+    last: list[bytes] = []
+    for cid in traverse(root, lambda cid: block_links(cid, last.pop())):
+        last.append(get(cid))
+        yield cid, last[-1]
 
 
 def cat_blocks(root: CID, get: Callable[[CID], bytes]) -> Iterator[bytes]:

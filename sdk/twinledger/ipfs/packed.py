@@ -13,30 +13,21 @@ the store looks in both, and every read is checked against its CID whichever hol
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from twinledger.ipfs.sqlite import ThreadConnections
 
 PACKED_BLOCK_BYTES = 16 * 1024
 SCHEMA = "CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID"
 
 
-class PackedBlocks:
-    """The small blocks of a store, by key (base32 of the multihash, as the files' names); a connection per thread."""
+class PackedBlocks(ThreadConnections):
+    """The small blocks of a store, by key (base32 of the multihash, as the files' names); durable before whatever
+    names them commits."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self.connection().execute(SCHEMA)
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # blocks are durable before whatever names them commits
-            self._local.conn = conn
-        return conn
+        super().__init__(path, SCHEMA)
 
     def get(self, key: str) -> bytes | None:
         row = self.connection().execute("SELECT data FROM blocks WHERE key = ?", (key,)).fetchone()

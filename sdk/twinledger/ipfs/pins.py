@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,26 +20,16 @@ from multiformats import CID
 
 from twinledger.errors import IntegrityError
 from twinledger.ipfs.cids import cid_text, parse_cid
+from twinledger.ipfs.sqlite import ThreadConnections
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY) WITHOUT ROWID"
 
 
-class PinIndex:
-    """The recursive pins of a block store; a connection per thread (sqlite3 connections stay in their thread)."""
+class PinIndex(ThreadConnections):
+    """The recursive pins of a block store (a pin is acknowledged to the CLI user: on disk first)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self.connection().execute(SCHEMA)
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a pin is acknowledged to the CLI user: on disk first
-            self._local.conn = conn
-        return conn
+        super().__init__(path, SCHEMA)
 
     def add(self, cids: Iterable[CID | str], conn: sqlite3.Connection | None = None) -> None:
         """Pin `cids`; inside the caller's open transaction when `conn` is given (committed with it), else at once."""
