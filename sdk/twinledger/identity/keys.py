@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Final, Protocol, runtime_checkable
 
@@ -120,6 +121,7 @@ class DidKey:
         return f"DidKey({self.did!r})"
 
 
+@functools.lru_cache(maxsize=1024)  # every push seals to the same few DIDs (node, owners' recovery keys)
 def x25519_public_key_of(did: str) -> nacl.public.PublicKey:
     """The X25519 public key snapshots are sealed to for an Ed25519 did:key (no private key needed)."""
     parsed = parse_did(did)

@@ -116,11 +116,14 @@ class Transaction:
     def put(self, cid: CID, data: bytes) -> None:
         """Stage a block; the caller has already checked that ``data`` hashes to ``cid``."""
         key = block_key(cid)
-        if key in self._staged or key in self._packed or self._store._has_key(key):
+        if key in self._staged or key in self._packed:
             return
         if len(data) <= PACKED_BLOCK_BYTES and self._packed_bytes + len(data) <= _MAX_STAGED_PACKED:
+            # No lookup of the store first: the commit's INSERT OR IGNORE keeps a copy already there as it is.
             self._packed[key] = (cid, bytes(data))
             self._packed_bytes += len(data)
+            return
+        if self._store._has_key(key):
             return
         fd, name = tempfile.mkstemp(dir=self._store.tmp_dir, prefix=key[-8:], suffix=".staged")
         self._staged[key] = (cid, Path(name))
@@ -159,7 +162,7 @@ class Transaction:
 
     @property
     def blocks(self) -> list[CID]:
-        """The CIDs staged so far (blocks already in the store are not staged again)."""
+        """The CIDs staged so far (a large block already stored as a file is not staged again)."""
         return [cid for cid, _data in self._packed.values()] + [cid for cid, _temp in self._staged.values()]
 
     def commit(self) -> None:
