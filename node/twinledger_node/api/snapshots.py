@@ -32,14 +32,11 @@ from twinledger_node.api.models import SnapshotInfo, SnapshotList
 from twinledger_node.api.problems import Problem, problem_responses
 from twinledger_node.auth import AuthProblem, spends_nonce_in_commit
 from twinledger_node.runtime import NodeRuntime
-from twinledger_node.services.snapshots import StoredSnapshot
+from twinledger_node.services.snapshots import INLINE_BYTES, StoredSnapshot
 
 router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
 ReadConsent = Annotated[Consent, Depends(consent_required(Scope.READ))]
 SPOOL_BYTES = 8 * 1024 * 1024  # plaintext up to this stays in memory; larger spills to a temporary file
-# Up to this much plaintext is decrypted on the event loop: a few page-cache block reads and ~50 µs of cipher, less
-# than the thread hop costs under load. Larger snapshots are decrypted in a worker thread.
-INLINE_DECRYPT_BYTES = 128 * 1024
 
 
 @contextmanager
@@ -69,7 +66,8 @@ async def push_snapshot(
     # service checks freshness for that case.
     body = await request.body()
     code = parse_purpose(purpose, required=False)
-    # Sealing and staging run in the service's sealing threads; the wait for the group commit holds none.
+    # The service seals small snapshots on the event loop, larger ones in its sealing threads; the wait for the
+    # group commit holds no thread.
     with replay_refused():
         stored = await rt.snapshots.ingest(
             twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh, nonce=caller.replay
@@ -119,7 +117,7 @@ async def _serve(rt: NodeRuntime, consent: Consent, snapshot: StoredSnapshot) ->
     _readable(consent, snapshot)
     plaintext = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed below or by the response
     try:
-        if snapshot.size <= INLINE_DECRYPT_BYTES:
+        if snapshot.size <= INLINE_BYTES:
             size = rt.snapshots.decrypt_to(snapshot, plaintext)
         else:
             size = await run_in_threadpool(rt.snapshots.decrypt_to, snapshot, plaintext)

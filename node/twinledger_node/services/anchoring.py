@@ -20,7 +20,6 @@ node signs (`anchorer`) and in the batch block, which is how a verifier knows wh
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
@@ -36,8 +35,7 @@ from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.logs import DEFAULT_PAGE, LogScanner, event_filter
 from twinledger.chain.types import BatchKind
-from twinledger.ipfs import BlockStore, FileBlockStore, parse_cid
-from twinledger.ipfs.car import write_car
+from twinledger.ipfs import BlockStore, parse_cid
 from twinledger.ipfs.cids import block_cid, cid_text, to_cid
 from twinledger.merkle import StandardMerkleTree
 from twinledger.provenance import RECEIPT_LEAF_TYPES, SNAPSHOT_LEAF_TYPES, json_block
@@ -185,13 +183,7 @@ class AnchorWorker:
                 records.append(block.cid)
         tree, leaves, data = batch_block(spec, self.anchorer, values, records)
         # One store transaction for the whole batch: its receipt blocks and its batch block, pinned as one DAG.
-        if isinstance(self.store, FileBlockStore):
-            self.store.put_dag(leaves, [*blocks, (leaves, data)])
-        else:
-            car = io.BytesIO()
-            write_car(car, [leaves], [*blocks, (leaves, data)])
-            car.seek(0)
-            self.store.import_car(car, pin_roots=True)
+        self.store.put_dag(leaves, [*blocks, (leaves, data)])
         root = "0x" + tree.root.hex()
         key = ("twin_id", "seq") if spec.kind is BatchKind.SNAPSHOTS else ("id",)
         with self.state.write() as db:

@@ -46,11 +46,9 @@ def _decode(text: str | bytes) -> CID:
         return _decode_binary(text)
     if text[:1] == "b" and len(text) == 59 and text[1:].islower():  # base32 CIDv1 of a 36-byte binary CID
         try:
-            binary = base64.b32decode(text[1:].upper() + "=" * 5)
+            return _decode_binary(base64.b32decode(text[1:].upper() + "=" * 5))
         except ValueError:
-            return CID.decode(text)
-        if binary[0] == 1 and binary[1] in _CODECS and binary[2:4] == _SHA2_256_PREFIX:
-            return _decode_binary(binary)
+            pass  # not base32 after all: multiformats names what is wrong
     return CID.decode(text)
 
 

@@ -231,6 +231,15 @@ class KuboStore:
             roots.append(parse_cid(root["Cid"]["/"]))
         return roots
 
+    def put_dag(self, root: CID, blocks: list[tuple[CID, bytes]]) -> None:
+        """Store a DAG its caller has just built and pin `root`: one `dag import` of a CAR holding it."""
+        from twinledger.ipfs.car import write_car
+
+        car = io.BytesIO()
+        write_car(car, [root], blocks)
+        car.seek(0)
+        self.import_car(car, pin_roots=True)
+
     def export_car(self, root: CID, out: BinaryIO) -> None:
         with self._rpc(f"dag export {root}"):
             for chunk in self._client.dag.export(str(root), stream=True):

@@ -65,6 +65,7 @@ class BlockStore(Protocol):
     def add_path(self, path: Path, options: ImportOptions, *, pin: bool = True) -> ImportResult: ...
     def add_stream(self, stream: BinaryIO, options: ImportOptions, *, pin: bool = True) -> ImportResult: ...
     def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> list[CID]: ...
+    def put_dag(self, root: CID, blocks: list[tuple[CID, bytes]]) -> None: ...
     def export_car(self, root: CID, out: BinaryIO) -> None: ...
 
 
@@ -159,11 +160,6 @@ class Transaction:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-    @property
-    def blocks(self) -> list[CID]:
-        """The CIDs staged so far (a large block already stored as a file is not staged again)."""
-        return [cid for cid, _data in self._packed.values()] + [cid for cid, _temp in self._staged.values()]
 
     def commit(self) -> None:
         commit_together(self._store, [self])
@@ -312,12 +308,10 @@ class FileBlockStore:
             return bytes(cid.raw_digest)
         key = block_key(cid)
         data = self.packed.get(key)
-        where = f"row {key} of {self.packed.path}"
+        packed = data is not None
         if data is None:
-            path = self._path_of_key(key)
-            where = f"file {path}"
             try:
-                data = path.read_bytes()
+                data = self._path_of_key(key).read_bytes()
             except FileNotFoundError:
                 raise NotFound(
                     f"block {cid} is not in the store", hint="add the content or import a CAR that holds it"
@@ -325,6 +319,7 @@ class FileBlockStore:
         try:
             verify_block(cid, data)
         except IntegrityError as error:
+            where = f"row {key} of {self.packed.path}" if packed else f"file {self._path_of_key(key)}"
             raise IntegrityError(f"{error.message} ({where})", hint=error.hint) from None
         return data
 
@@ -384,9 +379,13 @@ class FileBlockStore:
     def iter_keys(self) -> Iterator[str]:
         """The key of every stored block: the packed ones, then the files."""
         yield from self.packed.stored_keys()
+        for key, _path in self._block_files():
+            yield key
+
+    def _block_files(self) -> Iterator[tuple[str, Path]]:
         for shard in sorted(self.blocks_dir.iterdir()):
             for path in sorted(shard.glob("*.data")):
-                yield path.name.removesuffix(".data")
+                yield path.name.removesuffix(".data"), path
 
     def local_cids(self) -> Iterator[CID]:
         """Every stored block as a CIDv1 raw (blocks are kept by multihash; `ipfs refs local` names them so)."""
@@ -434,12 +433,10 @@ class FileBlockStore:
             packed = [key for key in self.packed.stored_keys() if key not in keep]
             self.packed.delete(packed)
             removed.extend(_cid_of_key(key) for key in packed)
-            for shard in sorted(self.blocks_dir.iterdir()):
-                for path in sorted(shard.glob("*.data")):
-                    key = path.name.removesuffix(".data")
-                    if key not in keep:
-                        path.unlink()
-                        removed.append(_cid_of_key(key))
+            for key, path in self._block_files():
+                if key not in keep:
+                    path.unlink()
+                    removed.append(_cid_of_key(key))
             for leftover in self.tmp_dir.iterdir():  # staging files of writers that crashed
                 leftover.unlink(missing_ok=True)
             return removed
