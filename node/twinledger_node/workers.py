@@ -19,8 +19,6 @@ ROLE ...`) that resolves the same settings from the same config file, environmen
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import fcntl
 import gc
 import json
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from twinledger.errors import Unavailable
+from twinledger.libc import libc
 
 log = logging.getLogger("twinledger.node")
 PR_SET_PDEATHSIG = 1
@@ -213,17 +212,16 @@ class Supervisor:
 
 def _die_with_parent(parent: int) -> None:
     """SIGKILL this process when the supervisor dies, whatever kills it (a SIGKILL included)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the supervisor died before the line above
         os._exit(1)
 
 
 def _settings(spec: dict[str, Any]) -> Any:
-    from twinledger_node.cli import _settings as resolve
+    from twinledger_node.settings import resolve_settings
 
     config = spec.get("config")
-    return resolve(Path(config) if config else None, **spec.get("overrides", {}))
+    return resolve_settings(Path(config) if config else None, **spec.get("overrides", {}))
 
 
 def reuseport_socket(host: str, port: int, *, listen: bool = False, reuse_port: bool = True) -> socket.socket:
@@ -249,8 +247,9 @@ def reuseport_socket(host: str, port: int, *, listen: bool = False, reuse_port: 
 def _settle_garbage_collector() -> None:
     """Move what start-up built (modules, the app, its routes) out of the collector's sight and collect young
     objects less often: a request allocates thousands of short-lived, mostly acyclic objects, and with the default
-    threshold (700) the cyclic collector ran every few requests, rescanning the same long-lived objects each time."""
-    gc.collect()
+    threshold (700) the cyclic collector ran every few requests, rescanning the same long-lived objects each time.
+    The full collection of the imports' garbage ran before (`_run_api`, while it waits for the go-ahead)."""
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
 
@@ -262,6 +261,7 @@ def _run_api(settings: Any, port: int, go_fd: int) -> None:
     from twinledger_node.runtime import NodeRuntime
 
     # Imports done; the chain connection waits for the background process, which deploys the contracts if needed.
+    gc.collect()
     if not os.read(go_fd, 2):  # the supervisor gave up on starting the node
         sys.exit(1)
     os.close(go_fd)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import tempfile
@@ -37,6 +36,7 @@ from twinledger.ipfs.importer import ImportResult, import_path, import_stream
 from twinledger.ipfs.options import ImportOptions
 from twinledger.ipfs.packed import PACKED_BLOCK_BYTES, PackedBlocks
 from twinledger.ipfs.pins import PinIndex
+from twinledger.libc import libc
 
 _WRITE_THREADS = 4
 _MAX_IN_FLIGHT = 16  # blocks queued for the writer threads: bounds memory whatever the file size
@@ -85,9 +85,6 @@ def _flock(path: Path, mode: int) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing drops the lock
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 class Transaction:
@@ -237,7 +234,7 @@ def _write_and_close(fd: int, data: bytes, *, sync: bool = False) -> None:
 
 def _syncfs(path: Path) -> bool:
     """Flush the whole filesystem holding `path` (Linux syncfs(2)); False where the call is not available."""
-    syncfs = getattr(_LIBC, "syncfs", None)
+    syncfs = getattr(libc(), "syncfs", None)
     if syncfs is None:
         return False
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
