@@ -30,17 +30,20 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from multiformats import CID
 
+from twinledger.config import DEFAULT_KUBO_ADDR
 from twinledger.errors import InvalidInput
 from twinledger.ipfs.cids import parse_cid
 from twinledger.ipfs.dag import cat_blocks, directory_entries, symlink_target
 from twinledger.ipfs.importer import DiscardSink, ImportResult, import_path, import_stream
-from twinledger.ipfs.kubo import DEFAULT_KUBO_ADDR, KuboStore
 from twinledger.ipfs.options import PROFILES, ImportOptions
 from twinledger.ipfs.store import BlockStat, BlockStore, FileBlockStore
+
+if TYPE_CHECKING:
+    from twinledger.ipfs.kubo import KuboStore
 
 __all__ = [
     "PROFILES",
@@ -61,6 +64,16 @@ __all__ = [
     "open_store",
     "parse_cid",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The Kubo client (ipfshttpclient, requests, ...) costs ~80 ms to import; processes on the embedded store,
+    # the node's included, never load it.
+    if name == "KuboStore":
+        from twinledger.ipfs.kubo import KuboStore
+
+        return KuboStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,8 @@ def open_store(config: IPFSConfig | None = None) -> BlockStore:
     """The configured backend: the embedded FileBlockStore, or a KuboStore."""
     config = config or IPFSConfig.from_env()
     if config.backend == "kubo":
+        from twinledger.ipfs.kubo import KuboStore
+
         profile = config.import_profile
         return KuboStore(config.kubo_addr, import_options=ImportOptions.profile(profile) if profile else None)
     return FileBlockStore(config.path)
