@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from eth_account import Account
 
@@ -22,13 +23,12 @@ from twinledger.chain.localchain import DEFAULT_CHAIN_ID, DEV_KEYS, LocalChain
 from twinledger.errors import IntegrityError, NotFound
 from twinledger.ipfs import BlockStore, FileBlockStore, IPFSConfig, open_store
 from twinledger.ipfs.pins import PinIndex
-from twinledger_node.api.problems import Problem
-from twinledger_node.auth import AuthSettings, SignedRequestAuth
 from twinledger_node.consent.guard import Freshness, freshness
 from twinledger_node.indexer.db import IndexDB, set_meta
 from twinledger_node.indexer.indexer import HeadView, Indexer
 from twinledger_node.keys import load_or_create_account_key, load_or_create_node_key
 from twinledger_node.metrics import NodeMetrics
+from twinledger_node.problem import Problem
 from twinledger_node.services.anchoring import AnchorWorker
 from twinledger_node.services.commit import GroupCommitter, NonceWork
 from twinledger_node.services.receipts import ReceiptLog
@@ -36,6 +36,9 @@ from twinledger_node.services.relayer import Relayer
 from twinledger_node.services.snapshots import CONTENT_PROFILE, SnapshotService
 from twinledger_node.settings import NodeSettings
 from twinledger_node.state import NodeState
+
+if TYPE_CHECKING:
+    from twinledger_node.auth import SignedRequestAuth
 
 log = logging.getLogger("twinledger.node")
 # On a local development chain the node's own account is funded from the last dev account (the user's CLI uses the
@@ -199,13 +202,6 @@ class NodeRuntime:
         )
         self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
         self.commits = GroupCommitter(self.state, self.store, capacity=settings.commit_queue)
-        self.auth = SignedRequestAuth(
-            AuthSettings(
-                max_signature_lifetime_s=settings.signature_window,
-                max_body_bytes=settings.max_body_bytes, public_base_url=settings.public_url,
-            ),
-            durable_nonces=lambda nonce: self.commits.submit(NonceWork(nonce)),
-        )  # fmt: skip
         chain_id, registry = self.client.chain_id, self.deployment.twin_ledger
         # the account that anchors the node's batches, named in every record the node signs (see anchoring.py)
         anchorer = self.client.account.address if self.client.account else None
@@ -231,6 +227,21 @@ class NodeRuntime:
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    @functools.cached_property
+    def auth(self) -> SignedRequestAuth:
+        """Signed-request authentication for the HTTP API; built on first use, so the background process (which
+        serves no HTTP) never imports FastAPI."""
+        from twinledger_node.auth import AuthSettings, SignedRequestAuth
+
+        settings = self.settings
+        return SignedRequestAuth(
+            AuthSettings(
+                max_signature_lifetime_s=settings.signature_window,
+                max_body_bytes=settings.max_body_bytes, public_base_url=settings.public_url,
+            ),
+            durable_nonces=lambda nonce: self.commits.submit(NonceWork(nonce)),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -11,30 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twinledger.chain.errors import ContractRevert
 from twinledger.errors import AuthError, IntegrityError, InvalidInput, NotFound, TwinledgerError, Unavailable
-from twinledger_node.auth.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from twinledger_node.problem import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
 
 # One problem vocabulary for the whole node, shared with the authentication layer.
 PROBLEM_BASE = PROBLEM_TYPE_BASE
 MEDIA_TYPE = PROBLEM_MEDIA_TYPE
-
-
-class Problem(Exception):
-    """An HTTP error with a stable problem type (a slug under PROBLEM_BASE)."""
-
-    def __init__(self, status: int, slug: str, title: str, detail: str, *, hint: str | None = None, **extra: Any):
-        super().__init__(detail)
-        self.status, self.slug, self.title = status, slug, title
-        self.detail, self.hint, self.extra = detail, hint, extra
-
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": PROBLEM_BASE + self.slug, "title": self.title, "status": self.status}
-        body["detail"] = self.detail
-        if self.hint:
-            body["hint"] = self.hint
-        if instance:
-            body["instance"] = instance
-        body.update(self.extra)
-        return body
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:

@@ -20,22 +20,48 @@ Usage::
     async def read(twin_id: int, caller: Caller = Depends(auth)): ...
 """
 
-from twinledger_node.auth.dependency import (
-    AuthSettings,
-    BodyTooLarge,
-    Caller,
-    NonceSink,
-    SignedRequestAuth,
-    SpendLeftoverNonces,
-    spends_nonce_in_commit,
+from typing import TYPE_CHECKING
+
+from twinledger.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from twinledger_node.auth.dependency import (
+        AuthSettings,
+        BodyTooLarge,
+        Caller,
+        NonceSink,
+        SignedRequestAuth,
+        SpendLeftoverNonces,
+        spends_nonce_in_commit,
+    )
+    from twinledger_node.auth.problems import (
+        PROBLEM_MEDIA_TYPE,
+        AuthProblem,
+        auth_problem_handler,
+        install_auth_problem_handler,
+    )
+    from twinledger_node.auth.replay import Nonce, ReplayCache, ReplayCacheFull
+
+# The background process imports the replay cache alone; the FastAPI dependency loads when the API asks for it.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "AuthProblem": ".problems",
+        "AuthSettings": ".dependency",
+        "BodyTooLarge": ".dependency",
+        "Caller": ".dependency",
+        "Nonce": ".replay",
+        "NonceSink": ".dependency",
+        "PROBLEM_MEDIA_TYPE": ".problems",
+        "ReplayCache": ".replay",
+        "ReplayCacheFull": ".replay",
+        "SignedRequestAuth": ".dependency",
+        "SpendLeftoverNonces": ".dependency",
+        "auth_problem_handler": ".problems",
+        "install_auth_problem_handler": ".problems",
+        "spends_nonce_in_commit": ".dependency",
+    },
 )
-from twinledger_node.auth.problems import (
-    PROBLEM_MEDIA_TYPE,
-    AuthProblem,
-    auth_problem_handler,
-    install_auth_problem_handler,
-)
-from twinledger_node.auth.replay import Nonce, ReplayCache, ReplayCacheFull
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from twinledger.errors import TwinledgerError
-
-PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
-PROBLEM_TYPE_BASE: Final = "urn:twinledger:problem:"
+from twinledger_node.problem import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
 
 class AuthProblem(HTTPException):

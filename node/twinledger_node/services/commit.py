@@ -41,8 +41,8 @@ from twinledger.errors import Unavailable
 from twinledger.identity.errors import ReplayedNonce
 from twinledger.ipfs.store import FileBlockStore, Transaction, commit_together
 from twinledger.provenance import RECEIPT_GENESIS, receipt_digest
-from twinledger_node.api.problems import Problem
 from twinledger_node.auth.replay import PRUNE_EVERY_S, SPEND, Nonce
+from twinledger_node.problem import Problem
 from twinledger_node.state import NodeState
 
 log = logging.getLogger("twinledger.commit")

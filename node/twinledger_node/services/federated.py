@@ -21,7 +21,7 @@ from twinledger.federated.context import FederatedContext
 from twinledger.federated.participant import SubmittedUpdate
 from twinledger.federated.records import TaskSpec
 from twinledger.identity.did import parse_did
-from twinledger_node.api.problems import Problem
+from twinledger_node.problem import Problem
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.gas_budget import GasBudget, MeteredFederatedLedger
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from twinledger.chain.client import TxResult
 from twinledger.chain.ledger import FederatedLedger
-from twinledger_node.api.problems import Problem
+from twinledger_node.problem import Problem
 from twinledger_node.state import NodeState
 
 WINDOW_SECONDS = 24 * 3600

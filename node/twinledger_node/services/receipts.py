@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twinledger.chain.types import Scope
 from twinledger.identity import DidKey, sign_record
-from twinledger_node.auth import Caller, Nonce
 from twinledger_node.services.commit import GroupCommitter, ReceiptWork
+
+if TYPE_CHECKING:
+    from twinledger_node.auth import Caller, Nonce
 
 RECEIPT_TYPE = "twinledger/access-receipt"
 

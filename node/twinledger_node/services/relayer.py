@@ -12,8 +12,8 @@ from web3 import Web3
 
 from twinledger.chain.client import TxResult
 from twinledger.chain.ledger import GRANT_TYPES, REVOKE_TYPES, SignedConsent, TwinLedger
-from twinledger_node.api.problems import Problem
 from twinledger_node.indexer.db import IndexDB
+from twinledger_node.problem import Problem
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes).selector
 ERC1271_ABI = [

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from twinledger.chain.types import Scope
 from twinledger.crypto import Envelope, seal_stream
@@ -26,14 +26,16 @@ from twinledger.ipfs import BlockStore, FileBlockStore, ImportOptions, cat, impo
 from twinledger.ipfs.cids import cid_text
 from twinledger.ipfs.importer import import_stream
 from twinledger.provenance import json_block, read_json_block
-from twinledger_node.api.problems import Problem
-from twinledger_node.auth import Caller, Nonce
 from twinledger_node.consent.decision import decide
 from twinledger_node.indexer.db import IndexDB
+from twinledger_node.problem import Problem
 from twinledger_node.services.cache import LRU
 from twinledger_node.services.commit import GroupCommitter, HeadMoved, PushWork
 from twinledger_node.services.streams import HashingWriter, IteratorReader
 from twinledger_node.state import NodeState
+
+if TYPE_CHECKING:
+    from twinledger_node.auth import Caller, Nonce
 
 MANIFEST_TYPE = "twinledger/snapshot-manifest"
 CONTENT_PROFILE = "unixfs-v1-2025"
@@ -243,8 +245,9 @@ class SnapshotService:
         seq = (previous["seq"] if previous else 0) + 1
         staged = self.store.stage() if isinstance(self.store, FileBlockStore) else None
         try:
-            with tempfile.TemporaryFile() as ciphertext:
-                envelope = seal_stream(io.BytesIO(body), ciphertext, recipients)
+            # Small bodies are sealed in memory: a temporary file costs an inode allocation and a few syscalls.
+            with io.BytesIO() if len(body) <= INLINE_BYTES else tempfile.TemporaryFile() as ciphertext:
+                envelope = seal_stream(io.BytesIO(body), cast(BinaryIO, ciphertext), recipients)
                 size = ciphertext.tell()
                 ciphertext.seek(0)
                 if staged is not None:
