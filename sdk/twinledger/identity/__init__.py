@@ -23,44 +23,102 @@ Public API (``async`` marks coroutines)::
 Every failure raises a subclass of TwinledgerError with a ``code`` (see twinledger.identity.errors).
 """
 
-from twinledger.chain.types import Scope, purpose_code
-from twinledger.identity.credentials import (
-    ConsentGrant,
-    ConsentReceipt,
-    GrantLookup,
-    issue_consent_receipt,
-    verify_consent_receipt,
+from typing import TYPE_CHECKING
+
+from twinledger.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from twinledger.chain.types import Scope, purpose_code
+    from twinledger.identity.credentials import (
+        ConsentGrant,
+        ConsentReceipt,
+        GrantLookup,
+        issue_consent_receipt,
+        verify_consent_receipt,
+    )
+    from twinledger.identity.did import ParsedDid, canonical_did, did_hash, parse_did, split_did_url
+    from twinledger.identity.errors import (
+        BadSignature,
+        ContentDigestMismatch,
+        CredentialExpired,
+        GrantNotStanding,
+        InvalidCredential,
+        MalformedDid,
+        MalformedSignature,
+        MissingContentDigest,
+        MissingSignature,
+        OutsideTimeWindow,
+        ReplayedNonce,
+        UnresolvableDid,
+        UnsupportedAlgorithm,
+        UnsupportedDid,
+    )
+    from twinledger.identity.http_signatures import (
+        TimeWindow,
+        VerifiedRequest,
+        check_content_digest,
+        content_digest,
+        sign_request,
+        verify_request,
+        verify_request_signature,
+    )
+    from twinledger.identity.httpx_auth import DidAuth
+    from twinledger.identity.keys import ED25519, EIP191_SECP256K1, DidKey, DidSigner, EthereumDid
+    from twinledger.identity.records import VerifiedRecord, canonical_json, sign_record, verify_record
+    from twinledger.identity.resolve import DidResolver, VerificationKey, default_resolver
+
+# `twinledger.identity.did` alone (the chain layer's need) must not load didkit, httpx and eth-account.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "BadSignature": ".errors",
+        "ConsentGrant": ".credentials",
+        "ConsentReceipt": ".credentials",
+        "ContentDigestMismatch": ".errors",
+        "CredentialExpired": ".errors",
+        "DidAuth": ".httpx_auth",
+        "DidKey": ".keys",
+        "DidResolver": ".resolve",
+        "DidSigner": ".keys",
+        "ED25519": ".keys",
+        "EIP191_SECP256K1": ".keys",
+        "EthereumDid": ".keys",
+        "GrantLookup": ".credentials",
+        "GrantNotStanding": ".errors",
+        "InvalidCredential": ".errors",
+        "MalformedDid": ".errors",
+        "MalformedSignature": ".errors",
+        "MissingContentDigest": ".errors",
+        "MissingSignature": ".errors",
+        "OutsideTimeWindow": ".errors",
+        "ParsedDid": ".did",
+        "ReplayedNonce": ".errors",
+        "Scope": "twinledger.chain.types",
+        "TimeWindow": ".http_signatures",
+        "UnresolvableDid": ".errors",
+        "UnsupportedAlgorithm": ".errors",
+        "UnsupportedDid": ".errors",
+        "VerificationKey": ".resolve",
+        "VerifiedRecord": ".records",
+        "VerifiedRequest": ".http_signatures",
+        "canonical_did": ".did",
+        "canonical_json": ".records",
+        "check_content_digest": ".http_signatures",
+        "content_digest": ".http_signatures",
+        "default_resolver": ".resolve",
+        "did_hash": ".did",
+        "issue_consent_receipt": ".credentials",
+        "parse_did": ".did",
+        "purpose_code": "twinledger.chain.types",
+        "sign_record": ".records",
+        "sign_request": ".http_signatures",
+        "split_did_url": ".did",
+        "verify_consent_receipt": ".credentials",
+        "verify_record": ".records",
+        "verify_request": ".http_signatures",
+        "verify_request_signature": ".http_signatures",
+    },
 )
-from twinledger.identity.did import ParsedDid, canonical_did, did_hash, parse_did, split_did_url
-from twinledger.identity.errors import (
-    BadSignature,
-    ContentDigestMismatch,
-    CredentialExpired,
-    GrantNotStanding,
-    InvalidCredential,
-    MalformedDid,
-    MalformedSignature,
-    MissingContentDigest,
-    MissingSignature,
-    OutsideTimeWindow,
-    ReplayedNonce,
-    UnresolvableDid,
-    UnsupportedAlgorithm,
-    UnsupportedDid,
-)
-from twinledger.identity.http_signatures import (
-    DidAuth,
-    TimeWindow,
-    VerifiedRequest,
-    check_content_digest,
-    content_digest,
-    sign_request,
-    verify_request,
-    verify_request_signature,
-)
-from twinledger.identity.keys import ED25519, EIP191_SECP256K1, DidKey, DidSigner, EthereumDid
-from twinledger.identity.records import VerifiedRecord, canonical_json, sign_record, verify_record
-from twinledger.identity.resolve import DidResolver, VerificationKey, default_resolver
 
 __all__ = [
     "ED25519",

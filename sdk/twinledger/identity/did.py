@@ -23,9 +23,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import is_checksum_address, keccak, to_checksum_address
 from multiformats import multibase, multicodec
-from web3 import Web3
 
 from twinledger.identity.errors import MalformedDid, UnsupportedDid
 
@@ -60,7 +59,7 @@ def canonical_did(did: str) -> str:
 @functools.lru_cache(maxsize=4096)  # keccak of the same few strings on every request
 def did_hash(did: str) -> bytes:
     """The 32-byte ``keccak256(utf8(canonical DID))`` the contracts store."""
-    return bytes(Web3.keccak(text=canonical_did(did)))
+    return keccak(text=canonical_did(did))
 
 
 def split_did_url(did_url: str) -> tuple[str, str]:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import http_sf
-import httpx
 
 from twinledger.identity.errors import (
     ContentDigestMismatch,
@@ -85,22 +84,6 @@ def sign_request(
         "Signature-Input": f"{SIGNATURE_LABEL}={signature_params}",
         "Signature": http_sf.ser({SIGNATURE_LABEL: (signature, {})}),
     }
-
-
-class DidAuth(httpx.Auth):
-    """httpx authentication that signs every request as ``signer`` (``httpx.Client(auth=DidAuth(key))``)."""
-
-    requires_request_body = True
-
-    def __init__(self, signer: DidSigner, *, lifetime_s: int = DEFAULT_LIFETIME_S) -> None:
-        self._signer = signer
-        self._lifetime_s = lifetime_s
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers.update(
-            sign_request(self._signer, request.method, str(request.url), request.content, lifetime_s=self._lifetime_s)
-        )
-        yield request
 
 
 @dataclass(frozen=True)
