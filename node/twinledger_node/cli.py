@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -15,21 +14,6 @@ app = typer.Typer(help="Run and inspect a twinledger node.", no_args_is_help=Tru
 
 
 ConfigOption = typer.Option(None, "--config", envvar="TWINLEDGER_CONFIG", help="KEY=value settings file (.env style)")
-
-
-def _settings(config_file: Path | None = None, **overrides: Any) -> Any:
-    """Settings from (lowest first) defaults, the config file, the environment, and command-line options."""
-    from twinledger.errors import NotFound
-    from twinledger_node.settings import NodeSettings
-
-    if config_file is not None and not config_file.is_file():
-        raise NotFound(f"no config file at {config_file}", hint="pass an existing KEY=value file to --config")
-    # Docker/Kubernetes secrets: a file named like the variable in lower case, e.g. /run/secrets/twinledger_private_key
-    secrets = Path(os.environ.get("TWINLEDGER_SECRETS_DIR", "/run/secrets"))
-    values = {k: v for k, v in overrides.items() if v is not None}
-    return NodeSettings(  # type: ignore[call-arg]
-        _env_file=config_file, _secrets_dir=secrets if secrets.is_dir() else None, **values
-    )
 
 
 @app.command()
@@ -50,10 +34,11 @@ def up(
     """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
     embedded block store in the data directory, serving on 127.0.0.1."""
     from twinledger_node import logs
+    from twinledger_node.settings import resolve_settings
 
     logs.configure(log_level)
     overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None, "workers": workers}
-    settings = _settings(config_file, **overrides)
+    settings = resolve_settings(config_file, **overrides)
     # one per core this process may use (its CPU affinity, not every core of the machine)
     count = len(os.sched_getaffinity(0)) if settings.workers is None else settings.workers
     if count == 0:
@@ -80,7 +65,9 @@ def config(
     json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Print the effective settings (secrets shown only as set or unset)."""
-    view = _settings(config_file, data_dir=data_dir).public_view()
+    from twinledger_node.settings import resolve_settings
+
+    view = resolve_settings(config_file, data_dir=data_dir).public_view()
     if json_out:
         print_json(view)
     else:
@@ -94,8 +81,9 @@ def reindex(
 ) -> None:  # fmt: skip
     """Rebuild the chain index from scratch (the node's own records are kept). Stop the node first."""
     from twinledger_node.runtime import NodeRuntime
+    from twinledger_node.settings import resolve_settings
 
-    runtime = NodeRuntime(_settings(config_file, data_dir=data_dir))
+    runtime = NodeRuntime(resolve_settings(config_file, data_dir=data_dir))
     assert runtime.indexer is not None  # an embedded runtime has one
     started = time.monotonic()
     runtime.indexer.rebuild()

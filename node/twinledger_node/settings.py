@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from twinledger import config
 from twinledger.config import DEFAULT_KUBO_ADDR
-from twinledger.errors import TwinledgerError
+from twinledger.errors import NotFound, TwinledgerError
 
 
 class NodeSettings(BaseSettings):
@@ -100,3 +101,16 @@ class NodeSettings(BaseSettings):
             if isinstance(getattr(self, name), SecretStr):
                 values[name] = "(set)" if value else "(unset)"
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def resolve_settings(config_file: Path | None = None, **overrides: Any) -> NodeSettings:
+    """Settings from (lowest first) defaults, the config file, the environment, and command-line options (`None`
+    means not given)."""
+    if config_file is not None and not config_file.is_file():
+        raise NotFound(f"no config file at {config_file}", hint="pass an existing KEY=value file to --config")
+    # Docker/Kubernetes secrets: a file named like the variable in lower case, e.g. /run/secrets/twinledger_private_key
+    secrets = Path(os.environ.get("TWINLEDGER_SECRETS_DIR", "/run/secrets"))
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return NodeSettings(  # type: ignore[call-arg]
+        _env_file=config_file, _secrets_dir=secrets if secrets.is_dir() else None, **values
+    )
