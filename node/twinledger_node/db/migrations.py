@@ -19,8 +19,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 from twinledger.errors import IntegrityError
+from twinledger_node.db.dialect import schema_to_postgres
+
+if TYPE_CHECKING:
+    import psycopg
 
 _CREATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -30,6 +35,10 @@ _CREATE_TABLE = (
 
 class SchemaTooNew(IntegrityError):
     """The database was migrated by a newer twinledger than this one."""
+
+
+class SchemaTooOld(IntegrityError):
+    """A shared database (PostgreSQL) not yet migrated to this twinledger's schema."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,16 @@ def _adopt_state(conn: sqlite3.Connection) -> None:
 ADOPT: dict[str, Callable[[sqlite3.Connection], None]] = {"state": _adopt_state}
 
 
+def refuse_newer(database: str, version: int) -> None:
+    newest = latest(database)
+    if version > newest:
+        raise SchemaTooNew(
+            f"the {database} database is at schema version {version}; this twinledger knows versions up to {newest}",
+            hint="upgrade twinledger (every process that uses this data directory or database) to the version "
+            "that wrote it",
+        )
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     """The version recorded in `conn`'s database: 0 when none is."""
     exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
@@ -96,12 +115,7 @@ def migrate_sqlite(conn: sqlite3.Connection, database: str, writer: Callable[[],
     known = migrations(database)
     newest = known[-1].version
     version = current_version(conn)
-    if version > newest:
-        raise SchemaTooNew(
-            f"the {database} database is at schema version {version}; this twinledger knows versions up to {newest}",
-            hint="upgrade twinledger (every process that uses this data directory or database) to the version "
-            "that wrote it",
-        )
+    refuse_newer(database, version)
     if version == newest:  # the start-up of a current database: two reads, no write
         return version
     for migration in known[version:]:
@@ -120,4 +134,54 @@ def migrate_sqlite(conn: sqlite3.Connection, database: str, writer: Callable[[],
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+    return newest
+
+
+# ---------------------------------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_schema(database: str) -> str:
+    """The PostgreSQL schema (namespace) that holds `database`'s tables: the index and the state each have a
+    `batches` and a `nonces` table, as their SQLite files do."""
+    return f"twinledger_{database}"
+
+
+def postgres_version(conn: psycopg.Connection[Any], database: str) -> int:
+    schema = postgres_schema(database)
+    table = conn.execute("SELECT to_regclass(%s)", (f"{schema}.schema_migrations",)).fetchone()
+    if table is None or table[0] is None:
+        return 0
+    row = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {schema}.schema_migrations").fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def migrate_postgres(conn: psycopg.Connection[Any], database: str, *, upgrade: bool = False) -> int:
+    """Bring `database`'s schema in the PostgreSQL database of `conn` to the newest version; returns it.
+
+    Replicas share the database, and one that migrated it would pull it from under replicas still running the
+    previous version: a replica creates the schema of an empty database, but one at an older version only with
+    `upgrade` (`twinledger node migrate`), and refuses otherwise. Migrators queue on a transaction-scoped advisory
+    lock; each migration is one transaction (PostgreSQL's DDL is transactional: a failure leaves nothing)."""
+    schema = postgres_schema(database)
+    version = postgres_version(conn, database)
+    refuse_newer(database, version)
+    newest = latest(database)
+    if version == newest:
+        return version
+    if version > 0 and not upgrade:
+        raise SchemaTooOld(
+            f"the {database} schema of the PostgreSQL database is at version {version}; this twinledger needs {newest}",
+            hint="stop the replicas that run an older twinledger, run `twinledger node migrate` once, then start "
+            "the replicas again",
+        )
+    for migration in migrations(database)[version:]:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(f"SET LOCAL search_path TO {schema}")
+            conn.execute(schema_to_postgres(_CREATE_TABLE))
+            if postgres_version(conn, database) < migration.version:
+                conn.execute(schema_to_postgres(migration.sql))
+                conn.execute("INSERT INTO schema_migrations (version, name, applied) VALUES (%s, %s, %s)",
+                             (migration.version, migration.name, time.time()))  # fmt: skip
     return newest
