@@ -76,12 +76,17 @@ def test_a_receipt_id_is_assigned_by_postgres_as_by_sqlite(postgres_url: str):
     assert ids == [(1,), (2,)]
 
 
+def add_migration(monkeypatch: pytest.MonkeyPatch, kind: str, sql: str) -> tuple[Migration, ...]:
+    """Make the code one migration newer than the files; returns the real migrations."""
+    known = mig.migrations(kind)
+    monkeypatch.setattr(mig, "migrations", lambda database: (*known, Migration(len(known) + 1, "added", sql)))
+    return known
+
+
 def test_replicas_refuse_a_schema_they_do_not_match(postgres_url: str, monkeypatch: pytest.MonkeyPatch):
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         migrate_postgres(conn, "index")
-        known = mig.migrations("index")
-        newer = Migration(len(known) + 1, "newer", "CREATE TABLE added_later (x INTEGER);")
-        monkeypatch.setattr(mig, "migrations", lambda database: (*known, newer))
+        known = add_migration(monkeypatch, "index", "CREATE TABLE added_later (x INTEGER);")
         # code newer than the database: a replica does not migrate a shared database by itself
         with pytest.raises(SchemaTooOld) as old:
             migrate_postgres(conn, "index")
@@ -96,9 +101,7 @@ def test_replicas_refuse_a_schema_they_do_not_match(postgres_url: str, monkeypat
 def test_a_failing_migration_leaves_nothing(postgres_url: str, monkeypatch: pytest.MonkeyPatch):
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         migrate_postgres(conn, "state")
-        known = mig.migrations("state")
-        broken = Migration(len(known) + 1, "broken", "CREATE TABLE half_done (x INTEGER); SELECT * FROM nowhere;")
-        monkeypatch.setattr(mig, "migrations", lambda database: (*known, broken))
+        known = add_migration(monkeypatch, "state", "CREATE TABLE half_done (x INTEGER); SELECT * FROM nowhere;")
         with pytest.raises(psycopg.errors.UndefinedTable):
             migrate_postgres(conn, "state", upgrade=True)
         assert postgres_version(conn, "state") == len(known)
