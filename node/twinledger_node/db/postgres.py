@@ -1,0 +1,144 @@
+"""The node's databases on PostgreSQL, behind the interface its SQLite databases have (`indexer.db.Database`):
+`connection()` per thread, `write()` transactions, `get_meta`, the same statements.
+
+The node's code talks to a connection the way it talks to `sqlite3` with `isolation_level=None`: statements with `?`
+placeholders, explicit `BEGIN IMMEDIATE` / `SAVEPOINT` / `COMMIT`, rows read by position or column name, the DB-API
+`IntegrityError` and `OperationalError`. `PgConnection` gives a psycopg connection that face (in autocommit mode,
+so `BEGIN` is explicit as with sqlite3), so every query is written once:
+
+- `?` → `%s` (`dialect.to_postgres`), each statement prepared by psycopg after a few uses;
+- `BEGIN IMMEDIATE` → `BEGIN` plus a transaction-scoped advisory lock per database: SQLite has one writer at a time
+  and the node's code relies on it (a twin's receipt chain is read and extended inside one write transaction), so
+  writers on PostgreSQL queue the same way, whichever replica they run in;
+- psycopg's integrity and operational errors are raised as subclasses of sqlite3's (the DB-API classes the node
+  catches), with the server's message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+
+from twinledger_node.db.dialect import to_postgres
+from twinledger_node.db.migrations import migrate_postgres, postgres_schema
+
+
+class IntegrityViolation(sqlite3.IntegrityError):
+    """A constraint PostgreSQL refused (unique, not null, ...)."""
+
+
+class OperationalFailure(sqlite3.OperationalError):
+    """PostgreSQL could not do it now: connection lost, server shutting down, deadlock, disk full."""
+
+
+@lru_cache(maxsize=512)
+def _row_class(names: tuple[str, ...]) -> type[tuple[Any, ...]]:
+    position = {name: i for i, name in enumerate(names)}
+
+    class Row(tuple[Any, ...]):
+        """A row read by position or by column name, as sqlite3.Row."""
+
+        __slots__ = ()
+
+        def __getitem__(self, key: Any) -> Any:
+            return tuple.__getitem__(self, position[key] if isinstance(key, str) else key)
+
+        def keys(self) -> list[str]:
+            return list(names)
+
+    return Row
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> Any:
+    return _row_class(tuple(column.name for column in cursor.description or ()))
+
+
+class PgConnection:
+    """A psycopg connection that the node's code uses as it uses an autocommit sqlite3 connection."""
+
+    def __init__(self, raw: psycopg.Connection[Any], writer_key: int) -> None:
+        self.raw = raw
+        self._writer_key = writer_key
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
+        try:
+            if sql == "BEGIN IMMEDIATE":
+                cursor = self.raw.execute("BEGIN")
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,))
+                return cursor
+            # always with parameters, so that psycopg reads the doubled `%` the dialect wrote
+            return self.raw.execute(to_postgres(sql), tuple(params or ()))
+        except psycopg.IntegrityError as error:
+            raise IntegrityViolation(str(error).strip()) from error
+        except psycopg.OperationalError as error:
+            raise OperationalFailure(str(error).strip()) from error
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(to_postgres(sql), [tuple(row) for row in rows])
+        except psycopg.IntegrityError as error:
+            raise IntegrityViolation(str(error).strip()) from error
+        except psycopg.OperationalError as error:
+            raise OperationalFailure(str(error).strip()) from error
+        return cursor
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PostgresDatabase:
+    """One of the node's databases (`index` or `state`) as a schema of a PostgreSQL database; a connection per
+    thread, as the SQLite databases have, so that code written for one runs on the other."""
+
+    path = None  # no file: what the SQLite database names with its path, this names with `url`
+
+    def __init__(self, url: str, database: str, *, upgrade: bool = False) -> None:
+        self.url, self.database = url, database
+        self.schema = postgres_schema(database)
+        self._writer_key = zlib.crc32(self.schema.encode())  # the advisory lock that queues this database's writers
+        self._local = threading.local()
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            self.schema_version = migrate_postgres(conn, database, upgrade=upgrade)
+
+    def connection(self) -> PgConnection:
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.raw.closed or conn.raw.broken:
+            raw = psycopg.connect(self.url, autocommit=True, connect_timeout=10, row_factory=_rows,
+                                  options=f"-c search_path={self.schema}")  # fmt: skip
+            conn = self._local.conn = PgConnection(raw, self._writer_key)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[PgConnection]:
+        """A write transaction: all or nothing."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Writers queue on the advisory lock `BEGIN IMMEDIATE` takes; nothing to hold around it."""
+        yield
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row["value"]) if row else default
+
+    def close(self) -> None:
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
