@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from twinledger_node.db.base import Transactions
 from twinledger_node.db.dialect import to_postgres
 from twinledger_node.db.migrations import migrate_postgres, postgres_schema
 
@@ -94,7 +95,7 @@ class PgConnection:
         self.raw.close()
 
 
-class PostgresDatabase:
+class PostgresDatabase(Transactions["PgConnection"]):
     """One of the node's databases (`index` or `state`) as a schema of a PostgreSQL database; a connection per
     thread, as the SQLite databases have, so that code written for one runs on the other."""
 
@@ -115,18 +116,6 @@ class PostgresDatabase:
                                   options=f"-c search_path={self.schema}")  # fmt: skip
             conn = self._local.conn = PgConnection(raw, self._writer_key)
         return conn
-
-    @contextmanager
-    def write(self) -> Iterator[PgConnection]:
-        """A write transaction: all or nothing."""
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @contextmanager
     def writer(self) -> Iterator[None]:

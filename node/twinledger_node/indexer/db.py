@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from twinledger_node.db.base import Transactions
 from twinledger_node.db.migrations import migrate_sqlite
 from twinledger_node.private import private_sqlite
 
@@ -21,7 +22,7 @@ DERIVED = (
 )  # fmt: skip
 
 
-class Database:
+class Database(Transactions[sqlite3.Connection]):
     """One SQLite file in WAL mode; a connection per thread (sqlite3 connections must not cross threads)."""
 
     def __init__(self, path: Path, database: str) -> None:
@@ -42,19 +43,6 @@ class Database:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all or nothing."""
-        conn = self.connection()
-        with self.writer():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextmanager
     def writer(self) -> Iterator[None]:
         """Hold the file's writer queue around a write transaction. Writers in several processes (the API processes'
         group commits, the anchor worker) contend for one SQLite file, and SQLite's busy handler waits by polling
@@ -70,10 +58,6 @@ class Database:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row["value"]) if row else default
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
