@@ -197,6 +197,7 @@ class NodeRuntime:
         )
         # The embedded store keeps its pins in state.sqlite, so a snapshot's pins commit with its row.
         embedded = ipfs.backend == "embedded"
+        assert self.state.path is not None  # the state is a SQLite file until the node takes a database URL
         self.store: BlockStore = (
             FileBlockStore(ipfs.path, pins=PinIndex(self.state.path)) if embedded else open_store(ipfs)
         )

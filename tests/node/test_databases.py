@@ -11,16 +11,13 @@ from typing import Any
 
 import pytest
 
-from twinledger_node.db.postgres import PostgresDatabase
 from twinledger_node.indexer.db import IndexDB, set_meta
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "sqlite":
-        db: Any = IndexDB(tmp_path / "index.sqlite")
-    else:
-        db = PostgresDatabase(request.getfixturevalue("postgres_url"), "index")
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexDB]:
+    location = tmp_path / "index.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    db = IndexDB(location)
     try:
         yield db
     finally:

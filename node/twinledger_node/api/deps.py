@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from twinledger.identity import did_hash
 from twinledger_node.api.problems import Problem
 from twinledger_node.auth import Caller
 from twinledger_node.consent.decision import Decision, Outcome, decide
+from twinledger_node.db.base import Row
 from twinledger_node.runtime import NodeRuntime
 
 TITLES = {
@@ -76,7 +76,7 @@ class Consent:
     """A caller let through for a twin: as its owner, or by a live grant."""
 
     caller: Caller
-    twin: sqlite3.Row
+    twin: Row
     purpose: bytes
     scope: Scope
     decision: Decision | None  # None when the caller is the owner

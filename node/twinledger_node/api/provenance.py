@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -16,6 +15,7 @@ from twinledger.provenance import json_block
 from twinledger.verify import Anchor, Entry, index_block, write_bundle
 from twinledger_node.api.deps import Consent, Runtime, consent_required, sees_plaintext_facts
 from twinledger_node.api.problems import problem_responses
+from twinledger_node.db.base import Row
 
 router = APIRouter(prefix="/v1/twins", tags=["twins"])
 
@@ -73,7 +73,7 @@ def provenance_car(
     )
 
 
-def _anchor(row: sqlite3.Row, anchorer: str | None) -> Anchor | None:
+def _anchor(row: Row, anchorer: str | None) -> Anchor | None:
     """The row's leaf proof once its batch is anchored (a batch cut but not yet on chain counts as pending), with
     the anchorer its signed record names (what a verifier uses for a manifest the CAR withholds)."""
     if row["anchor_tx"] is None:

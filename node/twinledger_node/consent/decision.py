@@ -9,10 +9,10 @@ twin's own owner, up to MAX_DEPTH ancestors. Unlike the contract it says *why* a
 from __future__ import annotations
 
 import enum
-import sqlite3
 from dataclasses import dataclass
 
 from twinledger.chain.types import Scope
+from twinledger_node.db.base import Connection
 
 MAX_DEPTH = 8  # TwinRegistry.MAX_DEPTH
 RIGHTS = Scope.READ | Scope.WRITE | Scope.TRAIN | Scope.AUDIT
@@ -46,9 +46,7 @@ def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-def decide(
-    conn: sqlite3.Connection, twin_id: int, did_hash: bytes, purpose: bytes, scope: Scope, chain_now: int
-) -> Decision:
+def decide(conn: Connection, twin_id: int, did_hash: bytes, purpose: bytes, scope: Scope, chain_now: int) -> Decision:
     scope = Scope(int(scope) & int(RIGHTS))
     if not scope:
         return Decision(Outcome.WRONG_SCOPE, "no right requested")

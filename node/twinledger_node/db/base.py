@@ -1,21 +1,38 @@
-"""What the node's databases share whatever the engine: write transactions and the meta table, over the engine's
-`connection()` (one per thread) and `writer()` (the queue writers wait in before `BEGIN IMMEDIATE`)."""
+"""What the node's code sees of a database, whatever the engine: connections that run `?`-placeholder statements
+and give rows by position or column name (sqlite3's interface, which `postgres.PgConnection` gives psycopg too),
+write transactions, and the meta table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 
-class Executes(Protocol):
-    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+class Row(Protocol):
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def keys(self) -> list[str]: ...
 
 
-Connection = TypeVar("Connection", bound=Executes)
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
-class Transactions(Generic[Connection]):
+class Connection(Protocol):
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
+
+class Transactions:
     def connection(self) -> Connection:
         raise NotImplementedError
 

@@ -1,5 +1,5 @@
-"""The node's databases on PostgreSQL, behind the interface its SQLite databases have (`indexer.db.Database`):
-`connection()` per thread, `write()` transactions, `get_meta`, the same statements.
+"""The node's databases on PostgreSQL, behind the interface its SQLite databases have (`db.database.Database`):
+a connection per thread, write transactions, the same statements.
 
 The node's code talks to a connection the way it talks to `sqlite3` with `isolation_level=None`: statements with `?`
 placeholders, explicit `BEGIN IMMEDIATE` / `SAVEPOINT` / `COMMIT`, rows read by position or column name, the DB-API
@@ -26,7 +26,6 @@ from typing import Any
 
 import psycopg
 
-from twinledger_node.db.base import Transactions
 from twinledger_node.db.dialect import to_postgres
 from twinledger_node.db.migrations import migrate_postgres, postgres_schema
 
@@ -95,11 +94,11 @@ class PgConnection:
         self.raw.close()
 
 
-class PostgresDatabase(Transactions["PgConnection"]):
+class PostgresEngine:
     """One of the node's databases (`index` or `state`) as a schema of a PostgreSQL database; a connection per
     thread, as the SQLite databases have, so that code written for one runs on the other."""
 
-    path = None  # no file: what the SQLite database names with its path, this names with `url`
+    path = None  # no file: the database is named by its URL
 
     def __init__(self, url: str, database: str, *, upgrade: bool = False) -> None:
         self.url, self.database = url, database

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
+
+from twinledger_node.db.base import Connection
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -20,7 +21,7 @@ def encode_args(args: dict[str, Any]) -> str:
     return json.dumps({k: hexs(v) if isinstance(v, bytes | bytearray) else v for k, v in args.items()}, sort_keys=True)
 
 
-def _registered(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _registered(db: Connection, a: Row, ev: Row) -> None:
     db.execute(
         "INSERT OR REPLACE INTO twins VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 0)",
         (a["twinId"], a["owner"], a["parentId"], a["kind"], a["metadataDigest"], a["deviceDid"],
@@ -28,7 +29,7 @@ def _registered(db: sqlite3.Connection, a: Row, ev: Row) -> None:
     )  # fmt: skip
 
 
-def _transfer(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _transfer(db: Connection, a: Row, ev: Row) -> None:
     if a["from"] == ZERO_ADDRESS:
         return  # the mint: TwinRegistered (same transaction, next log) creates the row, in period 0
     # Every transfer starts a new ownership period, as TwinRegistry counts them: grants and snapshots of the period
@@ -37,43 +38,43 @@ def _transfer(db: sqlite3.Connection, a: Row, ev: Row) -> None:
     db.execute("DELETE FROM token_approvals WHERE twin_id = ?", (a["tokenId"],))
 
 
-def _approval(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _approval(db: Connection, a: Row, ev: Row) -> None:
     if a["approved"] == ZERO_ADDRESS:
         db.execute("DELETE FROM token_approvals WHERE twin_id = ?", (a["tokenId"],))
     else:
         db.execute("INSERT OR REPLACE INTO token_approvals VALUES (?, ?)", (a["tokenId"], a["approved"]))
 
 
-def _approval_for_all(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _approval_for_all(db: Connection, a: Row, ev: Row) -> None:
     if a["approved"]:
         db.execute("INSERT OR IGNORE INTO operators VALUES (?, ?)", (a["owner"], a["operator"]))
     else:
         db.execute("DELETE FROM operators WHERE owner = ? AND operator = ?", (a["owner"], a["operator"]))
 
 
-def _device(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _device(db: Connection, a: Row, ev: Row) -> None:
     db.execute("UPDATE twins SET device_did = ?, device_did_hash = ? WHERE twin_id = ?",
                (a["deviceDid"], a["deviceDidHash"], a["twinId"]))  # fmt: skip
 
 
-def _parent(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _parent(db: Connection, a: Row, ev: Row) -> None:
     db.execute("UPDATE twins SET parent_id = ? WHERE twin_id = ?", (a["newParentId"], a["twinId"]))
 
 
-def _snapshot(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _snapshot(db: Connection, a: Row, ev: Row) -> None:
     db.execute("INSERT OR REPLACE INTO snapshot_anchors VALUES (?, ?, ?, ?, ?, ?, ?)",
                (a["twinId"], a["seq"], a["manifestDigest"], a["anchorer"], ev["block_number"], ev["tx_hash"],
                 ev["log_index"]))  # fmt: skip
     db.execute("UPDATE twins SET head_seq = MAX(head_seq, ?) WHERE twin_id = ?", (a["seq"], a["twinId"]))
 
 
-def _batch(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _batch(db: Connection, a: Row, ev: Row) -> None:
     db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?)",
                (a["root"], a["kind"], a["anchorer"], a["count"], a["leavesCid"], ev["block_number"],
                 ev["tx_hash"]))  # fmt: skip
 
 
-def _granted(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _granted(db: Connection, a: Row, ev: Row) -> None:
     # Grantor and ownership period are not in the event (they cost gas): they are the twin's owner and period at
     # this log, which the index knows.
     twin = db.execute("SELECT owner, period FROM twins WHERE twin_id = ?", (a["twinId"],)).fetchone()
@@ -84,36 +85,36 @@ def _granted(db: sqlite3.Connection, a: Row, ev: Row) -> None:
     )  # fmt: skip
 
 
-def _revoked(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _revoked(db: Connection, a: Row, ev: Row) -> None:
     # Kept, marked revoked, so a refused read can say "revoked" rather than "no grant".
     db.execute("UPDATE grants SET revoked_block = ?, revoked_tx = ? WHERE twin_id = ? AND did_hash = ? AND purpose = ?",
                (ev["block_number"], ev["tx_hash"], a["twinId"], a["didHash"], a["purpose"]))  # fmt: skip
 
 
-def _task(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _task(db: Connection, a: Row, ev: Row) -> None:
     db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, 1, 0)",
                (a["taskId"], a["aggregator"], a["aggregatorDid"], a["purpose"], a["initialModelDigest"]))  # fmt: skip
 
 
-def _update(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _update(db: Connection, a: Row, ev: Row) -> None:
     # A later commit of the same twin in the same round supersedes the earlier one.
     db.execute("INSERT OR REPLACE INTO model_updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (a["taskId"], a["round"], a["twinId"], a["committer"], a["updateDigest"], a["numSamples"],
                 ev["block_number"], ev["tx_hash"], ev["log_index"]))  # fmt: skip
 
 
-def _checkpoint(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _checkpoint(db: Connection, a: Row, ev: Row) -> None:
     db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                (a["taskId"], a["round"], a["modelDigest"], a["updatesRoot"], a["count"], a["totalSamples"],
                 ev["block_number"], ev["tx_hash"]))  # fmt: skip
     db.execute("UPDATE tasks SET open_round = ? WHERE task_id = ?", (a["round"] + 1, a["taskId"]))
 
 
-def _task_closed(db: sqlite3.Connection, a: Row, ev: Row) -> None:
+def _task_closed(db: Connection, a: Row, ev: Row) -> None:
     db.execute("UPDATE tasks SET closed = 1 WHERE task_id = ?", (a["taskId"],))
 
 
-APPLY: dict[str, Callable[[sqlite3.Connection, Row, Row], None]] = {
+APPLY: dict[str, Callable[[Connection, Row, Row], None]] = {
     "TwinRegistered": _registered,
     "Transfer": _transfer,
     "Approval": _approval,
@@ -139,7 +140,7 @@ def twin_of_event(name: str, args: Row) -> int | None:
     return None
 
 
-def apply(db: sqlite3.Connection, event: Row) -> None:
+def apply(db: Connection, event: Row) -> None:
     """Apply one stored event row (args decoded from JSON, bytes as 0x-hex) to the derived tables."""
     handler = APPLY.get(event["name"])
     if handler is not None:

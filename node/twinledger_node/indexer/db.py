@@ -1,19 +1,13 @@
-"""The node's index: SQLite in WAL mode. `events` is the record of what the chain said; every other table is
-derived from it by `apply` and can be rebuilt from it (after a reorg, or on `twinledger node reindex`)."""
+"""The node's index (a SQLite file, or a schema of the operators' PostgreSQL database). `events` is the record of
+what the chain said; every other table is derived from it by `apply` and can be rebuilt from it (after a reorg, or
+on `twinledger node reindex`)."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from twinledger_node.db.base import Transactions
-from twinledger_node.db.migrations import migrate_sqlite
-from twinledger_node.private import private_sqlite
+from twinledger_node.db.base import Connection
+from twinledger_node.db.database import Database
 
 # Tables derived from `events`; cleared and replayed on a reorg or reindex.
 DERIVED = (
@@ -22,61 +16,13 @@ DERIVED = (
 )  # fmt: skip
 
 
-class Database(Transactions[sqlite3.Connection]):
-    """One SQLite file in WAL mode; a connection per thread (sqlite3 connections must not cross threads)."""
-
-    def __init__(self, path: Path, database: str) -> None:
-        """Open (creating if needed) the file and bring it to the newest schema of `database` (db/migrations)."""
-        self.path = private_sqlite(Path(path))
-        self._local = threading.local()
-        self.schema_version = migrate_sqlite(self.connection(), database, self.writer)
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def writer(self) -> Iterator[None]:
-        """Hold the file's writer queue around a write transaction. Writers in several processes (the API processes'
-        group commits, the anchor worker) contend for one SQLite file, and SQLite's busy handler waits by polling
-        with sleeps that grow to 100 ms: a second API process made reads slower, not faster. An flock queues the
-        writers in the kernel and wakes the next one as soon as the lock is released. SQLite's own lock stays the
-        authority; this only orders who asks for it."""
-        fd: int | None = getattr(self._local, "writer_fd", None)
-        if fd is None:
-            fd = os.open(f"{self.path}.writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._local.writer_fd = fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-        fd = getattr(self._local, "writer_fd", None)
-        if fd is not None:
-            os.close(fd)
-            self._local.writer_fd = None
-
-
 class IndexDB(Database):
     """The chain index."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, "index")
+    def __init__(self, location: Path | str) -> None:
+        super().__init__(location, "index")
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
+def set_meta(conn: Connection, key: str, value: object) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                  (key, str(value)))  # fmt: skip

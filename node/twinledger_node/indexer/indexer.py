@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from web3 import Web3
 
 from twinledger.chain.client import ChainClient, EventDecoder
 from twinledger.chain.logs import LogScanner
+from twinledger_node.db.base import Connection
 from twinledger_node.indexer.apply import apply, encode_args, hexs, twin_of_event
 from twinledger_node.indexer.db import DERIVED, IndexDB, set_meta
 
@@ -148,10 +148,10 @@ class Indexer:
                 self.on_head(self.head)
             return SyncResult(first, target, count, reorg_depth)
 
-    def _store_block(self, conn: sqlite3.Connection, number: int, block_hash: str, timestamp: int) -> None:
+    def _store_block(self, conn: Connection, number: int, block_hash: str, timestamp: int) -> None:
         conn.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (number, block_hash, timestamp))
 
-    def _store_event(self, conn: sqlite3.Connection, event: Any, timestamp: int) -> None:
+    def _store_event(self, conn: Connection, event: Any, timestamp: int) -> None:
         args = json.loads(encode_args(event.args))
         conn.execute(
             "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -203,7 +203,7 @@ class Indexer:
             set_meta(conn, "cursor", self.start_block - 1)
 
     @staticmethod
-    def _replay(conn: sqlite3.Connection) -> None:
+    def _replay(conn: Connection) -> None:
         for table in DERIVED:
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - table names are constants
         rows = conn.execute(

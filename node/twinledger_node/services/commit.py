@@ -42,6 +42,7 @@ from twinledger.identity.errors import ReplayedNonce
 from twinledger.ipfs.store import FileBlockStore, Transaction, commit_together
 from twinledger.provenance import RECEIPT_GENESIS, receipt_digest
 from twinledger_node.auth.replay import PRUNE_EVERY_S, SPEND, Nonce
+from twinledger_node.db.base import Connection
 from twinledger_node.problem import Problem
 from twinledger_node.state import NodeState
 
@@ -185,7 +186,7 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _commit(self, conn: sqlite3.Connection, group: list[Work]) -> None:
+    def _commit(self, conn: Connection, group: list[Work]) -> None:
         pushes = [w for w in group if isinstance(w, PushWork)]
         staged = [w.staged for w in pushes if w.staged is not None]
         if staged and self.block_store is not None:
@@ -227,7 +228,7 @@ class GroupCommitter:
             item.future.set_result(results.get(i))  # type: ignore[arg-type]  # None for pushes and nonces
 
     def _transaction(
-        self, conn: sqlite3.Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException],
+        self, conn: Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException],
         heads: dict[int, str],
     ) -> None:  # fmt: skip
         conn.execute("BEGIN IMMEDIATE")
@@ -259,13 +260,13 @@ class GroupCommitter:
             raise
         conn.execute("COMMIT")
 
-    def _spend(self, conn: sqlite3.Connection, nonce: Nonce | None) -> None:
+    def _spend(self, conn: Connection, nonce: Nonce | None) -> None:
         if nonce is None:
             return
         if conn.execute(SPEND, (nonce.key, nonce.expires_at, int(time.time()))).rowcount == 0:
             raise replayed(nonce)
 
-    def _apply(self, conn: sqlite3.Connection, work: Work, heads: dict[int, str]) -> Any:
+    def _apply(self, conn: Connection, work: Work, heads: dict[int, str]) -> Any:
         if isinstance(work, NonceWork):
             self._spend(conn, work.nonce)
             return None
@@ -283,7 +284,7 @@ class GroupCommitter:
             return None
         return self._receipt(conn, work, heads)
 
-    def _receipt(self, conn: sqlite3.Connection, work: ReceiptWork, heads: dict[int, str]) -> dict[str, Any]:
+    def _receipt(self, conn: Connection, work: ReceiptWork, heads: dict[int, str]) -> dict[str, Any]:
         self._spend(conn, work.nonce)
         previous = heads.get(work.twin_id)
         if previous is None:  # read inside the write transaction: no other process can append meanwhile

@@ -9,7 +9,6 @@ or reads its rounds besides the participants, and every DID's gas is bounded (`f
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from twinledger.federated.context import FederatedContext
 from twinledger.federated.participant import SubmittedUpdate
 from twinledger.federated.records import TaskSpec
 from twinledger.identity.did import parse_did
+from twinledger_node.db.base import Row
 from twinledger_node.problem import Problem
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.gas_budget import GasBudget, MeteredFederatedLedger
@@ -123,7 +123,7 @@ class FederatedService:
     def round_status(self, task_id: int, round_: int) -> dict[str, Any] | None:
         """The round as the index sees it: commits, checkpoint, and the round record's exclusions."""
         db = self.rt.index.connection()
-        task: sqlite3.Row | None = db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        task: Row | None = db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if task is None:
             return None
         updates = db.execute(

@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import io
 import json
-import sqlite3
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +26,7 @@ from twinledger.ipfs.cids import cid_text
 from twinledger.ipfs.importer import import_stream
 from twinledger.provenance import json_block, read_json_block
 from twinledger_node.consent.decision import decide
+from twinledger_node.db.base import Row
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.problem import Problem
 from twinledger_node.services.cache import LRU
@@ -66,7 +66,7 @@ class StoredSnapshot:
     period: int  # the twin's ownership period when it was pushed: grants of other periods never serve it
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> StoredSnapshot:
+    def from_row(cls, row: Row) -> StoredSnapshot:
         return cls(
             row["twin_id"], row["seq"], row["manifest_cid"], row["content_cid"], row["size"], row["sha256"],
             row["created"], row["batch_root"], json.loads(row["proof"]) if row["proof"] else None, row["anchor_tx"],
@@ -109,13 +109,13 @@ class SnapshotService:
 
     # ------------------------------------------------------------------ who
 
-    def twin(self, twin_id: int) -> sqlite3.Row:
+    def twin(self, twin_id: int) -> Row:
         row = self.index.connection().execute("SELECT * FROM twins WHERE twin_id = ?", (twin_id,)).fetchone()
         if row is None:
             raise Problem(404, "unknown-twin", "Unknown twin", f"twin {twin_id} is not registered on this chain")
         return row
 
-    def is_owner(self, twin: sqlite3.Row, did: str) -> bool:
+    def is_owner(self, twin: Row, did: str) -> bool:
         if did == owner_did(self.chain_id, twin["owner"]):
             return True
         return self._recovery_did(twin["owner"]) == did
@@ -125,7 +125,7 @@ class SnapshotService:
         return str(row["did"]) if row else None
 
     def producer_role(
-        self, twin: sqlite3.Row, did: str, purpose: bytes | None, chain_now: int, require_fresh: Callable[[], None]
+        self, twin: Row, did: str, purpose: bytes | None, chain_now: int, require_fresh: Callable[[], None]
     ) -> str:
         """device, owner, or grant (WRITE for `purpose`, decided on a fresh index); else a 403 saying who may push."""
         if twin["device_did"] and canonical_did(twin["device_did"]) == did:
@@ -193,7 +193,7 @@ class SnapshotService:
         return await asyncio.shield(self._store(twin, body, caller, role, recipients, nonce))
 
     async def _store(
-        self, twin: sqlite3.Row, body: bytes, caller: Caller, role: str, recipients: list[str], nonce: Nonce | None
+        self, twin: Row, body: bytes, caller: Caller, role: str, recipients: list[str], nonce: Nonce | None
     ) -> StoredSnapshot:
         twin_id = int(twin["twin_id"])
         loop = asyncio.get_running_loop()
@@ -232,12 +232,12 @@ class SnapshotService:
 
     def _build(
         self,
-        twin: sqlite3.Row,
+        twin: Row,
         body: bytes,
         caller: Caller,
         role: str,
         recipients: list[str],
-        previous: sqlite3.Row | None,
+        previous: Row | None,
         nonce: Nonce | None,
     ) -> PushWork:
         """The push's blocks staged (embedded store: made durable by its group's commit) and its row."""

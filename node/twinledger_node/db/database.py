@@ -1,0 +1,43 @@
+"""One of the node's databases (`index` or `state`) on the engine its location names: a path is a SQLite file (the
+embedded default), a `postgresql://` URL a schema of that PostgreSQL database, shared by replicas."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from twinledger_node.db.base import Connection, Transactions
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: Path | str) -> bool:
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+class Database(Transactions):
+    def __init__(self, location: Path | str, database: str) -> None:
+        engine: Any
+        if is_postgres_url(location):
+            from twinledger_node.db.postgres import PostgresEngine  # psycopg loads only for PostgreSQL
+
+            engine = PostgresEngine(str(location), database)
+        else:
+            from twinledger_node.db.sqlite import SQLiteEngine
+
+            engine = SQLiteEngine(Path(location), database)
+        self.engine = engine
+        self.database = database
+        self.path: Path | None = engine.path  # the SQLite file; None on PostgreSQL
+        self.url: str | None = engine.url  # the PostgreSQL URL; None on SQLite
+        self.schema_version: int = engine.schema_version
+
+    def connection(self) -> Connection:
+        return self.engine.connection()
+
+    def writer(self) -> AbstractContextManager[None]:
+        return self.engine.writer()
+
+    def close(self) -> None:
+        self.engine.close()
