@@ -15,6 +15,7 @@ from twinledger.provenance import recovery_key_message
 from twinledger_node.api.deps import AuthenticatedCaller, Runtime
 from twinledger_node.api.models import ConsentSubmission, RecoveryKeyInfo, RecoveryKeyRegistration, RelayResult
 from twinledger_node.api.problems import Problem, problem_responses
+from twinledger_node.db.statements import upsert
 
 router = APIRouter(tags=["consent"])
 
@@ -80,6 +81,6 @@ def register_recovery_key(rt: Runtime, caller: AuthenticatedCaller, body: Recove
                           f"the binding issued at {body.issued} is not newer than the one registered for {address} "
                           f"(issued {current['issued']})",
                           hint="make a new binding (`twinledger wallet register-recovery-key`)")  # fmt: skip
-        db.execute("INSERT OR REPLACE INTO recovery_keys (owner, did, proof, issued) VALUES (?, ?, ?, ?)",
+        db.execute(upsert("recovery_keys", ("owner", "did", "proof", "issued"), ("owner",)),
                    (address, caller.did, body.signature, body.issued))  # fmt: skip
     return {"owner": address, "did": caller.did}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twinledger_node.db.base import Connection
+from twinledger_node.db.statements import upsert
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -23,9 +24,10 @@ def encode_args(args: dict[str, Any]) -> str:
 
 def _registered(db: Connection, a: Row, ev: Row) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO twins VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 0)",
+        upsert("twins", ("twin_id", "owner", "parent_id", "kind", "metadata_digest", "device_did", "device_did_hash",
+                         "head_seq", "registered_block", "period"), ("twin_id",)),
         (a["twinId"], a["owner"], a["parentId"], a["kind"], a["metadataDigest"], a["deviceDid"],
-         a["deviceDidHash"], ev["block_number"]),
+         a["deviceDidHash"], 0, ev["block_number"], 0),
     )  # fmt: skip
 
 
@@ -42,12 +44,13 @@ def _approval(db: Connection, a: Row, ev: Row) -> None:
     if a["approved"] == ZERO_ADDRESS:
         db.execute("DELETE FROM token_approvals WHERE twin_id = ?", (a["tokenId"],))
     else:
-        db.execute("INSERT OR REPLACE INTO token_approvals VALUES (?, ?)", (a["tokenId"], a["approved"]))
+        db.execute(upsert("token_approvals", ("twin_id", "approved"), ("twin_id",)), (a["tokenId"], a["approved"]))
 
 
 def _approval_for_all(db: Connection, a: Row, ev: Row) -> None:
     if a["approved"]:
-        db.execute("INSERT OR IGNORE INTO operators VALUES (?, ?)", (a["owner"], a["operator"]))
+        db.execute("INSERT INTO operators (owner, operator) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                   (a["owner"], a["operator"]))  # fmt: skip
     else:
         db.execute("DELETE FROM operators WHERE owner = ? AND operator = ?", (a["owner"], a["operator"]))
 
@@ -62,14 +65,16 @@ def _parent(db: Connection, a: Row, ev: Row) -> None:
 
 
 def _snapshot(db: Connection, a: Row, ev: Row) -> None:
-    db.execute("INSERT OR REPLACE INTO snapshot_anchors VALUES (?, ?, ?, ?, ?, ?, ?)",
+    db.execute(upsert("snapshot_anchors", ("twin_id", "seq", "manifest_digest", "anchorer", "block_number", "tx_hash",
+                                           "log_index"), ("twin_id", "seq")),
                (a["twinId"], a["seq"], a["manifestDigest"], a["anchorer"], ev["block_number"], ev["tx_hash"],
                 ev["log_index"]))  # fmt: skip
-    db.execute("UPDATE twins SET head_seq = MAX(head_seq, ?) WHERE twin_id = ?", (a["seq"], a["twinId"]))
+    db.execute("UPDATE twins SET head_seq = ? WHERE twin_id = ? AND head_seq < ?", (a["seq"], a["twinId"], a["seq"]))
 
 
 def _batch(db: Connection, a: Row, ev: Row) -> None:
-    db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?)",
+    db.execute(upsert("batches", ("root", "kind", "anchorer", "count", "leaves_cid", "block_number", "tx_hash"),
+                      ("anchorer", "root")),
                (a["root"], a["kind"], a["anchorer"], a["count"], a["leavesCid"], ev["block_number"],
                 ev["tx_hash"]))  # fmt: skip
 
@@ -79,9 +84,12 @@ def _granted(db: Connection, a: Row, ev: Row) -> None:
     # this log, which the index knows.
     twin = db.execute("SELECT owner, period FROM twins WHERE twin_id = ?", (a["twinId"],)).fetchone()
     db.execute(
-        "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+        upsert("grants", ("twin_id", "did_hash", "purpose", "grantor", "scopes", "expiry", "granted_at", "did",
+                          "block_number", "tx_hash", "revoked_block", "revoked_tx", "period"),
+               ("twin_id", "did_hash", "purpose")),
         (a["twinId"], a["didHash"], a["purpose"], twin["owner"] if twin else ZERO_ADDRESS, a["scopes"],
-         a["expiry"], ev["timestamp"], a["did"], ev["block_number"], ev["tx_hash"], twin["period"] if twin else -1),
+         a["expiry"], ev["timestamp"], a["did"], ev["block_number"], ev["tx_hash"], None, None,
+         twin["period"] if twin else -1),
     )  # fmt: skip
 
 
@@ -92,19 +100,23 @@ def _revoked(db: Connection, a: Row, ev: Row) -> None:
 
 
 def _task(db: Connection, a: Row, ev: Row) -> None:
-    db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, 1, 0)",
-               (a["taskId"], a["aggregator"], a["aggregatorDid"], a["purpose"], a["initialModelDigest"]))  # fmt: skip
+    db.execute(upsert("tasks", ("task_id", "aggregator", "aggregator_did", "purpose", "initial_model_digest",
+                                "open_round", "closed"), ("task_id",)),
+               (a["taskId"], a["aggregator"], a["aggregatorDid"], a["purpose"], a["initialModelDigest"],
+                1, 0))  # fmt: skip
 
 
 def _update(db: Connection, a: Row, ev: Row) -> None:
     # A later commit of the same twin in the same round supersedes the earlier one.
-    db.execute("INSERT OR REPLACE INTO model_updates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    db.execute(upsert("model_updates", ("task_id", "round", "twin_id", "committer", "update_digest", "num_samples",
+                                        "block_number", "tx_hash", "log_index"), ("task_id", "round", "twin_id")),
                (a["taskId"], a["round"], a["twinId"], a["committer"], a["updateDigest"], a["numSamples"],
                 ev["block_number"], ev["tx_hash"], ev["log_index"]))  # fmt: skip
 
 
 def _checkpoint(db: Connection, a: Row, ev: Row) -> None:
-    db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    db.execute(upsert("checkpoints", ("task_id", "round", "model_digest", "updates_root", "count", "total_samples",
+                                      "block_number", "tx_hash"), ("task_id", "round")),
                (a["taskId"], a["round"], a["modelDigest"], a["updatesRoot"], a["count"], a["totalSamples"],
                 ev["block_number"], ev["tx_hash"]))  # fmt: skip
     db.execute("UPDATE tasks SET open_round = ? WHERE task_id = ?", (a["round"] + 1, a["taskId"]))

@@ -18,6 +18,7 @@ from web3 import Web3
 from twinledger.chain.client import ChainClient, EventDecoder
 from twinledger.chain.logs import LogScanner
 from twinledger_node.db.base import Connection
+from twinledger_node.db.statements import upsert
 from twinledger_node.indexer.apply import apply, encode_args, hexs, twin_of_event
 from twinledger_node.indexer.db import DERIVED, IndexDB, set_meta
 
@@ -149,12 +150,13 @@ class Indexer:
             return SyncResult(first, target, count, reorg_depth)
 
     def _store_block(self, conn: Connection, number: int, block_hash: str, timestamp: int) -> None:
-        conn.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (number, block_hash, timestamp))
+        conn.execute(upsert("blocks", ("number", "hash", "timestamp"), ("number",)), (number, block_hash, timestamp))
 
     def _store_event(self, conn: Connection, event: Any, timestamp: int) -> None:
         args = json.loads(encode_args(event.args))
         conn.execute(
-            "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            upsert("events", ("block_number", "log_index", "block_hash", "tx_hash", "address", "name", "twin_id",
+                              "args"), ("block_number", "log_index")),
             (event.block_number, event.log_index, event.block_hash, event.tx_hash, event.address, event.name,
              twin_of_event(event.name, args), json.dumps(args, sort_keys=True)),
         )  # fmt: skip

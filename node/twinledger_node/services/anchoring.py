@@ -188,8 +188,8 @@ class AnchorWorker:
         key = ("twin_id", "seq") if spec.kind is BatchKind.SNAPSHOTS else ("id",)
         with self.state.write() as db:
             db.execute(
-                "INSERT OR IGNORE INTO batches (root, kind, count, leaves_cid, status, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO batches (root, kind, count, leaves_cid, status, created) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (root, int(spec.kind), len(rows), cid_text(leaves), "sending", time.time()),
             )
             for i, row in enumerate(rows):

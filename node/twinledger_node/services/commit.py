@@ -280,7 +280,9 @@ class GroupCommitter:
                 work.row,
             )
             if self.pins_here:
-                conn.executemany("INSERT OR IGNORE INTO pins (cid) VALUES (?)", [(cid,) for cid in work.pins])
+                conn.executemany(
+                    "INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(cid,) for cid in work.pins]
+                )
             return None
         return self._receipt(conn, work, heads)
 

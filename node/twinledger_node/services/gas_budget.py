@@ -16,6 +16,7 @@ from typing import Any
 
 from twinledger.chain.client import TxResult
 from twinledger.chain.ledger import FederatedLedger
+from twinledger_node.db.statements import upsert
 from twinledger_node.problem import Problem
 from twinledger_node.state import NodeState
 
@@ -73,4 +74,4 @@ class GasBudget:
 
     def _write(self, did: str, start: float, gas: int) -> None:
         with self.state.write() as db:
-            db.execute("INSERT OR REPLACE INTO gas_spent (did, window_start, gas) VALUES (?, ?, ?)", (did, start, gas))
+            db.execute(upsert("gas_spent", ("did", "window_start", "gas"), ("did",)), (did, start, gas))

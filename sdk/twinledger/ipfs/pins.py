@@ -1,11 +1,11 @@
 """Recursive pins as rows of one SQLite table (WAL), not a file rewritten on every pin.
 
-A pin is one ``INSERT OR IGNORE``, an unpin one ``DELETE``: the cost of pinning does not grow with how many pins
-exist (a JSON file re-read and rewritten per pin made filling a store O(n²)). The table may live in its own file
-(``pins.sqlite`` in the block store root, what the CLI's embedded store uses) or in a database the caller already
-writes: the node keeps its pins in ``state.sqlite`` so that a snapshot's pins commit in the same transaction as
-its row (:meth:`PinIndex.add` takes that transaction's connection). A crash then leaves either both or neither,
-and start-up has nothing to reconcile.
+A pin is one ``INSERT … ON CONFLICT DO NOTHING``, an unpin one ``DELETE``: the cost of pinning does not grow with
+how many pins exist (a JSON file re-read and rewritten per pin made filling a store O(n²)). The table may live in
+its own file (``pins.sqlite`` in the block store root, what the CLI's embedded store uses) or in a database the
+caller already writes: the node keeps its pins in ``state.sqlite`` so that a snapshot's pins commit in the same
+transaction as its row (:meth:`PinIndex.add` takes that transaction's connection). A crash then leaves either both
+or neither, and start-up has nothing to reconcile.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ class PinIndex(ThreadConnections):
         """Pin `cids`; inside the caller's open transaction when `conn` is given (committed with it), else at once."""
         rows = [(_text(cid),) for cid in cids]
         if conn is not None:
-            conn.executemany("INSERT OR IGNORE INTO pins (cid) VALUES (?)", rows)
+            conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", rows)
             return
         own = self.connection()
         with own:  # sqlite3's context manager: BEGIN … COMMIT, ROLLBACK on error
             own.execute("BEGIN IMMEDIATE")
-            own.executemany("INSERT OR IGNORE INTO pins (cid) VALUES (?)", rows)
+            own.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", rows)
 
     def remove(self, cid: CID | str) -> bool:
         """Unpin `cid`; False when it was not pinned."""
