@@ -26,8 +26,8 @@ DB_NAME: Final = "replay-cache.sqlite3"
 PRUNE_EVERY_S: Final = 10.0  # expired rows go in bulk, not with a DELETE per request
 # Insert a nonce's row, or take over an expired row not pruned yet; no row changed means it is live: a replay.
 SPEND: Final = (
-    "INSERT INTO nonces (id, expires_at) VALUES (?1, ?2) "
-    "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < ?3"
+    "INSERT INTO nonces (id, expires_at) VALUES (?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < ?"
 )
 
 

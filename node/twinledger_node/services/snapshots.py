@@ -327,15 +327,13 @@ class SnapshotService:
         self, twin_id: int, *, after: int = 0, limit: int = 100, period: int | None = None
     ) -> list[StoredSnapshot]:
         """The twin's snapshots after `after`, in order; only those pushed in ownership period `period` if given."""
-        rows = (
-            self.state.connection()
-            .execute(
-                "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND (? IS NULL OR period = ?) ORDER BY seq "
-                "LIMIT ?",
-                (twin_id, after, period, period, limit),
-            )
-            .fetchall()
-        )
+        conn = self.state.connection()
+        if period is None:
+            query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            rows = conn.execute(query, (twin_id, after, limit)).fetchall()
+        else:
+            query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND period = ? ORDER BY seq LIMIT ?"
+            rows = conn.execute(query, (twin_id, after, period, limit)).fetchall()
         return [StoredSnapshot.from_row(r) for r in rows]
 
     def manifest(self, snapshot: StoredSnapshot) -> dict[str, Any]:
