@@ -24,6 +24,7 @@ from twinledger.errors import IntegrityError, NotFound
 from twinledger.ipfs import BlockStore, FileBlockStore, IPFSConfig, open_store
 from twinledger.ipfs.pins import PinIndex
 from twinledger_node.consent.guard import Freshness, freshness
+from twinledger_node.db.pins import DatabasePins
 from twinledger_node.indexer.db import IndexDB, set_meta
 from twinledger_node.indexer.indexer import HeadView, Indexer
 from twinledger_node.keys import load_or_create_account_key, load_or_create_node_key
@@ -173,7 +174,9 @@ class NodeRuntime:
         if role != "embedded":
             self.client.share_send_lock(ProcessLock(data / "node" / "send.lock"))
         self.ledger, self.federated = self.deployment.bind(self.client)
-        self.index = IndexDB(data / "node" / "index.sqlite")
+        # SQLite files in the data directory, or the schemas of the PostgreSQL database replicas share
+        database_url = settings.database_url.get_secret_value() if settings.database_url else None
+        self.index = IndexDB(database_url or data / "node" / "index.sqlite")
         # An API process never writes the index: it has no indexer and reads the head the background one publishes.
         self.indexer: Indexer | None = None
         self._shared_head: SharedHead | None = None
@@ -187,7 +190,7 @@ class NodeRuntime:
                 log_chunk=settings.log_chunk,
                 on_head=(lambda head: publish_head(self.index, head)) if role == "background" else None,
             )  # fmt: skip
-        self.state = NodeState(data / "node" / "state.sqlite")
+        self.state = NodeState(database_url or data / "node" / "state.sqlite")
         # A Kubo backend is refused here if too old, and gets the content profile as its Import.* configuration.
         ipfs = IPFSConfig(
             backend=settings.ipfs_backend,
@@ -197,10 +200,8 @@ class NodeRuntime:
         )
         # The embedded store keeps its pins in state.sqlite, so a snapshot's pins commit with its row.
         embedded = ipfs.backend == "embedded"
-        assert self.state.path is not None  # the state is a SQLite file until the node takes a database URL
-        self.store: BlockStore = (
-            FileBlockStore(ipfs.path, pins=PinIndex(self.state.path)) if embedded else open_store(ipfs)
-        )
+        pins = PinIndex(self.state.path) if self.state.path is not None else DatabasePins(self.state)
+        self.store: BlockStore = FileBlockStore(ipfs.path, pins=pins) if embedded else open_store(ipfs)
         self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
         self.commits = GroupCommitter(self.state, self.store, capacity=settings.commit_queue)
         chain_id, registry = self.client.chain_id, self.deployment.twin_ledger

@@ -38,6 +38,9 @@ class NodeSettings(BaseSettings):
     )
 
     # storage
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:port/db that replicas share; unset: SQLite in data_dir"
+    )
     # The same variables as the `twinledger ipfs` commands (twinledger.ipfs.IPFSConfig).
     ipfs_backend: Literal["embedded", "kubo"] = "embedded"
     ipfs_kubo_addr: str = DEFAULT_KUBO_ADDR
@@ -68,6 +71,15 @@ class NodeSettings(BaseSettings):
     fl_gas_per_did: int = Field(
         3_000_000, ge=0, description="gas the node pays per DID per 24 h for federated transactions it sends for it"
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "TWINLEDGER_DATABASE_URL must be a postgresql:// URL (unset it for SQLite in the data dir)"
+            )
+        return value
 
     @field_validator("fl_task_creators", mode="before")
     @classmethod

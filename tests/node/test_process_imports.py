@@ -45,8 +45,12 @@ API = [
 
 CASES = {
     "supervisor": (SUPERVISOR, ["web3", "eth_account", "py_ecc", "fastapi", "uvicorn", "httpx", "numpy", "didkit"]),
-    "background": (BACKGROUND, ["fastapi", "starlette", "uvicorn", "httpx", "ipfshttpclient", "numpy", "typer"]),
-    "api": (API, ["httpx", "ipfshttpclient", "typer"]),
+    # psycopg: only a node given a PostgreSQL URL loads it
+    "background": (
+        BACKGROUND,
+        ["fastapi", "starlette", "uvicorn", "httpx", "ipfshttpclient", "numpy", "typer", "psycopg"],
+    ),
+    "api": (API, ["httpx", "ipfshttpclient", "typer", "psycopg"]),
 }
 
 

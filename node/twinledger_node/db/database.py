@@ -36,6 +36,10 @@ class Database(Transactions):
     def connection(self) -> Connection:
         return self.engine.connection()
 
+    def durable_connection(self) -> Connection:
+        """This thread's connection, each of its commits on disk when it returns (what acknowledgements wait for)."""
+        return self.engine.durable_connection()
+
     def writer(self) -> AbstractContextManager[None]:
         return self.engine.writer()
 

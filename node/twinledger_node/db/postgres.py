@@ -25,7 +25,9 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from twinledger.errors import Unavailable
 from twinledger_node.db.dialect import to_postgres
 from twinledger_node.db.migrations import migrate_postgres, postgres_schema
 
@@ -94,6 +96,26 @@ class PgConnection:
         self.raw.close()
 
 
+def describe(url: str) -> str:
+    """Where `url` points, without its password: user@host:port/database."""
+    info = conninfo_to_dict(url)
+    return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _connect(url: str, **options: Any) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10, **options)
+    except psycopg.OperationalError as error:
+        # libpq: 'connection failed: connection to server at "h", port p failed: <why>' (never the password)
+        first = (str(error).strip().splitlines() or [error.__class__.__name__])[0]
+        reason = first.rsplit("failed: ", 1)[-1].strip()
+        raise Unavailable(
+            f"cannot reach the PostgreSQL database {describe(url)}: {reason}",
+            hint="check TWINLEDGER_DATABASE_URL (host, port, user, password, database) and that the server accepts "
+            "connections from this machine",
+        ) from None
+
+
 class PostgresEngine:
     """One of the node's databases (`index` or `state`) as a schema of a PostgreSQL database; a connection per
     thread, as the SQLite databases have, so that code written for one runs on the other."""
@@ -103,17 +125,16 @@ class PostgresEngine:
     def __init__(self, url: str, database: str, *, upgrade: bool = False) -> None:
         self.url, self.database = url, database
         self.schema = postgres_schema(database)
-        self._writer_key = zlib.crc32(self.schema.encode())  # the advisory lock that queues this database's writers
+        self.writer_key = zlib.crc32(self.schema.encode())  # the advisory lock that queues this database's writers
         self._local = threading.local()
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        with _connect(url) as conn:
             self.schema_version = migrate_postgres(conn, database, upgrade=upgrade)
 
     def connection(self) -> PgConnection:
         conn: PgConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.raw.closed or conn.raw.broken:
-            raw = psycopg.connect(self.url, autocommit=True, connect_timeout=10, row_factory=_rows,
-                                  options=f"-c search_path={self.schema}")  # fmt: skip
-            conn = self._local.conn = PgConnection(raw, self._writer_key)
+            raw = _connect(self.url, row_factory=_rows, options=f"-c search_path={self.schema}")
+            conn = self._local.conn = PgConnection(raw, self.writer_key)
         return conn
 
     @contextmanager
@@ -124,6 +145,9 @@ class PostgresEngine:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row["value"]) if row else default
+
+    def durable_connection(self) -> PgConnection:
+        return self.connection()  # a PostgreSQL commit returns once its WAL is flushed (synchronous_commit=on)
 
     def close(self) -> None:
         conn: PgConnection | None = getattr(self._local, "conn", None)

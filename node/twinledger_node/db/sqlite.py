@@ -36,6 +36,11 @@ class SQLiteEngine:
             self._local.conn = conn
         return conn
 
+    def durable_connection(self) -> sqlite3.Connection:
+        conn = self.connection()
+        conn.execute("PRAGMA synchronous=FULL")  # WAL with NORMAL syncs at checkpoints only
+        return conn
+
     @contextmanager
     def writer(self) -> Iterator[None]:
         """Hold the file's writer queue around a write transaction. Writers in several processes (the API processes'

@@ -43,6 +43,7 @@ from twinledger.ipfs.store import FileBlockStore, Transaction, commit_together
 from twinledger.provenance import RECEIPT_GENESIS, receipt_digest
 from twinledger_node.auth.replay import PRUNE_EVERY_S, SPEND, Nonce
 from twinledger_node.db.base import Connection
+from twinledger_node.db.pins import pins_live_in
 from twinledger_node.problem import Problem
 from twinledger_node.state import NodeState
 
@@ -110,7 +111,7 @@ class GroupCommitter:
     ) -> None:
         self.state = state
         # Pins commit with the snapshot rows when the block store keeps them in this same database.
-        self.pins_here = isinstance(store, FileBlockStore) and store.pin_index.path == state.path
+        self.pins_here = isinstance(store, FileBlockStore) and pins_live_in(store.pin_index, state)
         self.block_store = store if isinstance(store, FileBlockStore) else None
         self.capacity, self.max_group = capacity, max_group
         self._queue: queue.Queue[Work | None] = queue.Queue()
@@ -156,8 +157,7 @@ class GroupCommitter:
     # ------------------------------------------------------------------ the committer thread
 
     def _run(self) -> None:
-        conn = self.state.connection()
-        conn.execute("PRAGMA synchronous=FULL")  # this connection's commits are what acknowledgements wait for
+        conn = self.state.durable_connection()  # this connection's commits are what acknowledgements wait for
         while True:
             first = self._queue.get()
             if first is None:

@@ -38,9 +38,17 @@ class PinIndex(ThreadConnections):
             conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", rows)
             return
         own = self.connection()
-        with own:  # sqlite3's context manager: BEGIN … COMMIT, ROLLBACK on error
-            own.execute("BEGIN IMMEDIATE")
+        own.execute("BEGIN IMMEDIATE")
+        try:
             own.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", rows)
+        except BaseException:
+            own.execute("ROLLBACK")
+            raise
+        own.execute("COMMIT")
+
+    def location(self) -> str:
+        """Where the pins are, as a store's `pins-index` file names it: the SQLite file's absolute path."""
+        return str(self.path.resolve())
 
     def remove(self, cid: CID | str) -> bool:
         """Unpin `cid`; False when it was not pinned."""

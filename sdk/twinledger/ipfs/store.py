@@ -278,10 +278,10 @@ class FileBlockStore:
         self._gc_lock = self.root / "gc.lock"
         self.packed = PackedBlocks(self.root / "blocks.sqlite")
         self.pin_index = pins or _pin_index_of(self.root)
-        if pins is not None and pins.path.resolve() != (self.root / "pins.sqlite").resolve():
+        if pins is not None and pins.location() != str((self.root / "pins.sqlite").resolve()):
             # Whoever opens this root later (`twinledger ipfs gc` on a node's store) must see these pins, or gc
             # would take every block of the node: the root names the database that holds them.
-            _write_atomically(self.root / PIN_INDEX_POINTER, str(pins.path.resolve()).encode())
+            _write_atomically(self.root / PIN_INDEX_POINTER, pins.location().encode())
         self.pin_index.migrate_json(self.root / "pins.json")
 
     def __repr__(self) -> str:
@@ -486,14 +486,23 @@ class FileBlockStore:
 
 
 PIN_INDEX_POINTER = "pins-index"
+REMOTE_PINS = "database:"  # a pins-index naming a database server, not a file (the node's PostgreSQL)
 
 
 def _pin_index_of(root: Path) -> PinIndex:
     """The pins of the store at `root`: in the database its `pins-index` file names, else its own pins.sqlite."""
     try:
-        return PinIndex(Path((root / PIN_INDEX_POINTER).read_text().strip()))
+        location = (root / PIN_INDEX_POINTER).read_text().strip()
     except FileNotFoundError:
         return PinIndex(root / "pins.sqlite")
+    if location.startswith(REMOTE_PINS):
+        # Fail closed: without the pins, gc would take every block the node stores.
+        raise IntegrityError(
+            f"the pins of the block store at {root} are in a database this command cannot open "
+            f"({location.removeprefix(REMOTE_PINS)})",
+            hint="collect garbage through the node that owns the store; do not open it with the CLI",
+        )
+    return PinIndex(Path(location))
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

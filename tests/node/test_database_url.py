@@ -1,0 +1,43 @@
+"""TWINLEDGER_DATABASE_URL: a node on PostgreSQL, and the clear refusals when the URL is wrong or unreachable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from twinledger.chain.localchain import free_port
+from twinledger.errors import Unavailable
+from twinledger_node.indexer.db import IndexDB
+from twinledger_node.settings import NodeSettings
+
+
+def test_a_database_url_must_be_postgresql(tmp_path):
+    with pytest.raises(ValidationError, match="must be a postgresql:// URL"):
+        NodeSettings(data_dir=tmp_path, database_url="mysql://db/twins")  # type: ignore[arg-type]
+
+
+def test_an_unreachable_database_is_named_without_its_password():
+    url = f"postgresql://operator:hunter2-secret@127.0.0.1:{free_port()}/twins"
+    with pytest.raises(Unavailable) as refused:
+        IndexDB(url)
+    assert "operator@127.0.0.1" in refused.value.message and "/twins" in refused.value.message
+    assert "refused" in refused.value.message.lower()
+    assert "hunter2" not in refused.value.message + (refused.value.hint or "")
+
+
+def test_node_up_refuses_an_unreachable_database_with_one_clear_line(tmp_path, anvil):
+    url = f"postgresql://operator:hunter2-secret@127.0.0.1:{free_port()}/twins"
+    done = subprocess.run(
+        [sys.executable, "-m", "twinledger.cli", "node", "up", "--workers", "0", "--port", str(free_port()),
+         "--data-dir", str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TWINLEDGER_DATABASE_URL": url,
+             "TWINLEDGER_RPC_URL": anvil},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "cannot reach the PostgreSQL database operator@127.0.0.1" in output, output
+    assert "Traceback" not in output and "hunter2" not in output, output
