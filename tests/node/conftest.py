@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from eth_account.signers.local import LocalAccount
 
+from tests.conftest import node_database_url
 from twinledger.chain.client import ChainClient
 from twinledger.chain.deploy import Deployment
 from twinledger.chain.ledger import TwinLedger
@@ -55,6 +56,9 @@ def start_node(
     defaults: dict[str, object] = {
         "poll_interval": 0.05, "freshness_window": 5, "anchor_batch_size": 4, "anchor_batch_seconds": 0.3,
     }  # fmt: skip
+    database = node_database_url(data_dir)
+    if database is not None:
+        defaults["database_url"] = database
     config = NodeSettings(data_dir=data_dir, rpc_url=rpc_url, port=port, **{**defaults, **settings})  # type: ignore[arg-type]
     chain = ChainSetup(ChainClient(rpc_url, account), deployment, None)
     runtime = NodeRuntime(config, chain)

@@ -3,6 +3,7 @@ test makes it relay one) and problem+json assertions."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,3 +41,24 @@ def problem(response: httpx.Response) -> dict:
 
 def problem_slug(response: httpx.Response) -> str:
     return str(problem(response)["type"]).removeprefix("urn:twinledger:problem:")
+
+
+@contextmanager
+def holding_the_state_writer_lock(node: RunningNode) -> Iterator[None]:
+    """Another process holds the write lock of the node's state database (whichever engine) until the block ends."""
+    state = node.runtime.state
+    if state.url is None:
+        assert state.path is not None
+        blocker = sqlite3.connect(state.path, isolation_level=None, timeout=30)
+        blocker.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg
+
+        blocker = psycopg.connect(state.url, autocommit=True)  # type: ignore[assignment]
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT pg_advisory_xact_lock(%s)", (state.engine.writer_key,))
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -26,9 +25,10 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.node.conftest import Owner, RunningNode, owner_at
-from tests.security._http_helpers import problem, problem_slug, quiet_node
+from tests.security._http_helpers import holding_the_state_writer_lock, problem, problem_slug, quiet_node
 from twinledger.chain.deploy import Deployment
 from twinledger.chain.ledger import GrantRequest
+from twinledger.errors import IntegrityError
 from twinledger.identity import DidKey
 from twinledger.identity.http_signatures import sign_request
 from twinledger.ipfs import FileBlockStore, parse_cid
@@ -149,25 +149,22 @@ def test_a_full_commit_queue_is_answered_503_with_retry_after(anvil, deployment,
         owner = owner_at(node, anvil, deployment, accounts[2])
         twin, device = _twin(node, owner, reader)
         # Another process holds the state database's write lock: the committer waits, its one slot taken.
-        blocker = sqlite3.connect(node.runtime.state.path, isolation_level=None, timeout=30)
-        blocker.execute("BEGIN IMMEDIATE")
         waiting: list[httpx.Response] = []
         first = threading.Thread(target=lambda: waiting.append(
             node.client(reader).get(f"/v1/twins/{twin}/snapshots/1", params={"purpose": PURPOSE})))  # fmt: skip
-        first.start()
         try:
-            for _ in range(400):
-                if node.runtime.commits.in_flight() == 1:
-                    break
-                time.sleep(0.025)
-            assert node.runtime.commits.in_flight() == 1
-            with node.client(reader) as http:
-                refused = http.get(f"/v1/twins/{twin}/snapshots/1", params={"purpose": PURPOSE})
-            with node.client(device) as http:
-                refused_push = http.post(f"/v1/twins/{twin}/snapshots", content=b"reading 2")
+            with holding_the_state_writer_lock(node):
+                first.start()
+                for _ in range(400):
+                    if node.runtime.commits.in_flight() == 1:
+                        break
+                    time.sleep(0.025)
+                assert node.runtime.commits.in_flight() == 1
+                with node.client(reader) as http:
+                    refused = http.get(f"/v1/twins/{twin}/snapshots/1", params={"purpose": PURPOSE})
+                with node.client(device) as http:
+                    refused_push = http.post(f"/v1/twins/{twin}/snapshots", content=b"reading 2")
         finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
             first.join(timeout=60)
         for response in (refused, refused_push):
             assert response.status_code == 503 and problem_slug(response) == "overloaded", response.text
@@ -189,8 +186,15 @@ def test_pins_live_in_the_state_database_and_survive_a_restart(anvil, deployment
             .execute("SELECT manifest_cid, content_cid FROM snapshots WHERE twin_id = ?", (twin,))
             .fetchone()
         )
-    # What `twinledger ipfs gc` does on the node's store, with the node stopped: it finds the node's pins
-    store = FileBlockStore(data_dir / "ipfs")
+    # What `twinledger ipfs gc` does on the node's store, with the node stopped: it finds the node's pins, or, when
+    # they are in a PostgreSQL database it cannot open, refuses to open the store at all
+    if node.runtime.state.url is not None:
+        with pytest.raises(IntegrityError, match="pins of the block store"):
+            FileBlockStore(data_dir / "ipfs")
+        store = node.runtime.store
+        assert isinstance(store, FileBlockStore)
+    else:
+        store = FileBlockStore(data_dir / "ipfs")
     pinned = {str(c) for c in store.pins()}
     assert {row["manifest_cid"], row["content_cid"]} <= pinned
     store.gc()

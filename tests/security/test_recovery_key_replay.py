@@ -10,6 +10,7 @@ import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from tests.conftest import node_database_url
 from tests.node.conftest import RunningNode
 from tests.security._http_helpers import problem, problem_slug, quiet_node
 from twinledger.chain.client import ChainClient
@@ -80,16 +81,20 @@ def test_the_same_binding_again_is_idempotent(anvil, deployment, accounts, fresh
 def test_node_state_files_are_private(anvil, deployment, accounts, tmp_path):
     data = tmp_path / "node"
     (data / "node").mkdir(parents=True)
-    legacy = data / "node" / "state.sqlite"
-    legacy.touch(mode=0o644)  # a state file an earlier version left readable by everyone
-    legacy.chmod(0o644)
+    on_sqlite = node_database_url(data) is None
+    expected = {"node-key.json"}
+    if on_sqlite:  # the state and the index are files here (on PostgreSQL, schemas of the server's database)
+        legacy = data / "node" / "state.sqlite"
+        legacy.touch(mode=0o644)  # a state file an earlier version left readable by everyone
+        legacy.chmod(0o644)
+        expected |= {"state.sqlite", "state.sqlite-wal", "index.sqlite", "index.sqlite-wal"}
     owner, key = accounts[3], DidKey.generate()
     with quiet_node(data, anvil, deployment, accounts[8]) as node:
         assert _put_binding(node, key, recovery_key_binding(owner, key.did, node.runtime.client.chain_id)).is_success
         node.wait_indexed()
         files = sorted(p for p in (data / "node").iterdir() if p.is_file())
         names = {p.name for p in files}
-        assert {"state.sqlite", "state.sqlite-wal", "index.sqlite", "index.sqlite-wal", "node-key.json"} <= names
+        assert expected <= names
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
         assert all(mode & 0o077 == 0 for mode in modes.values()), {n: oct(m) for n, m in modes.items()}
         assert stat.S_IMODE((data / "node").stat().st_mode) & 0o077 == 0
