@@ -77,14 +77,19 @@ slither: install install-slither
 forge-test: install
 	node_modules/.bin/forge test
 
-## test: everything installed, artifacts checked, lint, all tests (Slither and forge run in tests/contracts)
+## test: everything installed, artifacts checked, lint, all tests (Slither and forge run in tests/contracts); the suites that start nodes again on PostgreSQL
+# The suites that start nodes run twice: on SQLite (the embedded default), then on a real PostgreSQL server.
+NODE_SUITES = tests/node tests/security tests/sdk tests/federated
+
 test: install install-flower install-slither check-artifacts lint
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q --database=postgres $(NODE_SUITES)
 	$(FLOWER_PY) -m pytest -q tests/flower
 
-## test-reliability: crashes (SIGKILL), chain outage, reorgs, disk failure, 60 s soak (also run by CI)
+## test-reliability: crashes (SIGKILL), chain outage, reorgs, disk failure, 60 s soak, on SQLite and on PostgreSQL (also run by CI)
 test-reliability: install
 	$(PY) -m pytest -q -m reliability tests/reliability
+	$(PY) -m pytest -q -m reliability --database=postgres tests/reliability
 
 test-fast: install
 	$(PY) -m pytest -q -x

@@ -59,6 +59,12 @@ def node_database_url(data_dir: Path) -> str | None:
     return _NODE_DATABASES[key]
 
 
+def node_database_env(data_dir: Path) -> dict[str, str]:
+    """What a node started as a process on `data_dir` needs in its environment for this run's database engine."""
+    url = node_database_url(data_dir)
+    return {"TWINLEDGER_DATABASE_URL": url} if url else {}
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not FLOWER_INSTALLED:
         terminalreporter.write_line(

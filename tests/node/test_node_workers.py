@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 from pathlib import Path
 
 import httpx
 
+from tests.conftest import node_database_url
 from tests.reliability import conftest as reliability
 from tests.reliability.conftest import NodeProcess, Stack, until
 from twinledger.chain.ledger import GrantRequest
 from twinledger.chain.types import BatchKind
 from twinledger.identity import DidAuth, DidKey
+from twinledger_node.state import NodeState
 
 stack = reliability.stack  # the fixture: a node's own anvil with the contracts deployed
 
@@ -60,9 +61,13 @@ def read_until_both_workers(url: str, reader: DidKey, twin: int, payload: bytes,
 
 
 def receipt_counts(data_dir: Path) -> tuple[int, int]:
-    with sqlite3.connect(data_dir / "node" / "state.sqlite") as db:
+    state = NodeState(node_database_url(data_dir) or data_dir / "node" / "state.sqlite")
+    try:
+        db = state.connection()
         total = db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0]
         unanchored = db.execute("SELECT COUNT(*) FROM receipts WHERE anchor_tx IS NULL").fetchone()[0]
+    finally:
+        state.close()
     return total, unanchored
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from tests.conftest import node_database_env
 from twinledger.chain.client import ChainClient
 from twinledger.chain.deploy import Deployment, deploy, deployment_path
 from twinledger.chain.ledger import TwinLedger
@@ -67,6 +68,7 @@ class NodeProcess:
             "TWINLEDGER_RPC_URL": stack.rpc_url,
             "TWINLEDGER_DEPLOYMENTS_FILE": str(deployment_path(stack.deployments_dir, stack.deployment.chain_id)),
             "TWINLEDGER_PRIVATE_KEY": DEV_KEYS[9], "TWINLEDGER_POLL_INTERVAL": "0.1",
+            **node_database_env(data_dir),
             **{f"TWINLEDGER_{k.upper()}": str(v) for k, v in settings.items()},
         }  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import node_database_env
 from tests.security._http_helpers import problem_slug
 from twinledger.chain.deploy import Deployment
 from twinledger.chain.localchain import free_port
@@ -49,6 +50,7 @@ def node_process(anvil: str, deployment: Deployment, accounts, tmp_path: Path) -
         **os.environ, "TWINLEDGER_DATA_DIR": str(tmp_path / "data"), "TWINLEDGER_PORT": str(port),
         "TWINLEDGER_RPC_URL": anvil, "TWINLEDGER_DEPLOYMENTS_FILE": str(deployments),
         "TWINLEDGER_PRIVATE_KEY": accounts[8].key.hex(), "TWINLEDGER_MAX_BODY_BYTES": str(UPLOAD_LIMIT),
+        **node_database_env(tmp_path / "data"),
     }  # fmt: skip
     with (tmp_path / "node.log").open("w") as log:
         process = subprocess.Popen(
