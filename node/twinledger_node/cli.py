@@ -75,6 +75,28 @@ def config(
 
 
 @app.command()
+def migrate(
+    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    json_out: bool = JsonOption,
+) -> None:  # fmt: skip
+    """Bring the node's databases to this twinledger's schema. SQLite files do it by themselves at start; a shared
+    PostgreSQL database (TWINLEDGER_DATABASE_URL) only here: stop the replicas of older versions first."""
+    from twinledger_node.db.database import Database
+    from twinledger_node.settings import resolve_settings
+
+    settings = resolve_settings(config_file, data_dir=data_dir)
+    versions: dict[str, object] = {"engine": "postgresql" if settings.database_url else "sqlite"}
+    for database in ("index", "state"):
+        opened = Database(settings.database_location(database), database, upgrade=True)
+        versions[database] = opened.schema_version
+        opened.close()
+    if json_out:
+        print_json(versions)
+    else:
+        print_mapping("schema versions", versions)
+
+
+@app.command()
 def reindex(
     data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
     json_out: bool = JsonOption,

@@ -175,8 +175,7 @@ class NodeRuntime:
             self.client.share_send_lock(ProcessLock(data / "node" / "send.lock"))
         self.ledger, self.federated = self.deployment.bind(self.client)
         # SQLite files in the data directory, or the schemas of the PostgreSQL database replicas share
-        database_url = settings.database_url.get_secret_value() if settings.database_url else None
-        self.index = IndexDB(database_url or data / "node" / "index.sqlite")
+        self.index = IndexDB(settings.database_location("index"))
         # An API process never writes the index: it has no indexer and reads the head the background one publishes.
         self.indexer: Indexer | None = None
         self._shared_head: SharedHead | None = None
@@ -190,7 +189,7 @@ class NodeRuntime:
                 log_chunk=settings.log_chunk,
                 on_head=(lambda head: publish_head(self.index, head)) if role == "background" else None,
             )  # fmt: skip
-        self.state = NodeState(database_url or data / "node" / "state.sqlite")
+        self.state = NodeState(settings.database_location("state"))
         # A Kubo backend is refused here if too old, and gets the content profile as its Import.* configuration.
         ipfs = IPFSConfig(
             backend=settings.ipfs_backend,

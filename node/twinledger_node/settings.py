@@ -98,9 +98,11 @@ class NodeSettings(BaseSettings):
         except TwinledgerError as error:
             raise ValueError(f"TWINLEDGER_FL_TASK_CREATORS: {error.message}") from None
 
-    @property
-    def index_path(self) -> Path:
-        return self.data_dir / "node" / "index.sqlite"
+    def database_location(self, database: str) -> Path | str:
+        """Where the node's `database` (index or state) lives: the PostgreSQL URL, else its SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.data_dir / "node" / f"{database}.sqlite"
 
     @property
     def resolved_deployments_file(self) -> Path:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 
 from twinledger.chain.localchain import free_port
 from twinledger.errors import Unavailable
+from twinledger_node.db.migrations import latest, postgres_version
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.settings import NodeSettings
 
@@ -41,3 +44,19 @@ def test_node_up_refuses_an_unreachable_database_with_one_clear_line(tmp_path, a
     assert done.returncode != 0
     assert "cannot reach the PostgreSQL database operator@127.0.0.1" in output, output
     assert "Traceback" not in output and "hunter2" not in output, output
+
+
+def _node_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "twinledger.cli", "node", *args], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_node_migrate_brings_both_databases_to_this_schema(tmp_path, postgres_url):
+    done = _node_cli("migrate", "--json", env={"HOME": str(tmp_path), "TWINLEDGER_DATABASE_URL": postgres_url})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"engine": "postgresql", "index": latest("index"), "state": latest("state")}
+    # the replicas of this version now start on it without migrating
+    with psycopg.connect(postgres_url) as conn:
+        assert [postgres_version(conn, kind) for kind in ("index", "state")] == [latest("index"), latest("state")]
+    done = _node_cli("migrate", "--json", "--data-dir", str(tmp_path / "data"), env={"HOME": str(tmp_path)})
+    assert json.loads(done.stdout) == {"engine": "sqlite", "index": latest("index"), "state": latest("state")}

@@ -17,12 +17,14 @@ def is_postgres_url(location: Path | str) -> bool:
 
 
 class Database(Transactions):
-    def __init__(self, location: Path | str, database: str) -> None:
+    def __init__(self, location: Path | str, database: str, *, upgrade: bool = False) -> None:
+        """Open `database` at `location`, at the newest schema: a SQLite file is migrated here; a PostgreSQL schema
+        older than the code only with `upgrade` (`twinledger node migrate`), as replicas share it."""
         engine: Any
         if is_postgres_url(location):
             from twinledger_node.db.postgres import PostgresEngine  # psycopg loads only for PostgreSQL
 
-            engine = PostgresEngine(str(location), database)
+            engine = PostgresEngine(str(location), database, upgrade=upgrade)
         else:
             from twinledger_node.db.sqlite import SQLiteEngine
 
