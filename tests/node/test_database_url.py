@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import psycopg
 import pytest
 from pydantic import ValidationError
@@ -60,3 +61,30 @@ def test_node_migrate_brings_both_databases_to_this_schema(tmp_path, postgres_ur
         assert [postgres_version(conn, kind) for kind in ("index", "state")] == [latest("index"), latest("state")]
     done = _node_cli("migrate", "--json", "--data-dir", str(tmp_path / "data"), env={"HOME": str(tmp_path)})
     assert json.loads(done.stdout) == {"engine": "sqlite", "index": latest("index"), "state": latest("state")}
+
+
+def test_a_lost_database_connection_is_answered_503_then_the_node_recovers(
+    anvil, deployment, accounts, tmp_path, postgres_url
+):
+    from tests.node.conftest import start_node
+
+    node = start_node(tmp_path / "node", anvil, deployment, accounts[9], database_url=postgres_url)
+    try:
+        with httpx.Client(base_url=node.url, timeout=10) as http:
+            assert [http.get("/v1/twins/999").status_code for _ in range(8)] == [404] * 8  # the index answers
+            # The database drops every session of the node (a failover, a restart, an administrator)
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
+            assert ended is not None and ended[0] >= 1
+            answers = [http.get("/v1/twins/999") for _ in range(8)]
+        failed = [r for r in answers if r.status_code != 404]
+        assert failed, "no request saw the lost connection"
+        for response in failed:  # refused with a clear problem, never a 500
+            assert response.status_code == 503, response.text
+            assert response.json()["type"].endswith("database-unavailable") and "retry-after" in response.headers
+        assert answers[-1].status_code == 404  # reconnected by itself
+    finally:
+        node.stop()

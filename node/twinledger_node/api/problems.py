@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,6 +53,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TwinledgerError)
     async def _twinledger(request: Request, exc: TwinledgerError) -> JSONResponse:
         return problem_response(from_error(exc), request)
+
+    @app.exception_handler(sqlite3.OperationalError)  # either engine's (db/postgres.py raises a subclass)
+    async def _database(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        # Fail closed and say so: a lost PostgreSQL connection, a SQLite I/O error or lock timeout. The engine opens
+        # a new connection for the next request; what this one was writing was rolled back with its transaction.
+        reason = (str(exc).strip().splitlines() or ["no answer"])[0][:200]
+        problem = Problem(503, "database-unavailable", "Database unavailable", f"the node's database failed: {reason}",
+                          hint="retry shortly")  # fmt: skip
+        return problem_response(problem, request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
