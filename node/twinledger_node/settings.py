@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from twinledger import config
 from twinledger.config import DEFAULT_KUBO_ADDR
 from twinledger.errors import NotFound, TwinledgerError
+from twinledger_node.db.database import is_postgres_url
 
 
 class NodeSettings(BaseSettings):
@@ -75,7 +76,7 @@ class NodeSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+        if value is not None and not is_postgres_url(value.get_secret_value()):
             raise ValueError(
                 "TWINLEDGER_DATABASE_URL must be a postgresql:// URL (unset it for SQLite in the data dir)"
             )

@@ -21,6 +21,7 @@ from twinledger.chain.localchain import free_port
 from twinledger.identity import DidAuth, DidKey, EthereumDid
 from twinledger.provenance import recovery_key_binding
 from twinledger_node.app import create_app
+from twinledger_node.indexer.db import IndexDB
 from twinledger_node.runtime import ChainSetup, NodeRuntime
 from twinledger_node.settings import NodeSettings
 
@@ -77,6 +78,16 @@ def register_recovery_key(url: str, account: LocalAccount, recovery: DidKey, cha
     with httpx.Client(auth=DidAuth(recovery), timeout=10) as http:
         response = http.put(f"{url}/v1/owners/recovery-key", json=recovery_key_binding(account, recovery.did, chain_id))
     assert response.status_code == 200, response.text
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexDB]:
+    """An empty chain index on each engine in turn: a SQLite file, then a fresh PostgreSQL database."""
+    index = IndexDB(tmp_path / "index.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url"))
+    try:
+        yield index
+    finally:
+        index.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from twinledger_node.db.statements import upsert
 from twinledger_node.indexer.db import IndexDB
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexDB]:
-    db = IndexDB(tmp_path / "index.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres_url"))
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-def test_an_upsert_replaces_the_row_with_the_same_key_and_keeps_the_others(index: IndexDB):
+def test_an_upsert_replaces_the_row_with_the_same_key_and_keeps_the_others(db: IndexDB):
     statement = upsert("token_approvals", ("twin_id", "approved"), ("twin_id",))
-    with index.write() as conn:
+    with db.write() as conn:
         conn.execute(statement, (1, "0xaa"))
         conn.execute(statement, (2, "0xbb"))
         conn.execute(statement, (1, "0xcc"))
-    rows = [tuple(r) for r in index.connection().execute("SELECT twin_id, approved FROM token_approvals ORDER BY 1")]
+    rows = [tuple(r) for r in db.connection().execute("SELECT twin_id, approved FROM token_approvals ORDER BY 1")]
     assert rows == [(1, "0xcc"), (2, "0xbb")]
 
 

@@ -3,11 +3,12 @@ embedded default), a `postgresql://` URL a schema of that PostgreSQL database, s
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from twinledger_node.db.base import Connection, Transactions
+from twinledger_node.db.base import Connection
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -16,7 +17,7 @@ def is_postgres_url(location: Path | str) -> bool:
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
 
 
-class Database(Transactions):
+class Database:
     def __init__(self, location: Path | str, database: str, *, upgrade: bool = False) -> None:
         """Open `database` at `location`, at the newest schema: a SQLite file is migrated here; a PostgreSQL schema
         older than the code only with `upgrade` (`twinledger node migrate`), as replicas share it."""
@@ -30,7 +31,6 @@ class Database(Transactions):
 
             engine = SQLiteEngine(Path(location), database)
         self.engine = engine
-        self.database = database
         self.path: Path | None = engine.path  # the SQLite file; None on PostgreSQL
         self.url: str | None = engine.url  # the PostgreSQL URL; None on SQLite
         self.schema_version: int = engine.schema_version
@@ -44,6 +44,23 @@ class Database(Transactions):
 
     def writer(self) -> AbstractContextManager[None]:
         return self.engine.writer()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: all or nothing."""
+        conn = self.connection()
+        with self.writer():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row["value"]) if row else default
 
     def close(self) -> None:
         self.engine.close()

@@ -129,10 +129,3 @@ class LocalPostgres:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
-
-    def __enter__(self) -> LocalPostgres:
-        self.up()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()

@@ -62,6 +62,16 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Any:
     return _row_class(tuple(column.name for column in cursor.description or ()))
 
 
+@contextmanager
+def _db_api_errors() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.IntegrityError as error:
+        raise IntegrityViolation(str(error).strip()) from error
+    except psycopg.OperationalError as error:
+        raise OperationalFailure(str(error).strip()) from error
+
+
 class PgConnection:
     """A psycopg connection that the node's code uses as it uses an autocommit sqlite3 connection."""
 
@@ -70,26 +80,18 @@ class PgConnection:
         self._writer_key = writer_key
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
-        try:
+        with _db_api_errors():
             if sql == "BEGIN IMMEDIATE":
                 cursor = self.raw.execute("BEGIN")
                 self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,))
                 return cursor
             # always with parameters, so that psycopg reads the doubled `%` the dialect wrote
             return self.raw.execute(to_postgres(sql), tuple(params or ()))
-        except psycopg.IntegrityError as error:
-            raise IntegrityViolation(str(error).strip()) from error
-        except psycopg.OperationalError as error:
-            raise OperationalFailure(str(error).strip()) from error
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
-        try:
+        with _db_api_errors():
             cursor.executemany(to_postgres(sql), [tuple(row) for row in rows])
-        except psycopg.IntegrityError as error:
-            raise IntegrityViolation(str(error).strip()) from error
-        except psycopg.OperationalError as error:
-            raise OperationalFailure(str(error).strip()) from error
         return cursor
 
     def close(self) -> None:
@@ -123,7 +125,7 @@ class PostgresEngine:
     path = None  # no file: the database is named by its URL
 
     def __init__(self, url: str, database: str, *, upgrade: bool = False) -> None:
-        self.url, self.database = url, database
+        self.url = url
         self.schema = postgres_schema(database)
         self.writer_key = zlib.crc32(self.schema.encode())  # the advisory lock that queues this database's writers
         self._local = threading.local()
@@ -141,10 +143,6 @@ class PostgresEngine:
     def writer(self) -> Iterator[None]:
         """Writers queue on the advisory lock `BEGIN IMMEDIATE` takes; nothing to hold around it."""
         yield
-
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row["value"]) if row else default
 
     def durable_connection(self) -> PgConnection:
         return self.connection()  # a PostgreSQL commit returns once its WAL is flushed (synchronous_commit=on)
