@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
 from eth_account import Account
@@ -21,9 +18,11 @@ from twinledger.chain.deploy import Deployment, deploy, deployment_path, verify
 from twinledger.chain.ledger import all_events
 from twinledger.chain.localchain import DEFAULT_CHAIN_ID, DEV_KEYS, LocalChain
 from twinledger.errors import IntegrityError, NotFound
+from twinledger.identity import DidKey
 from twinledger.ipfs import BlockStore, FileBlockStore, IPFSConfig, open_store
 from twinledger.ipfs.pins import PinIndex
 from twinledger_node.consent.guard import Freshness, freshness
+from twinledger_node.db.leases import LeaseLock
 from twinledger_node.db.pins import DatabasePins
 from twinledger_node.indexer.db import IndexDB, set_meta
 from twinledger_node.indexer.indexer import HeadView, Indexer
@@ -113,11 +112,13 @@ HEAD_CACHE_SECONDS = 0.1  # how long an API process reuses the head it read (far
 
 
 def publish_head(index: IndexDB, head: HeadView) -> None:
-    """Write the indexer's view of the head where every process of the node reads it. Its times are CLOCK_MONOTONIC
-    (time.monotonic), which all processes on one machine share."""
+    """Write the indexer's view of the head where every process of the node, and every replica, reads it. Its times
+    go as wall-clock times: replicas on other machines share no monotonic clock (so replicas need their clocks in
+    sync, as NTP keeps them; a reader whose clock runs behind the leader's sees the head as fresher by the skew)."""
+    offset = time.time() - time.monotonic()
+    wall = [t + offset if t else 0.0 for t in (head.seen_monotonic, head.changed_monotonic)]
     with index.write() as conn:
-        set_meta(conn, HEAD_KEY, json.dumps([head.number, head.timestamp, head.seen_monotonic, head.indexed_to,
-                                             head.changed_monotonic]))  # fmt: skip
+        set_meta(conn, HEAD_KEY, json.dumps([head.number, head.timestamp, wall[0], head.indexed_to, wall[1]]))
 
 
 class SharedHead:
@@ -134,35 +135,38 @@ class SharedHead:
         with self._lock:
             if refresh or now - self._read_at >= HEAD_CACHE_SECONDS:
                 raw = self.index.get_meta(HEAD_KEY)
-                self._cached = HeadView(*json.loads(raw)) if raw else HeadView()
+                self._cached = HeadView()
+                if raw:
+                    number, timestamp, seen, indexed_to, changed = json.loads(raw)
+                    offset = time.monotonic() - time.time()  # back to this process's monotonic clock
+                    seen, changed = (t + offset if t else 0.0 for t in (seen, changed))
+                    self._cached = HeadView(number, timestamp, seen, indexed_to, changed)
                 self._read_at = now
             return self._cached
 
 
-class ProcessLock:
-    """A lock held across the threads of this process and every other process that opens the same file: the node's
-    processes send with one account, and each takes its nonce from the chain's pending count."""
+IDENTITY_KEY = "identity"
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._thread_lock = threading.Lock()
-        self._fd: int | None = None
 
-    def __enter__(self) -> ProcessLock:
-        self._thread_lock.acquire()
-        try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._thread_lock.release()
+def claim_identity(state: NodeState, did: str, anchorer: str | None) -> None:
+    """Record the node's identity in its database at the first start, and refuse a process (another replica, or this
+    node with other keys) whose identity differs: its data keys are sealed to the node's key, and every record names
+    the account whose anchors prove it."""
+    mine = json.dumps({"did": did, "anchorer": anchorer})
+    recorded = state.get_meta(IDENTITY_KEY)
+    if recorded is None:
+        with state.write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                         (IDENTITY_KEY, mine))  # fmt: skip
+        recorded = state.get_meta(IDENTITY_KEY)
+    if recorded != mine:
+        theirs = json.loads(recorded or "{}")
+        raise IntegrityError(
+            f"this node's database belongs to node {theirs.get('did')} anchoring as {theirs.get('anchorer')}; this "
+            f"process is {did} anchoring as {anchorer}",
+            hint="give every replica the same TWINLEDGER_NODE_KEY and TWINLEDGER_PRIVATE_KEY (or start from the data "
+            "directory whose keys made this database)",
+        )
 
 
 class NodeRuntime:
@@ -171,8 +175,6 @@ class NodeRuntime:
         data = settings.data_dir
         chain = chain or connect_chain(settings)
         self.client, self.deployment, self.local_chain = chain.client, chain.deployment, chain.local_chain
-        if role != "embedded":
-            self.client.share_send_lock(ProcessLock(data / "node" / "send.lock"))
         self.ledger, self.federated = self.deployment.bind(self.client)
         # SQLite files in the data directory, or the schemas of the PostgreSQL database replicas share
         self.index = IndexDB(settings.database_location("index"))
@@ -190,10 +192,12 @@ class NodeRuntime:
                 on_head=(lambda head: publish_head(self.index, head)) if role == "background" else None,
             )  # fmt: skip
         self.state = NodeState(settings.database_location("state"))
+        if role != "embedded":  # the node's processes, and its replicas, send with one account
+            self.client.share_send_lock(LeaseLock(self.state.lease("send")))
         # A Kubo backend is refused here if too old, and gets the content profile as its Import.* configuration.
         ipfs = IPFSConfig(
             backend=settings.ipfs_backend,
-            path=data / "ipfs",
+            path=settings.block_store_path,
             kubo_addr=settings.ipfs_kubo_addr,
             import_profile=CONTENT_PROFILE,
         )
@@ -201,11 +205,16 @@ class NodeRuntime:
         embedded = ipfs.backend == "embedded"
         pins = PinIndex(self.state.path) if self.state.path is not None else DatabasePins(self.state)
         self.store: BlockStore = FileBlockStore(ipfs.path, pins=pins) if embedded else open_store(ipfs)
-        self.node_key = load_or_create_node_key(data / "node" / "node-key.json")
+        self.node_key = (
+            DidKey.from_jwk(settings.node_key.get_secret_value())
+            if settings.node_key is not None
+            else load_or_create_node_key(data / "node" / "node-key.json")
+        )
         self.commits = GroupCommitter(self.state, self.store, capacity=settings.commit_queue)
         chain_id, registry = self.client.chain_id, self.deployment.twin_ledger
         # the account that anchors the node's batches, named in every record the node signs (see anchoring.py)
         anchorer = self.client.account.address if self.client.account else None
+        claim_identity(self.state, self.node_key.did, anchorer)
         self.snapshots = SnapshotService(
             self.state, self.index, self.store, self.node_key, self.commits,
             chain_id=chain_id, registry=registry, anchorer=anchorer,

@@ -31,6 +31,9 @@ class NodeSettings(BaseSettings):
     rpc_url: str | None = Field(None, description="JSON-RPC URL; unset: start or reuse the local anvil")
     deployments_file: Path | None = Field(None, description="deployments/<chainId>.json; unset: data_dir's")
     private_key: SecretStr | None = Field(None, description="key that pays for anchors and relayed consents")
+    node_key: SecretStr | None = Field(
+        None, description="JWK of the node's Ed25519 identity, the same for every replica; unset: data_dir's own"
+    )
     confirmations: int = Field(0, ge=0, description="blocks behind the head the index stays")
     poll_interval: float = Field(0.5, gt=0, description="seconds between chain polls")
     freshness_window: float = Field(10.0, gt=0, description="seconds the index may go without seeing the head")
@@ -45,6 +48,10 @@ class NodeSettings(BaseSettings):
     # The same variables as the `twinledger ipfs` commands (twinledger.ipfs.IPFSConfig).
     ipfs_backend: Literal["embedded", "kubo"] = "embedded"
     ipfs_kubo_addr: str = DEFAULT_KUBO_ADDR
+    ipfs_path: Path | None = Field(
+        None,
+        description="the embedded block store's directory (replicas on one machine may share it); unset: data_dir's",
+    )
 
     # anchoring
     # Every batch is a transaction (gas, and ~5 ms of the anchor worker's CPU): cut early only once it is big; the
@@ -104,6 +111,10 @@ class NodeSettings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return self.data_dir / "node" / f"{database}.sqlite"
+
+    @property
+    def block_store_path(self) -> Path:
+        return self.ipfs_path or self.data_dir / "ipfs"
 
     @property
     def resolved_deployments_file(self) -> Path:

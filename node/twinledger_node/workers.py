@@ -19,7 +19,6 @@ ROLE ...`) that resolves the same settings from the same config file, environmen
 from __future__ import annotations
 
 import argparse
-import fcntl
 import gc
 import json
 import logging
@@ -28,6 +27,7 @@ import select
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -44,6 +44,7 @@ PR_SET_PDEATHSIG = 1
 READY_TIMEOUT = 120.0  # seconds the background process may take to connect (and deploy) and sync once
 STOP_TIMEOUT = 20.0  # seconds children get to finish after SIGTERM before they are killed
 RESTART_BACKOFF_MAX = 5.0
+LEADER_POLL = 0.5  # seconds between a standby's bids for leadership, and the leader's checks that it still leads
 
 
 @dataclass
@@ -133,10 +134,18 @@ class Supervisor:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        # The children's counters go to files here (summed by whichever API process is scraped); a new node
-        # starts from zero, as a restarted single process would.
-        shutil.rmtree(self.metrics_dir, ignore_errors=True)
-        os.environ[MULTIPROC_DIR] = str(private_dir(self.metrics_dir))
+        # The children's counters go to files in a directory of this supervisor's own (summed by whichever of its
+        # API processes is scraped; replicas on one data directory keep theirs apart); a new node starts from zero,
+        # as a restarted single process would, and clears what dead supervisors left.
+        ours = self.metrics_dir / str(os.getpid())
+        for left in self.metrics_dir.glob("*"):
+            if left.name.isdigit() and left != ours and Path(f"/proc/{left.name}").exists():
+                continue  # another live supervisor's
+            if left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
+            else:
+                left.unlink(missing_ok=True)
+        os.environ[MULTIPROC_DIR] = str(private_dir(ours))
         try:
             # First without SO_REUSEPORT, which fails if anything listens on the port (another node's API
             # processes included, which would otherwise share it silently), then hold it, bound, never listening.
@@ -175,6 +184,7 @@ class Supervisor:
         finally:
             self._stop_children()
             self.sock.close()
+            shutil.rmtree(ours, ignore_errors=True)
 
     def _restart_dead(self) -> None:
         for child in self.children:
@@ -273,32 +283,39 @@ def _run_api(settings: Any, port: int, go_fd: int) -> None:
 
 
 def _run_background(settings: Any, ready_fd: int) -> None:
-    from twinledger_node.private import private_dir
     from twinledger_node.runtime import NodeRuntime
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    # One background process per data directory: a second would index and anchor alongside the first.
-    lock_fd = os.open(private_dir(settings.data_dir / "node") / "background.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline or stop.wait(0.1):
-                raise Unavailable(
-                    f"another node's background process holds {settings.data_dir / 'node' / 'background.lock'}",
-                    hint="stop the other node that uses this data directory",
-                ) from None
     runtime = NodeRuntime(settings, role="background")
-    runtime.start(workers=True)
+    # One indexer writer and one anchor worker among the replicas on the node's database: the leader. The others
+    # stand by (their API processes serve from the head the leader publishes) and one takes over when it dies.
+    leadership = runtime.state.lease("leader")
+    leading = leadership.acquire(wait=False)
+    if leading:
+        runtime.start(workers=True)
     os.write(ready_fd, b"ready\n")
     os.close(ready_fd)
-    log.info("background process %d: indexing and anchoring", os.getpid())
-    stop.wait()
+    if not leading:
+        log.info("background process %d: standing by while another replica indexes and anchors", os.getpid())
+        while not leading and not stop.wait(LEADER_POLL):
+            try:
+                leading = leadership.acquire(wait=False)
+            except sqlite3.OperationalError as error:  # the database is away: try again at the next poll
+                log.warning("cannot ask for leadership: %s", error)
+        if leading:
+            log.info("background process %d: took over indexing and anchoring", os.getpid())
+            runtime.start(workers=True)
+    if leading:
+        log.info("background process %d: indexing and anchoring", os.getpid())
+    while not stop.wait(LEADER_POLL):
+        if not leadership.held():
+            # Another replica may lead already: stop at once (the supervisor restarts us, as a standby).
+            log.error("background process %d lost its database session, and leadership with it", os.getpid())
+            os._exit(1)
     runtime.stop()
+    leadership.release()
 
 
 def main(argv: list[str] | None = None) -> None:

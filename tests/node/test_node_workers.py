@@ -10,13 +10,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import node_database_url
 from tests.reliability import conftest as reliability
-from tests.reliability.conftest import NodeProcess, Stack, until
+from tests.reliability.conftest import NodeProcess, Stack, twin_with_reader, until
 from twinledger.chain.ledger import GrantRequest
 from twinledger.chain.types import BatchKind
 from twinledger.identity import DidAuth, DidKey
-from twinledger_node.state import NodeState
 
 stack = reliability.stack  # the fixture: a node's own anvil with the contracts deployed
 
@@ -60,8 +58,8 @@ def read_until_both_workers(url: str, reader: DidKey, twin: int, payload: bytes,
     raise AssertionError(f"only workers {seen} of {workers} answered")
 
 
-def receipt_counts(data_dir: Path) -> tuple[int, int]:
-    state = NodeState(node_database_url(data_dir) or data_dir / "node" / "state.sqlite")
+def receipt_counts(node: NodeProcess) -> tuple[int, int]:
+    state = node.state()
     try:
         db = state.connection()
         total = db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0]
@@ -80,10 +78,7 @@ def anchored_batches(stack: Stack, kind: BatchKind) -> list[int]:
 
 
 def test_two_api_processes_one_background_process_supervised(stack: Stack, tmp_path):
-    device, reader = DidKey.generate(), DidKey.generate()
-    twin = stack.owner.register("asset", device_did=device.did)[0]
-    expiry = stack.owner.client.chain_time() + 86_400
-    stack.owner.grant_batch([GrantRequest.of(twin, reader.did, "research", "read", expiry)])
+    device, reader, twin = twin_with_reader(stack)
     node = NodeProcess(stack, tmp_path / "node", workers=2, freshness_window=2, anchor_batch_seconds=0.3).start()
     try:
         assert node.process is not None
@@ -102,7 +97,7 @@ def test_two_api_processes_one_background_process_supervised(stack: Stack, tmp_p
 
         # Only the background process anchors: every snapshot and receipt ends in exactly one anchored batch.
         until(lambda: node.metric("twinledger_anchor_queue_depth") == 0, "the reads' receipts to be anchored")
-        total, unanchored = receipt_counts(node.data_dir)
+        total, unanchored = receipt_counts(node)
         assert unanchored == 0 and sum(anchored_batches(stack, BatchKind.ACCESS_RECEIPTS)) == total >= 2
         assert sum(anchored_batches(stack, BatchKind.SNAPSHOTS)) == 1
         # Counters add up over the API processes, whichever of them is scraped.
@@ -195,8 +190,8 @@ def test_receipt_batches_grow_with_the_queue_and_drain(stack: Stack, tmp_path):
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
-        until(lambda: receipt_counts(node.data_dir)[1] == 0, "every receipt to be anchored", seconds=120)
-        total, _ = receipt_counts(node.data_dir)
+        until(lambda: receipt_counts(node)[1] == 0, "every receipt to be anchored", seconds=120)
+        total, _ = receipt_counts(node)
         batches = anchored_batches(stack, BatchKind.ACCESS_RECEIPTS)
         assert sum(batches) == total >= 60
         assert max(batches) > 2, batches  # the batches grew past the configured size to drain the queue

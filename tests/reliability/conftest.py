@@ -16,13 +16,14 @@ import httpx
 import pytest
 from eth_account import Account
 
-from tests.conftest import node_database_env
+from tests.conftest import node_database_env, node_database_url
 from twinledger.chain.client import ChainClient
 from twinledger.chain.deploy import Deployment, deploy, deployment_path
-from twinledger.chain.ledger import TwinLedger
+from twinledger.chain.ledger import GrantRequest, TwinLedger
 from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port
 from twinledger.identity import DidAuth, DidKey
 from twinledger.provenance import recovery_key_binding
+from twinledger_node.state import NodeState
 
 
 def until(predicate: Callable[[], bool], what: str, seconds: float = 60) -> None:
@@ -56,6 +57,15 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         chain.down()
 
 
+def twin_with_reader(stack: Stack) -> tuple[DidKey, DidKey, int]:
+    """A twin of the stack's owner bound to a fresh device key, and a reader granted READ for "research"."""
+    device, reader = DidKey.generate(), DidKey.generate()
+    twin = stack.owner.register("asset", device_did=device.did)[0]
+    expiry = stack.owner.client.chain_time() + 86_400
+    stack.owner.grant_batch([GrantRequest.of(twin, reader.did, "research", "read", expiry)])
+    return device, reader, twin
+
+
 class NodeProcess:
     """`twinledger node up` as a child process, restartable on the same data directory."""
 
@@ -72,7 +82,7 @@ class NodeProcess:
             **{f"TWINLEDGER_{k.upper()}": str(v) for k, v in settings.items()},
         }  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "node.log"
+        self.log = data_dir / f"node-{self.port}.log"
 
     def start(self) -> NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +116,10 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def state(self) -> NodeState:
+        """The node's state database, as the node opens it (its own SQLite file, or the replicas' PostgreSQL)."""
+        return NodeState(self.env.get("TWINLEDGER_DATABASE_URL") or self.data_dir / "node" / "state.sqlite")
+
     def client(self, signer: object | None = None, timeout: float = 60) -> httpx.Client:
         return httpx.Client(base_url=self.url, auth=DidAuth(signer) if signer else None, timeout=timeout)  # type: ignore[arg-type]
 
@@ -121,6 +135,30 @@ class NodeProcess:
         body = recovery_key_binding(account, self.stack.recovery.did, self.stack.deployment.chain_id)
         with self.client(self.stack.recovery) as http:
             http.put("/v1/owners/recovery-key", json=body).raise_for_status()
+
+
+def start_replicas(stack: Stack, tmp_path: Path, count: int = 2, **settings: object) -> list[NodeProcess]:
+    """`count` replicas of one node (`node up` processes, one API worker each) on one database, one block store and
+    one chain, started one after the other, so the first leads. On SQLite they share one data directory (replicas of
+    a SQLite node share a machine); on PostgreSQL each has its own, as replicas on several machines would, sharing
+    the database, the node's identity key and account (NodeProcess gives every node the same one) and the block
+    store directory."""
+    settings = {"workers": 1, "anchor_batch_seconds": 0.3, **settings}
+    url = node_database_url(tmp_path / "replica-0")
+    if url is None:
+        replicas = [NodeProcess(stack, tmp_path / "node", **settings) for _ in range(count)]
+    else:
+        shared = {"database_url": url, "node_key": DidKey.generate().to_jwk(), "ipfs_path": tmp_path / "blocks"}
+        replicas = [NodeProcess(stack, tmp_path / f"replica-{i}", **shared, **settings) for i in range(count)]
+    started: list[NodeProcess] = []
+    try:
+        for replica in replicas:
+            started.append(replica.start())
+    except BaseException:
+        for replica in started:
+            replica.stop()
+        raise
+    return replicas
 
 
 def anchored_snapshot_leaves(stack: Stack) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from twinledger_node.db.base import Connection
+from twinledger_node.db.leases import FileLease, Lease, PostgresLease
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -61,6 +62,13 @@ class Database:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row["value"]) if row else default
+
+    def lease(self, name: str) -> Lease:
+        """The lock `name`, held across every process and replica on this database (db/leases)."""
+        if self.url is not None:
+            return PostgresLease(self.url, name)
+        assert self.path is not None
+        return FileLease(self.path.parent / f"{name}.lock")
 
     def close(self) -> None:
         self.engine.close()

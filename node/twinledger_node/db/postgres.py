@@ -63,7 +63,7 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Any:
 
 
 @contextmanager
-def _db_api_errors() -> Iterator[None]:
+def db_api_errors() -> Iterator[None]:
     try:
         yield
     except psycopg.IntegrityError as error:
@@ -80,7 +80,7 @@ class PgConnection:
         self._writer_key = writer_key
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
-        with _db_api_errors():
+        with db_api_errors():
             if sql == "BEGIN IMMEDIATE":
                 cursor = self.raw.execute("BEGIN")
                 self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,))
@@ -90,7 +90,7 @@ class PgConnection:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
-        with _db_api_errors():
+        with db_api_errors():
             cursor.executemany(to_postgres(sql), [tuple(row) for row in rows])
         return cursor
 
@@ -104,7 +104,7 @@ def describe(url: str) -> str:
     return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def _connect(url: str, **options: Any) -> psycopg.Connection[Any]:
+def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10, **options)
     except psycopg.OperationalError as error:
@@ -129,13 +129,13 @@ class PostgresEngine:
         self.schema = postgres_schema(database)
         self.writer_key = zlib.crc32(self.schema.encode())  # the advisory lock that queues this database's writers
         self._local = threading.local()
-        with _connect(url) as conn:
+        with connect(url) as conn:
             self.schema_version = migrate_postgres(conn, database, upgrade=upgrade)
 
     def connection(self) -> PgConnection:
         conn: PgConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.raw.closed or conn.raw.broken:
-            raw = _connect(self.url, row_factory=_rows, options=f"-c search_path={self.schema}")
+            raw = connect(self.url, row_factory=_rows, options=f"-c search_path={self.schema}")
             conn = self._local.conn = PgConnection(raw, self.writer_key)
         return conn
 

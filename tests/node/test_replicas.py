@@ -1,0 +1,107 @@
+"""Two replicas of one node (`node up` processes on one database, block store and chain) serve the same twins: what
+is pushed through one is read through the other, a revocation is refused by both, a twin's receipts stay one chain
+under concurrent reads through both, and only one of them indexes and anchors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+
+import pytest
+
+from tests.node.test_node_workers import anchored_batches, receipt_counts
+from tests.reliability import conftest as reliability
+from tests.reliability.conftest import NodeProcess, Stack, start_replicas, twin_with_reader, until
+from twinledger.chain.types import BatchKind
+from twinledger.identity import DidKey
+from twinledger.identity.keys import EthereumDid
+
+stack = reliability.stack  # the fixture: a node's own anvil with the contracts deployed
+
+
+def receipt_chain(replica: NodeProcess, twin: int) -> list[dict[str, object]]:
+    """The twin's receipts as the replicas' shared database holds them, in order."""
+    state = replica.state()
+    try:
+        rows = state.connection().execute("SELECT digest, body FROM receipts WHERE twin_id = ? ORDER BY id", (twin,))
+        return [{"digest": row["digest"], **json.loads(row["body"])} for row in rows.fetchall()]
+    finally:
+        state.close()
+
+
+def read_status(replica: NodeProcess, reader: DidKey, twin: int) -> int:
+    with replica.client(reader) as http:
+        return http.get(f"/v1/twins/{twin}/snapshots/latest", params={"purpose": "research"}).status_code
+
+
+def test_replicas_serve_the_same_twins_as_one_node(stack: Stack, tmp_path):
+    device, reader, twin = twin_with_reader(stack)
+    first, second = start_replicas(stack, tmp_path)
+    try:
+        first.register_recovery()
+        with first.client(device) as http:
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"pushed through the first").status_code == 202
+        with second.client(reader) as http:  # read through the other replica
+            read = http.get(f"/v1/twins/{twin}/snapshots/latest", params={"purpose": "research"})
+        assert read.status_code == 200, read.text
+        assert read.content == b"pushed through the first"
+
+        # Concurrent reads through both replicas extend one receipt chain: no receipt has a sibling.
+        def read_through(replica: NodeProcess) -> None:
+            with replica.client(reader) as http:
+                for _ in range(25):
+                    response = http.get(f"/v1/twins/{twin}/snapshots/latest", params={"purpose": "research"})
+                    assert response.status_code == 200, response.text
+
+        threads = [threading.Thread(target=read_through, args=(r,)) for r in (first, second, first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        chain = receipt_chain(first, twin)
+        assert len(chain) == 1 + 100
+        for previous, receipt in itertools.pairwise(chain):
+            assert receipt["previous"] == previous["digest"], "the receipt chain forked"
+
+        # Only the leader anchors, and every receipt ends in exactly one anchored batch.
+        until(lambda: receipt_counts(first)[1] == 0, "every receipt to be anchored")
+        assert sum(anchored_batches(stack, BatchKind.ACCESS_RECEIPTS)) == receipt_counts(first)[0] == 101
+
+        # A revocation on chain is refused by both replicas from the next indexed block.
+        stack.owner.revoke(twin, reader.did, "research")
+        for replica in (first, second):
+            until(lambda: read_status(replica, reader, twin) == 403, f"the replica on {replica.port} to refuse")  # noqa: B023
+        # The owner's audit, through either replica, is the same trail.
+        account = stack.owner.client.account
+        assert account is not None
+        owner_key = EthereumDid(account, stack.deployment.chain_id)
+        trails = []
+        for replica in (first, second):
+            with replica.client(owner_key) as http:
+                audit = http.get(f"/v1/twins/{twin}/audit")
+            assert audit.status_code == 200, audit.text
+            trails.append(audit.json())
+        assert trails[0] == trails[1]
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_a_replica_with_another_identity_is_refused(stack: Stack, tmp_path):
+    """A replica whose node key differs from the one the database was made with would sign records the others
+    cannot verify and could not unseal the stored data keys: it refuses to start and names both identities."""
+    (first,) = start_replicas(stack, tmp_path, count=1)
+    stranger = NodeProcess(stack, first.data_dir)
+    stranger.env = {
+        **first.env,
+        "TWINLEDGER_PORT": str(stranger.port),
+        "TWINLEDGER_NODE_KEY": DidKey.generate().to_jwk(),
+    }
+    try:
+        with pytest.raises(AssertionError, match="this node's database belongs to node did:key:"):
+            stranger.start()
+        assert "TWINLEDGER_NODE_KEY" in stranger.log.read_text()
+    finally:
+        stranger.stop()
+        first.stop()
