@@ -116,7 +116,7 @@ def create_backup(settings: NodeSettings, target: Path, *, force: bool = False,
             manifest["schema"], manifest["pg_dump"] = postgres.dump(url, copy)
             database_bytes += archive.add_file("databases/postgresql.dump", copy)
             copy.unlink()
-        summary["schema"] = dict(manifest["schema"])
+        summary["schema"] = {database: manifest["schema"][database] for database in ("index", "state")}
         summary["database bytes"] = database_bytes
         keys = [node_key, account_key_path(data)]
         summary["keys"] = sum(1 for key in keys if key.is_file())
