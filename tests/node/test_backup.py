@@ -115,7 +115,9 @@ def backup(anvil, deployment, accounts, tmp_path_factory) -> Backup:
         pusher = threading.Thread(target=push)
         pusher.start()
         try:
+            deadline = time.monotonic() + 60
             while len(pushed) < 3:
+                assert pusher.is_alive() and time.monotonic() < deadline, "the pushes during the backup failed"
                 time.sleep(0.01)
             archive = source.parent / "node.backup"
             done = node_cli("backup", str(archive), "--json", data_dir=source)
@@ -281,3 +283,30 @@ def test_backup_to_an_existing_file_is_refused_unless_forced(backup: Backup, tmp
 def test_backup_of_a_directory_without_a_node_is_refused(tmp_path):
     refused(node_cli("backup", str(tmp_path / "x.backup"), data_dir=tmp_path / "empty"), "no node key")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_with_kubo_the_blocks_are_not_in_the_backup_and_the_summary_says_so(backup: Backup, tmp_path):
+    archive = tmp_path / "kubo.backup"
+    done = node_cli("backup", str(archive), "--json", data_dir=backup.source, env={"TWINLEDGER_IPFS_BACKEND": "kubo"})
+    assert done.returncode == 0, done.stderr
+    assert "Kubo" in json.loads(done.stdout)["block store"]
+    with tarfile.open(archive) as tar:
+        assert not [name for name in tar.getnames() if name.startswith("ipfs/")]
+
+
+def test_pg_tools_need_a_recent_enough_client_and_never_see_the_password(monkeypatch):
+    from twinledger.errors import Unavailable
+    from twinledger_node.backup import postgres
+
+    program, version = postgres.find_tool("pg_dump", 1)
+    assert Path(program).name == "pg_dump" and int(version.split(".")[0]) >= 1
+    with pytest.raises(Unavailable, match="PostgreSQL 999 or newer") as refused_tool:
+        postgres.find_tool("pg_dump", 999)
+    assert "postgresql-client-999" in (refused_tool.value.hint or "")
+    monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
+    monkeypatch.setattr(postgres, "_wheel_bin", lambda: None)
+    with pytest.raises(Unavailable, match="no pg_restore of PostgreSQL 18 or newer on PATH"):
+        postgres.find_tool("pg_restore", 18)
+    conninfo, env = postgres._client("postgresql://node:s3cret-pw@db.example:5433/twins?sslmode=require")
+    assert "s3cret-pw" not in conninfo and "db.example" in conninfo and "sslmode=require" in conninfo
+    assert env["PGPASSWORD"] == "s3cret-pw"
