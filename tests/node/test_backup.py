@@ -310,3 +310,25 @@ def test_pg_tools_need_a_recent_enough_client_and_never_see_the_password(monkeyp
     conninfo, env = postgres._client("postgresql://node:s3cret-pw@db.example:5433/twins?sslmode=require")
     assert "s3cret-pw" not in conninfo and "db.example" in conninfo and "sslmode=require" in conninfo
     assert env["PGPASSWORD"] == "s3cret-pw"
+
+
+def test_a_restore_that_fails_half_way_takes_back_what_it_placed(backup: Backup, tmp_path, monkeypatch):
+    from twinledger_node.backup import restore
+    from twinledger_node.settings import NodeSettings
+
+    links = []
+    real_link = os.link
+
+    def failing_link(source, target):
+        if len(links) == 5:
+            raise OSError(28, "No space left on device")
+        real_link(source, target)
+        links.append(target)
+
+    monkeypatch.setattr(restore.os, "link", failing_link)
+    target = tmp_path / "half"
+    settings = NodeSettings(data_dir=target, database_url=node_database_url(target))  # type: ignore[call-arg]
+    with pytest.raises(OSError, match="No space left"):
+        restore.restore_backup(settings, backup.archive)
+    assert len(links) == 5 and not any(Path(p).exists() for p in links)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
