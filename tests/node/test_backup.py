@@ -328,7 +328,9 @@ def test_a_restore_that_fails_half_way_takes_back_what_it_placed(backup: Backup,
     monkeypatch.setattr(restore.os, "link", failing_link)
     target = tmp_path / "half"
     settings = NodeSettings(data_dir=target, database_url=node_database_url(target))  # type: ignore[call-arg]
-    with pytest.raises(OSError, match="No space left"):
+    from twinledger.errors import Unavailable
+
+    with pytest.raises(Unavailable, match="No space left"):
         restore.restore_backup(settings, backup.archive)
     assert len(links) == 5 and not any(Path(p).exists() for p in links)
     assert not target.exists() and list(tmp_path.iterdir()) == []

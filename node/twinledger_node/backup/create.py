@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import twinledger
-from twinledger.errors import NotFound
+from twinledger.errors import NotFound, Unavailable
 from twinledger.identity import DidKey
 from twinledger_node.backup.archive import FORMAT, ArchiveWriter, Progress
 from twinledger_node.db.migrations import current_version
@@ -77,6 +77,17 @@ def _store_files(store: Path) -> tuple[list[Path], list[Path]]:
 
 def create_backup(settings: NodeSettings, target: Path, *, force: bool = False,
                   progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+    try:
+        return _create(settings, target, force=force, progress=progress)
+    except OSError as error:  # a full disk, an unreadable file: FILE.tmp is gone already
+        where = f" ({error.filename})" if error.filename else ""
+        raise Unavailable(
+            f"the backup failed: {error.strerror or error}{where}",
+            hint="free disk space or fix the permissions, then run it again; nothing was written",
+        ) from error
+
+
+def _create(settings: NodeSettings, target: Path, *, force: bool, progress: Progress | None) -> dict[str, Any]:
     started = time.monotonic()
     data = settings.data_dir
     node_key = data / "node" / "node-key.json"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twinledger.errors import InvalidInput
+from twinledger.errors import InvalidInput, Unavailable
 from twinledger.ipfs.store import PIN_INDEX_POINTER, REMOTE_PINS
 from twinledger.libc import libc
 from twinledger_node.backup.archive import Manifest, Progress, extract, fsync_dir, read_verified
@@ -146,13 +146,18 @@ def restore_backup(settings: NodeSettings, archive: Path, *, progress: Progress 
         _sync(data.parent, placed)
         if url is not None:
             postgres.restore(url, scratch / "databases" / "postgresql.dump", str(manifest.data.get("pg_dump", "0")))
-    except BaseException:
+    except BaseException as error:
         for path in reversed(placed):
             with contextlib.suppress(OSError):
                 path.unlink()
         for directory in reversed(made):
             with contextlib.suppress(OSError):
                 directory.rmdir()
+        if isinstance(error, OSError):  # a full disk, a directory it may not write
+            where = f" ({error.filename})" if error.filename else ""
+            raise Unavailable(f"the restore into {data} failed: {error.strerror or error}{where}",
+                              hint="free disk space or fix the permissions, then run it again; nothing was "
+                              "restored") from error  # fmt: skip
         raise
     finally:
         if scratch is not None:
