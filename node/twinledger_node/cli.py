@@ -1,9 +1,11 @@
-"""`twinledger node up|config|reindex`."""
+"""`twinledger node up|config|migrate|reindex|backup|restore`."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -116,3 +118,73 @@ def reindex(
         print_json(summary)
     else:
         console.print(f"index rebuilt: {events} events up to block {result.to_block} in {summary['seconds']}s")
+
+
+# A block copy shorter than this is over before a progress bar would be read.
+PROGRESS_FROM_BYTES = 64 * 1024 * 1024
+PROGRESS_FROM_FILES = 2000
+
+
+@contextmanager
+def _byte_progress(label: str) -> Iterator[Callable[[int, int], Callable[[int], None]]]:
+    """A factory the backup calls with the bytes and files it is about to copy: a progress bar on stderr (stdout
+    stays JSON with --json) when the copy is long, nothing otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True)  # fmt: skip
+
+    def start(total: int, files: int) -> Callable[[int], None]:
+        if total < PROGRESS_FROM_BYTES and files < PROGRESS_FROM_FILES:
+            return lambda _done: None
+        bar.start()
+        task = bar.add_task(label, total=total)
+        return lambda done: bar.advance(task, done)
+
+    try:
+        yield start
+    finally:
+        bar.stop()
+
+
+def _print_summary(title: str, summary: dict[str, object], json_out: bool) -> None:
+    if json_out:
+        print_json(summary)
+    else:
+        print_mapping(title, {k: ", ".join(f"{n} {v}" for n, v in v.items()) if isinstance(v, dict) else v
+                              for k, v in summary.items()})  # fmt: skip
+
+
+@app.command()
+def backup(
+    file: Path = typer.Argument(..., help="the archive to write (a tar file, mode 0600)"),
+    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    force: bool = typer.Option(False, "--force", help="replace FILE if it exists"), json_out: bool = JsonOption,
+) -> None:  # fmt: skip
+    """Write the node's databases (a consistent snapshot, taken while the node runs), its keys and its embedded
+    block store into one archive. FILE holds the node's private keys: keep it as secret as the data directory."""
+    from twinledger_node.backup.create import create_backup
+    from twinledger_node.settings import resolve_settings
+
+    settings = resolve_settings(config_file, data_dir=data_dir)
+    with _byte_progress("copying blocks") as progress:
+        summary = create_backup(settings, file, force=force, progress=progress)
+    _print_summary("backup written", summary, json_out)
+
+
+@app.command()
+def restore(
+    file: Path = typer.Argument(..., help="an archive `twinledger node backup` wrote"),
+    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    json_out: bool = JsonOption,
+) -> None:  # fmt: skip
+    """Restore a backup into a fresh data directory and, with TWINLEDGER_DATABASE_URL, into a PostgreSQL database
+    without the node's schemas. Every member is checked against the archive's manifest before anything is written."""
+    from twinledger_node.backup.restore import restore_backup
+    from twinledger_node.settings import resolve_settings
+
+    settings = resolve_settings(config_file, data_dir=data_dir)
+    with _byte_progress("restoring") as progress:
+        summary = restore_backup(settings, file, progress=progress)
+    _print_summary("backup restored", summary, json_out)
