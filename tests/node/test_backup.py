@@ -20,6 +20,7 @@ from tests.conftest import node_database_env, node_database_url
 from tests.node.conftest import Owner, RunningNode, owner_at, start_node
 from twinledger.chain.ledger import GrantRequest
 from twinledger.identity import DidKey
+from twinledger_node.db.migrations import latest
 
 READINGS = [b"reading %d" % i for i in range(3)]
 
@@ -140,7 +141,8 @@ def test_backup_archive_is_private_and_lists_what_it_holds(backup: Backup):
         manifest = json.loads(tar.extractfile("manifest.json").read())
     engine = "postgresql" if node_database_url(backup.source) else "sqlite"
     assert manifest["engine"] == backup.summary["engine"] == engine
-    assert manifest["node_did"] == backup.node_did and manifest["schema"] == {"index": 1, "state": 1}
+    assert manifest["node_did"] == backup.node_did
+    assert manifest["schema"] == {"index": latest("index"), "state": latest("state")}
     databases = ["databases/postgresql.dump"] if engine == "postgresql" else ["databases/state.sqlite",
                                                                               "databases/index.sqlite"]  # fmt: skip
     assert [n for n in names if n.startswith("databases/")] == databases
@@ -254,7 +256,7 @@ def test_a_newer_schema_or_another_engine_is_refused(backup: Backup, tmp_path):
         return json.dumps(manifest).encode()
 
     _rewrite(backup.archive, newer, bump)
-    refused(node_cli("restore", str(newer), data_dir=tmp_path / "a"), "schema version 99", "up to 1")
+    refused(node_cli("restore", str(newer), data_dir=tmp_path / "a"), "schema version 99", f"up to {latest('state')}")
     assert not (tmp_path / "a").exists()
 
     if node_database_url(backup.source) is None:  # a SQLite backup into a PostgreSQL database

@@ -91,13 +91,15 @@ def _create(settings: NodeSettings, target: Path, *, force: bool, progress: Prog
     started = time.monotonic()
     data = settings.data_dir
     node_key = data / "node" / "node-key.json"
-    key_text = _read_secret(node_key)
+    # Replicas get the node's identity from the operator's secrets (TWINLEDGER_NODE_KEY): kept there, not here.
+    configured_key = settings.node_key.get_secret_value() if settings.node_key else None
+    key_text = configured_key or _read_secret(node_key)
     if key_text is None:
         raise NotFound(f"no node key at {node_key}: {data} is not a node's data directory",
                        hint="pass the node's --data-dir (or TWINLEDGER_DATA_DIR / --config)")  # fmt: skip
     url = settings.database_url.get_secret_value() if settings.database_url else None
     embedded = settings.ipfs_backend == "embedded"
-    store = data / "ipfs"
+    store = settings.block_store_path
     summary: dict[str, Any] = {"file": str(target), "engine": "postgresql" if url else "sqlite"}
     manifest: dict[str, Any] = {
         "format": FORMAT, "twinledger": twinledger.__version__, "engine": summary["engine"],
@@ -129,7 +131,7 @@ def _create(settings: NodeSettings, target: Path, *, force: bool, progress: Prog
             copy.unlink()
         summary["schema"] = {database: manifest["schema"][database] for database in ("index", "state")}
         summary["database bytes"] = database_bytes
-        keys = [node_key, account_key_path(data)]
+        keys = [account_key_path(data)] + ([] if configured_key else [node_key])
         summary["keys"] = sum(1 for key in keys if key.is_file())
         for key in keys:
             if key.is_file():

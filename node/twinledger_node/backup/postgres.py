@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from twinledger.errors import InvalidInput, Unavailable
 from twinledger_node.db.migrations import postgres_schema, postgres_version
-from twinledger_node.db.postgres import _connect, describe
+from twinledger_node.db.postgres import connect, describe
 
 DATABASES = ("index", "state")
 SCHEMAS = tuple(postgres_schema(database) for database in DATABASES)
@@ -87,7 +87,7 @@ def dump(url: str, out: Path) -> tuple[dict[str, int], str]:
     """Both schemas into `out` (pg_dump's custom format) as of one snapshot; returns their schema versions (read in
     that same snapshot) and the pg_dump version. pg_dump reads in one repeatable-read transaction; it is given the
     snapshot exported here, so the versions recorded are those of the rows it dumps."""
-    with _connect(url) as conn:
+    with connect(url) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
@@ -105,7 +105,7 @@ def dump(url: str, out: Path) -> tuple[dict[str, int], str]:
 
 
 def existing_schemas(url: str) -> list[str]:
-    with _connect(url) as conn:
+    with connect(url) as conn:
         rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (list(SCHEMAS),)).fetchall()
     return sorted(str(row[0]) for row in rows)
 
@@ -113,7 +113,7 @@ def existing_schemas(url: str) -> list[str]:
 def restore(url: str, dump_file: Path, dump_version: str) -> None:
     """Load the dump into `url`'s database in one transaction (a failure leaves nothing), owned by the URL's user:
     the roles of the dumped server need not exist here, so their ownership and grants are not restored."""
-    with _connect(url) as conn:
+    with connect(url) as conn:
         server = conn.info.server_version // 10000
     program, _ = find_tool("pg_restore", max(server, int(dump_version.split(".")[0])))
     _run([program, "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", "--no-password",

@@ -53,17 +53,19 @@ def _check_schema(manifest: Manifest) -> None:
             )
 
 
-def _destination(data: Path, name: str) -> Path:
-    """Where archive member `name` goes in the data directory."""
+def _destination(data: Path, store: Path, name: str) -> Path:
+    """Where archive member `name` goes: the data directory, or the block store's (TWINLEDGER_IPFS_PATH)."""
     root, _, rest = name.partition("/")
     if root in ("databases", "keys"):
         return data / "node" / rest
-    return data / root / rest  # ipfs/…, deployments/…
+    if root == "ipfs":
+        return store / rest
+    return data / root / rest  # deployments/…
 
 
-def _check_fresh(data: Path, manifest: Manifest) -> None:
+def _check_fresh(data: Path, store: Path, manifest: Manifest) -> None:
     taken = [data / "node" / f"{name}{suffix}" for name in NODE_FILES for suffix in SQLITE_COMPANIONS]
-    taken += [_destination(data, name) for name in manifest.members]
+    taken += [_destination(data, store, name) for name in manifest.members]
     for path in taken:
         if path.exists():
             raise InvalidInput(f"{data} is not a fresh data directory: {path} exists",
@@ -102,12 +104,12 @@ def _make_dirs(directory: Path, data: Path, made: list[Path]) -> None:
 
 def restore_backup(settings: NodeSettings, archive: Path, *, progress: Progress | None = None) -> dict[str, Any]:
     started = time.monotonic()
-    data = settings.data_dir.absolute()
+    data, store = settings.data_dir.absolute(), settings.block_store_path.absolute()
     url = settings.database_url.get_secret_value() if settings.database_url else None
     manifest = read_verified(archive)
     _check_engine(manifest, url)
     _check_schema(manifest)
-    _check_fresh(data, manifest)
+    _check_fresh(data, store, manifest)
     if url is not None:
         from twinledger_node.backup import postgres
         from twinledger_node.db.postgres import describe
@@ -131,13 +133,13 @@ def restore_backup(settings: NodeSettings, archive: Path, *, progress: Progress 
             name = path.relative_to(scratch).as_posix()
             if name == "databases/postgresql.dump":
                 continue
-            target = _destination(data, name)
+            target = _destination(data, store, name)
             _make_dirs(target.parent, data, made)
             os.link(path, target)  # FileExistsError rather than replacing a file that appeared since the check
             placed.append(target)
         if any(name.startswith("ipfs/") for name in manifest.members):
             # the store must name the database holding its pins, or `twinledger ipfs gc` would see none
-            pointer = data / "ipfs" / PIN_INDEX_POINTER
+            pointer = store / PIN_INDEX_POINTER
             if url is None:
                 pointer.write_text(str((data / "node" / "state.sqlite").resolve()))
             else:
