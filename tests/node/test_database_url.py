@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import psycopg
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from twinledger.chain.localchain import free_port
 from twinledger.errors import Unavailable
+from twinledger.identity import DidKey
 from twinledger_node.db.migrations import latest, postgres_version
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.settings import NodeSettings
@@ -86,5 +88,35 @@ def test_a_lost_database_connection_is_answered_503_then_the_node_recovers(
             assert response.status_code == 503, response.text
             assert response.json()["type"].endswith("database-unavailable") and "retry-after" in response.headers
         assert answers[-1].status_code == 404  # reconnected by itself
+    finally:
+        node.stop()
+
+
+def test_pushes_recover_after_the_database_drops_the_committers_session(
+    anvil, deployment, accounts, tmp_path, postgres_url
+):
+    """The group committer asks for its connection for each group: a session the database ended is replaced, so
+    pushes (and the receipts of reads, committed the same way) get 503 while each connection finds its session
+    gone, then succeed again."""
+    from tests.node.conftest import owner_at, start_node
+
+    node = start_node(tmp_path / "node", anvil, deployment, accounts[9], database_url=postgres_url)
+    try:
+        owner, device = owner_at(node, anvil, deployment, accounts[3]), DidKey.generate()
+        twin = owner.ledger.register("asset", device_did=device.did)[0]
+        with httpx.Client(base_url=node.url, timeout=10) as http:
+            for _ in range(400):
+                if http.get(f"/v1/twins/{twin}").status_code == 200:
+                    break
+                time.sleep(0.025)
+        with node.client(device) as http:
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"before").status_code == 202
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            statuses = [http.post(f"/v1/twins/{twin}/snapshots", content=b"after %d" % i).status_code for i in range(6)]
+        assert set(statuses) <= {202, 503} and statuses[-3:] == [202] * 3, statuses
     finally:
         node.stop()

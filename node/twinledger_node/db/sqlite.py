@@ -38,7 +38,9 @@ class SQLiteEngine:
 
     def durable_connection(self) -> sqlite3.Connection:
         conn = self.connection()
-        conn.execute("PRAGMA synchronous=FULL")  # WAL with NORMAL syncs at checkpoints only
+        if getattr(self._local, "durable", None) is not conn:
+            conn.execute("PRAGMA synchronous=FULL")  # WAL with NORMAL syncs at checkpoints only
+            self._local.durable = conn
         return conn
 
     @contextmanager

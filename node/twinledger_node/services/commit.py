@@ -157,7 +157,6 @@ class GroupCommitter:
     # ------------------------------------------------------------------ the committer thread
 
     def _run(self) -> None:
-        conn = self.state.durable_connection()  # this connection's commits are what acknowledgements wait for
         while True:
             first = self._queue.get()
             if first is None:
@@ -174,7 +173,9 @@ class GroupCommitter:
                     break
                 group.append(more)
             try:
-                self._commit(conn, group)
+                # this connection's commits are what acknowledgements wait for; asked for each group, as a lost
+                # PostgreSQL session is replaced by a new one
+                self._commit(self.state.durable_connection(), group)
             except BaseException as error:  # never leave a waiter hanging
                 log.exception("group commit failed")
                 for work in group:
