@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -76,7 +77,10 @@ CACHE_FORMAT = 1  # bump when the layout of a cached level changes
 TARGETS = {
     "push-8": (">=", 0.25), "read-1k-16": (">=", 0.35), "push-growth": (">=", 0.9), "workers": (">=", 1.6),
     "soak": ("==", 0), "startup-max": ("<", 2.0),
+    # issue 15: the node on PostgreSQL ÷ on SQLite, two replicas ÷ one, seconds from the leader's SIGKILL
+    "postgres": (">=", 0.7), "replicas": (">=", 1.6), "failover": ("<", 5.0),
 }  # fmt: skip
+FAILOVER_BATCH_SECONDS = 0.5  # the replicas' batch interval in the failover row: what is timed is the takeover
 
 
 # ---------------------------------------------------------------------------------------------------- processes
@@ -122,13 +126,18 @@ class Server:
     port: int
     log: Path
     startup: float = 0.0
+    database_pid: int | None = None  # a PostgreSQL server the node uses: its CPU is the node's, as SQLite's is
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port,)
+
     def cpu(self) -> float:
-        return tree_cpu(self.process.pid)
+        return tree_cpu(self.process.pid) + (tree_cpu(self.database_pid) if self.database_pid else 0.0)
 
     def wait_ready(self, path: str, timeout: float, started: float) -> None:
         deadline = time.monotonic() + timeout
@@ -161,6 +170,45 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
 
 
+@dataclass
+class Replicas:
+    """Replicas of one node on one database, each on its own port: the load spreads its clients over them."""
+
+    servers: list[Server]
+    database_pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{len(self.servers)} replicas"
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].port
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(server.port for server in self.servers)
+
+    def cpu(self) -> float:
+        return sum(tree_cpu(s.process.pid) for s in self.servers) + (
+            tree_cpu(self.database_pid) if self.database_pid else 0.0
+        )
+
+    def tail(self) -> str:
+        return "\n".join(server.tail() for server in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def spread(streams: list[Stream], ports: tuple[int, ...]) -> list[Stream]:
+    """The streams (client connections) dealt over the ports in turn."""
+    if len(ports) == 1:
+        return streams
+    return [dataclasses.replace(stream, port=ports[i % len(ports)]) for i, stream in enumerate(streams)]
+
+
 def spawn(name: str, command: list[str], log: Path, env: dict[str, str], port: int) -> tuple[Server, float]:
     started = time.monotonic()
     with log.open("ab") as out:
@@ -182,14 +230,17 @@ def node_supports_workers() -> bool:
     return "--workers" in help_text
 
 
-def start_node(level: Level, *, workers: int | None, batch_seconds: float) -> Server:
+def start_node(level: Level, *, workers: int | None, batch_seconds: float, name: str = "node") -> Server:
     port = free_port()
     command = [twinledger_cli(), "node", "up", "--host", HOST, "--port", str(port), "--data-dir", str(level.data),
                "--log-level", "warning"]  # fmt: skip
     if workers is not None:
         command += ["--workers", str(workers)]
     env = {"TWINLEDGER_RPC_URL": level.rpc, "TWINLEDGER_ANCHOR_BATCH_SECONDS": str(batch_seconds)}
-    server, started = spawn("node", command, level.root / "node.log", env, port)
+    if level.database is not None:
+        env["TWINLEDGER_DATABASE_URL"] = level.database.url
+    server, started = spawn(name, command, level.root / f"node-{port}.log", env, port)
+    server.database_pid = level.database.pid if level.database is not None else None
     server.wait_ready("/readyz", 600, started)
     return server
 
@@ -221,7 +272,7 @@ class LoadGenerator:
         self.process = ctx.Process(target=worker, args=(child,), name="bench-load", daemon=True)
         self.process.start()
 
-    def run(self, server: Server, streams: list[Stream], count: int, seconds: float) -> Measure:
+    def run(self, server: Server | Replicas, streams: list[Stream], count: int, seconds: float) -> Measure:
         self.conn.send(Job(HOST, server.port, tuple(streams), count, seconds))
         ready = self.conn.recv()
         if ready != "ready":
@@ -309,6 +360,7 @@ class Level:
     root: Path
     meta: dict[str, Any]
     chain: LocalChain | None = None
+    database: Any = None  # a LocalPostgres holding the node's databases; None: SQLite files in the data directory
 
     @property
     def data(self) -> Path:
@@ -361,14 +413,14 @@ class Level:
             return int(float(found.group(1))), "metrics (snapshots + receipts)"
 
 
-def setup_level(root: Path, batch_seconds: float) -> Level:
+def setup_level(root: Path, batch_seconds: float, database: Any = None) -> Level:
     """Chain, contracts, twins, grant, recovery key and the two read snapshots, all through the node's API."""
     root.mkdir(parents=True)
     owner = Account.from_key(DEV_KEYS[1])
     reader_seed, recovery, read_device = os.urandom(32).hex(), DidKey(os.urandom(32)), os.urandom(32).hex()
     reader = DidKey(bytes.fromhex(reader_seed))
     devices = [os.urandom(32).hex() for _ in range(DEVICES)]
-    level = Level(root, {"format": CACHE_FORMAT, "stored": 0, "reader": None, "devices": []})
+    level = Level(root, {"format": CACHE_FORMAT, "stored": 0, "reader": None, "devices": []}, database=database)
     level.up()
     try:
         node = start_node(level, workers=None, batch_seconds=batch_seconds)
@@ -559,6 +611,15 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
+def measure_into(load: LoadGenerator, sizer: Sizer, server: Server | Replicas, level: Level, spec: Spec,
+                 runs: dict[str, list[Measure]], key: str) -> None:  # fmt: skip
+    streams = spread(spec.streams(level), server.ports)
+    result = load.run(server, streams, sizer.count(key, len(streams)), sizer.seconds)
+    sizer.saw(key, result)
+    runs.setdefault(spec.key, []).append(result)
+    console.print(f"  {server.name}, {level.stored:,} stored, {spec.label}: {result}")
+
+
 @dataclass
 class Pair:
     """The node and its baseline, measured back to back row by row, so both see the same load on the machine."""
@@ -571,11 +632,7 @@ class Pair:
     base_runs: dict[str, list[Measure]] = field(default_factory=dict)
 
     def one(self, server: Server, level: Level, spec: Spec, runs: dict[str, list[Measure]], key: str) -> None:
-        streams = spec.streams(level)
-        result = self.load.run(server, streams, self.sizer.count(key, len(streams)), self.sizer.seconds)
-        self.sizer.saw(key, result)
-        runs.setdefault(spec.key, []).append(result)
-        console.print(f"  {server.name}, {level.stored:,} stored, {spec.label}: {result}")
+        measure_into(self.load, self.sizer, server, level, spec, runs, key)
 
     def measure(self, node: Server, level: Level, specs: tuple[Spec, ...], tag: str = "") -> None:
         for spec in specs:
@@ -650,6 +707,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                         node.stop()
                 if index == 0:
                     rows.append(scale(load, sizer, level, dummy, work, args, has_workers, medians, base))
+                    if not args.no_postgres:
+                        rows += engines(load, sizer, level, work, args)
             finally:
                 if node is not None:
                     node.stop()  # no-op unless a failure skipped it
@@ -660,6 +719,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         load.close()
         shutil.rmtree(work, ignore_errors=True)
     order = [s.key for s in SPECS] + ["startup"] + [f"growth-{k}" for k in GROWTH] + ["workers", "soak"]
+    order += [f"postgres-{s.key}" for s in ENGINE_SPECS] + ["replicas", "failover"]
     return sorted(rows, key=lambda row: order.index(row.key))
 
 
@@ -687,6 +747,106 @@ def scale(load: LoadGenerator, sizer: Sizer, level: Level, dummy: Level, work: P
     return Row("workers", label, stored, f"{two:,.1f}/s ÷ {single:,.1f}/s",
                f"FastAPI {base_two:,.1f}/s ÷ {base_single:,.1f}/s = {ratio(base_two, base_single):.2f}", value,
                target_cell("workers", value))  # fmt: skip
+
+
+ENGINE_SPECS = tuple(s for s in SPECS if s.key in ("read-1k-1", "read-1k-16", "push-1", "push-8"))
+READS_16 = next(s for s in SPECS if s.key == "read-1k-16")
+
+
+def engines(load: LoadGenerator, sizer: Sizer, sqlite_level: Level, work: Path, args: argparse.Namespace) -> list[Row]:
+    """The node on PostgreSQL beside the same node on SQLite (each repeat runs one then the other, so both see the
+    same machine), then one PostgreSQL replica against two, then a failover. The PostgreSQL server runs with fsync
+    on, as durable as the SQLite node's commits, and its CPU counts as the node's (SQLite's is in the node's own)."""
+    from twinledger_node.db.local_postgres import LocalPostgres
+
+    postgres = LocalPostgres()
+    postgres.up()
+    try:
+        level = setup_level(work / "postgres", args.batch_seconds, database=postgres)  # its chain left running
+        try:
+            runs: dict[str, dict[str, list[Measure]]] = {"sqlite": {}, "postgres": {}}
+            for _ in range(args.repeat):
+                for engine, lv in (("sqlite", sqlite_level), ("postgres", level)):
+                    node = start_node(lv, workers=1, batch_seconds=args.batch_seconds, name=f"node on {engine}")
+                    try:
+                        for spec in ENGINE_SPECS:
+                            measure_into(load, sizer, node, lv, spec, runs[engine], f"{engine}-{spec.key}")
+                    finally:
+                        node.stop()
+            rows = []
+            for spec in ENGINE_SPECS:
+                pg, lite = Measure.median(runs["postgres"][spec.key]), Measure.median(runs["sqlite"][spec.key])
+                value = ratio(pg.rate, lite.rate)
+                target = target_cell("postgres", value) if spec.key in ("read-1k-16", "push-8") else ""
+                rows.append(Row(f"postgres-{spec.key}", f"{spec.label}: PostgreSQL ÷ SQLite", "setup", str(pg),
+                                f"the node on SQLite: {lite}", value, target))  # fmt: skip
+            rows.append(replica_scaling(load, sizer, level, args))
+            rows.append(failover(level))
+            return rows
+        finally:
+            level.down()
+    finally:
+        postgres.down()
+
+
+def start_replicas(level: Level, count: int, batch_seconds: float) -> Replicas:
+    """`count` replicas (one API worker each) on the level's database and data directory; the first leads."""
+    group = Replicas([], database_pid=level.database.pid if level.database is not None else None)
+    try:
+        for i in range(count):
+            group.servers.append(start_node(level, workers=1, batch_seconds=batch_seconds, name=f"replica {i}"))
+    except BaseException:
+        group.stop()
+        raise
+    return group
+
+
+def replica_scaling(load: LoadGenerator, sizer: Sizer, level: Level, args: argparse.Namespace) -> Row:
+    """1 KiB reads by 16 clients through one replica, then through two (clients dealt over both), each repeat."""
+    runs: dict[int, dict[str, list[Measure]]] = {1: {}, 2: {}}
+    for _ in range(args.repeat):
+        for count in (1, 2):
+            group = start_replicas(level, count, args.batch_seconds)
+            try:
+                measure_into(load, sizer, group, level, READS_16, runs[count], f"replicas-{count}")
+            finally:
+                group.stop()
+    one, two = Measure.median(runs[1][READS_16.key]), Measure.median(runs[2][READS_16.key])
+    value = ratio(two.rate, one.rate)
+    return Row("replicas", "1 KiB reads, 16 clients: 2 replicas ÷ 1 (PostgreSQL, 1 worker each)", "setup",
+               f"{two}", f"1 replica: {one}", value, target_cell("replicas", value))  # fmt: skip
+
+
+def failover(level: Level) -> Row:
+    """SIGKILL the leading replica, push 20 snapshots through the other at once, and time from the kill until all
+    are anchored: the standby's takeover plus one batch interval and the anchor's block."""
+    group = start_replicas(level, 2, FAILOVER_BATCH_SECONDS)
+    leader, standby = group.servers
+    twin, seed = level.meta["devices"][0]
+    try:
+        killed = time.monotonic()
+        leader.process.kill()  # the supervisor; its children die with it (PR_SET_PDEATHSIG)
+        with httpx.Client(base_url=standby.url, auth=DidAuth(DidKey(bytes.fromhex(seed))), timeout=30) as http:
+            for _ in range(20):
+                http.post(f"/v1/twins/{twin}/snapshots", content=os.urandom(1024)).raise_for_status()
+            while (depth := queue_depth(http)) and time.monotonic() - killed < 120:
+                time.sleep(0.02)
+        seconds = time.monotonic() - killed
+        if depth:
+            raise RuntimeError(f"the standby did not anchor after the leader's SIGKILL:\n{standby.tail()}")
+    finally:
+        group.stop()
+    console.print(f"  failover: all 20 pushes anchored {seconds:.2f}s after the leader's SIGKILL")
+    return Row("failover", "failover: the leader SIGKILLed, 20 pushes through the standby, until all anchored",
+               "setup", f"{seconds:.2f} s", f"batch interval {FAILOVER_BATCH_SECONDS:g} s", seconds,
+               target_cell("failover", seconds))  # fmt: skip
+
+
+def queue_depth(http: httpx.Client) -> int:
+    found = re.search(r"^twinledger_anchor_queue_depth\s+([0-9.e+]+)$", http.get("/metrics").text, re.MULTILINE)
+    if not found:
+        raise RuntimeError("the node's /metrics has no twinledger_anchor_queue_depth")
+    return int(float(found.group(1)))
 
 
 def soak(load: LoadGenerator, sizer: Sizer, node: Server, level: Level, args: argparse.Namespace) -> Row:
@@ -737,6 +897,7 @@ def main() -> int:
     parser.add_argument("--batch-seconds", type=float, default=None, help="the node's anchor batch interval")
     parser.add_argument("--work-dir", type=Path, default=None, help="where working copies go (a real disk)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL and replica rows")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (levels 0,10; 1 repeat)")
     args = parser.parse_args()
     if args.quick:

@@ -19,12 +19,14 @@ SIGNATURE_LIFETIME_S = 300  # the node's default signature window: pre-signed re
 
 @dataclass(frozen=True)
 class Stream:
-    """One client connection: who signs (an Ed25519 seed, hex; None: unsigned), what it sends."""
+    """One client connection: who signs (an Ed25519 seed, hex; None: unsigned), what it sends, and to which port
+    (None: the job's; replicas of one node listen on several)."""
 
     method: str
     path: str
     body_size: int = 0
     seed: str | None = None
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def build(job: Job, stream: Stream, n: int) -> list[bytes]:
     from twinledger.identity import DidKey, sign_request
 
     signer = DidKey(bytes.fromhex(stream.seed)) if stream.seed else None
-    authority = f"{job.host}:{job.port}"
+    authority = f"{job.host}:{stream.port or job.port}"
     url = f"http://{authority}{stream.path}"
     out = []
     for _ in range(n):
@@ -113,8 +115,8 @@ class _Gate:
             self.warmed.set()
 
 
-async def _client(job: Job, requests: list[bytes], warm: list[bytes], gate: _Gate, out: Result) -> None:
-    reader, writer = await asyncio.open_connection(job.host, job.port)
+async def _client(job: Job, port: int, requests: list[bytes], warm: list[bytes], gate: _Gate, out: Result) -> None:
+    reader, writer = await asyncio.open_connection(job.host, port)
 
     async def send(raw: bytes, *, after_idle: bool = False) -> int:
         nonlocal reader, writer
@@ -127,12 +129,12 @@ async def _client(job: Job, requests: list[bytes], warm: list[bytes], gate: _Gat
             # The server closed the connection while it waited for the others to warm up (keep-alive timeout):
             # the request never reached it, so it goes again on a new connection.
             writer.close()
-            reader, writer = await asyncio.open_connection(job.host, job.port)
+            reader, writer = await asyncio.open_connection(job.host, port)
             writer.write(raw)
             status, keep = await _response(reader)
         if not keep:
             writer.close()
-            reader, writer = await asyncio.open_connection(job.host, job.port)
+            reader, writer = await asyncio.open_connection(job.host, port)
         return status
 
     try:
@@ -156,7 +158,10 @@ async def _client(job: Job, requests: list[bytes], warm: list[bytes], gate: _Gat
 
 async def _run(job: Job, requests: list[list[bytes]], warm: list[list[bytes]], conn: Connection) -> Result:
     result, gate = Result(), _Gate(len(requests))
-    tasks = [asyncio.create_task(_client(job, r, w, gate, result)) for r, w in zip(requests, warm, strict=True)]
+    tasks = [
+        asyncio.create_task(_client(job, stream.port or job.port, r, w, gate, result))
+        for stream, r, w in zip(job.streams, requests, warm, strict=True)
+    ]
     warmed = asyncio.create_task(gate.warmed.wait())
     await asyncio.wait([warmed, *tasks], return_when=asyncio.FIRST_COMPLETED)
     if not gate.warmed.is_set():  # a client failed during warm-up: its exception says why

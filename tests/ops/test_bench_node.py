@@ -33,6 +33,7 @@ def test_quick_run_prints_every_row_with_numeric_ratios(tmp_path: Path) -> None:
     command = [sys.executable, str(ROOT / "scripts" / "bench" / "node.py"), "--quick", "--seconds", "0.2",
                "--soak-seconds", "0.5", "--json", str(rows_file), "--fill-cache", str(cache),
                "--work-dir", str(work)]  # fmt: skip
+    servers_before = set(processes_mentioning("twinledger-postgres-"))
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
@@ -66,6 +67,16 @@ def test_quick_run_prints_every_row_with_numeric_ratios(tmp_path: Path) -> None:
         and soak["ratio"] == int(soak["ratio"])
         and ("state DB" in soak["node"] or "metrics" in soak["node"])
     ), soak
+
+    # PostgreSQL beside SQLite, replica scaling and failover (issue 15)
+    for key in ("postgres-read-1k-1", "postgres-read-1k-16", "postgres-push-1", "postgres-push-8", "replicas"):
+        (row,) = by_key[key]
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0 and "/s" in row["node"] and "/s" in row["baseline"], row
+    assert by_key["postgres-push-8"][0]["target"].startswith("≥ 0.7 ")
+    assert by_key["replicas"][0]["target"].startswith("≥ 1.6 ")
+    (failover,) = by_key["failover"]
+    assert failover["ratio"] > 0 and failover["node"].endswith(" s") and failover["target"].startswith("< 5 ")
+    assert set(processes_mentioning("twinledger-postgres-")) <= servers_before, "the benchmark left PostgreSQL running"
 
     for row in rows:  # the table printed them all
         assert row["measure"] in run.stdout, row["measure"]
