@@ -291,6 +291,9 @@ class NodeRuntime:
             thread.join(timeout=30)
         self._threads.clear()
         self.commits.stop()  # what is queued is committed (and answered) first
+        # Every thread's sessions end here (on PostgreSQL, a stopped node's would otherwise hold server slots).
+        self.index.close()
+        self.state.close()
 
     # ------------------------------------------------------------------ guards
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 
@@ -86,36 +87,55 @@ class Consent:
         return self.decision is None
 
 
+PurposeQuery = Annotated[str | None, Query(description="why the data is used, e.g. research")]
+T = TypeVar("T")
+
+
 def consent_required(scope: Scope):
     """A dependency that admits the twin's owner, or a DID whose live grant covers `scope` for `?purpose=`."""
 
-    async def check(
-        rt: Runtime,
-        caller: AuthenticatedCaller,
-        twin_id: TwinId,
-        purpose: Annotated[str | None, Query(description="why the data is used, e.g. research")] = None,
-    ) -> Consent:
-        rt.require_fresh()
-        twin = rt.snapshots.twin(twin_id)
-        code = parse_purpose(purpose, required=False)
-        if rt.snapshots.is_owner(twin, caller.did):
-            rt.metrics.decisions.labels("owner").inc()
-            return Consent(caller, twin, code or b"\x00" * 32, scope, None)
-        if code is None:
-            parse_purpose(purpose)  # raises the purpose-required problem
-            raise AssertionError("unreachable")
-        decision = decide(rt.index.connection(), twin_id, did_hash(caller.did), code, scope, rt.chain_now())
-        rt.metrics.decisions.labels(decision.outcome.value).inc()
-        if not decision.allowed:
-            status, title = TITLES[decision.outcome]
-            grant_cmd = (
-                f"twinledger consent grant {twin_id} {caller.did} --scope {','.join(scope.names())} --purpose ..."
-            )
-            raise Problem(status, f"consent/{decision.outcome.value}", title, decision.detail,
-                          hint=f"ask the twin's owner to run `{grant_cmd}`")  # fmt: skip
-        return Consent(caller, twin, code, scope, decision)
+    async def check(rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId, purpose: PurposeQuery = None) -> Consent:
+        consent, _ = await admitted(rt, caller, twin_id, purpose, scope, lambda _: None)
+        return consent
 
     return check
+
+
+async def admitted(
+    rt: NodeRuntime, caller: Caller, twin_id: int, purpose: str | None, scope: Scope, then: Callable[[Consent], T]
+) -> tuple[Consent, T]:
+    """The consent decision (`admit`), then `then(consent)`: what the route reads once the caller is let in, in the
+    same call of the database's query threads on PostgreSQL (each trip from the event loop to them and back waits
+    for a pass of a busy loop: a read's decision and row lookup take one, not two)."""
+    rt.require_fresh()
+    code = parse_purpose(purpose, required=False)
+
+    def both() -> tuple[Consent, T]:
+        consent = admit(rt, caller, twin_id, code, purpose, scope)
+        return consent, then(consent)
+
+    return await rt.index.run(both)
+
+
+def admit(
+    rt: NodeRuntime, caller: Caller, twin_id: int, code: bytes | None, purpose: str | None, scope: Scope
+) -> Consent:
+    """The consent decision of `consent_required`: the twin's owner, or a live grant covering `scope`."""
+    twin = rt.snapshots.twin(twin_id)
+    if rt.snapshots.is_owner(twin, caller.did):
+        rt.metrics.decisions.labels("owner").inc()
+        return Consent(caller, twin, code or b"\x00" * 32, scope, None)
+    if code is None:
+        parse_purpose(purpose)  # raises the purpose-required problem
+        raise AssertionError("unreachable")
+    decision = decide(rt.index.connection(), twin_id, did_hash(caller.did), code, scope, rt.chain_now(), twin=twin)
+    rt.metrics.decisions.labels(decision.outcome.value).inc()
+    if not decision.allowed:
+        status, title = TITLES[decision.outcome]
+        grant_cmd = f"twinledger consent grant {twin_id} {caller.did} --scope {','.join(scope.names())} --purpose ..."
+        raise Problem(status, f"consent/{decision.outcome.value}", title, decision.detail,
+                      hint=f"ask the twin's owner to run `{grant_cmd}`")  # fmt: skip
+    return Consent(caller, twin, code, scope, decision)
 
 
 def sees_plaintext_facts(rt: NodeRuntime, consent: Consent) -> bool:

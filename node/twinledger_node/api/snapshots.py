@@ -21,9 +21,11 @@ from twinledger_node.api.deps import (
     AuthenticatedCaller,
     Consent,
     Limit,
+    PurposeQuery,
     Runtime,
     Seq,
     TwinId,
+    admitted,
     consent_required,
     parse_purpose,
 )
@@ -158,27 +160,39 @@ READ_RESPONSES = {
 }
 
 
-# The read routes are async: the consent decision and the row lookup are a few indexed SQLite reads, done inline
-# on the event loop rather than in a thread hop each; only decrypting takes a hop.
+# The read routes are async: the consent decision and the row lookup are a few indexed reads, done inline on the
+# event loop on SQLite rather than in a thread hop each (together in one call of the query threads on PostgreSQL:
+# `deps.admitted`); only decrypting takes a hop.
 @router.get("/latest", response_class=StreamingResponse, responses=READ_RESPONSES)
 @spends_nonce_in_commit
-async def read_latest(rt: Runtime, consent: ReadConsent, twin_id: TwinId) -> Response:
+async def read_latest(
+    rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId, purpose: PurposeQuery = None
+) -> Response:
     """The newest snapshot's plaintext (a READ grant for ?purpose=, or the owner)."""
-    return await _serve(rt, consent, rt.snapshots.get(twin_id))
+    return await _serve(
+        rt, *await admitted(rt, caller, twin_id, purpose, Scope.READ, lambda _: rt.snapshots.get(twin_id))
+    )
 
 
 @router.get("/by-cid/{manifest_cid}", response_class=StreamingResponse, responses=READ_RESPONSES)
 @spends_nonce_in_commit
-async def read_by_cid(rt: Runtime, consent: ReadConsent, twin_id: TwinId, manifest_cid: str) -> Response:
+async def read_by_cid(
+    rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId, manifest_cid: str, purpose: PurposeQuery = None
+) -> Response:
     """A snapshot's plaintext by its manifest CID."""
-    return await _serve(rt, consent, rt.snapshots.get(twin_id, manifest_cid=manifest_cid))
+    by_cid = lambda _: rt.snapshots.get(twin_id, manifest_cid=manifest_cid)  # noqa: E731
+    return await _serve(rt, *await admitted(rt, caller, twin_id, purpose, Scope.READ, by_cid))
 
 
 @router.get("/{seq}", response_class=StreamingResponse, responses=READ_RESPONSES)
 @spends_nonce_in_commit
-async def read_seq(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> Response:
+async def read_seq(
+    rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId, seq: Seq, purpose: PurposeQuery = None
+) -> Response:
     """Snapshot number `seq`'s plaintext."""
-    return await _serve(rt, consent, rt.snapshots.get(twin_id, seq))
+    return await _serve(
+        rt, *await admitted(rt, caller, twin_id, purpose, Scope.READ, lambda _: rt.snapshots.get(twin_id, seq))
+    )
 
 
 @router.get("/{seq}/manifest", responses=problem_responses(400, 401, 403, 404, 503))

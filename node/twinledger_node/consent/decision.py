@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from twinledger.chain.types import Scope
-from twinledger_node.db.base import Connection
+from twinledger_node.db.base import Connection, Row
 
 MAX_DEPTH = 8  # TwinRegistry.MAX_DEPTH
 RIGHTS = Scope.READ | Scope.WRITE | Scope.TRAIN | Scope.AUDIT
@@ -46,11 +46,16 @@ def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-def decide(conn: Connection, twin_id: int, did_hash: bytes, purpose: bytes, scope: Scope, chain_now: int) -> Decision:
+def decide(
+    conn: Connection, twin_id: int, did_hash: bytes, purpose: bytes, scope: Scope, chain_now: int, *,
+    twin: Row | None = None,
+) -> Decision:  # fmt: skip
+    """The index's decision for `did_hash` on `twin_id` (`twin`: its row, when the caller has read it already)."""
     scope = Scope(int(scope) & int(RIGHTS))
     if not scope:
         return Decision(Outcome.WRONG_SCOPE, "no right requested")
-    twin = conn.execute("SELECT owner, parent_id, period FROM twins WHERE twin_id = ?", (twin_id,)).fetchone()
+    if twin is None:
+        twin = conn.execute("SELECT owner, parent_id, period FROM twins WHERE twin_id = ?", (twin_id,)).fetchone()
     if twin is None:
         return Decision(Outcome.UNKNOWN_TWIN, f"twin {twin_id} is not registered")
     owner = twin["owner"]

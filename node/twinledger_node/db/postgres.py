@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -78,13 +78,26 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], writer_key: int) -> None:
         self.raw = raw
         self._writer_key = writer_key
+        self._pipelined = False
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements sent without waiting for each answer, read at the first fetch or at the end: one round trip
+        for several (psycopg's pipeline mode)."""
+        with db_api_errors(), self.raw.pipeline():
+            self._pipelined = True
+            try:
+                yield
+            finally:
+                self._pipelined = False
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
         with db_api_errors():
-            if sql == "BEGIN IMMEDIATE":
-                cursor = self.raw.execute("BEGIN")
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,))
-                return cursor
+            if sql == "BEGIN IMMEDIATE" and self._pipelined:
+                self.raw.execute("BEGIN")
+                return self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,))
+            if sql == "BEGIN IMMEDIATE":  # both in one round trip (a literal key: a simple query takes no parameters)
+                return self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self._writer_key)})".encode())
             # always with parameters, so that psycopg reads the doubled `%` the dialect wrote
             return self.raw.execute(to_postgres(sql), tuple(params or ()))
 
@@ -129,6 +142,8 @@ class PostgresEngine:
         self.schema = postgres_schema(database)
         self.writer_key = zlib.crc32(self.schema.encode())  # the advisory lock that queues this database's writers
         self._local = threading.local()
+        self._opened: list[PgConnection] = []  # every thread's, so that close() ends every session
+        self._opened_lock = threading.Lock()
         with connect(url) as conn:
             self.schema_version = migrate_postgres(conn, database, upgrade=upgrade)
 
@@ -137,7 +152,12 @@ class PostgresEngine:
         if conn is None or conn.raw.closed or conn.raw.broken:
             raw = connect(self.url, row_factory=_rows, options=f"-c search_path={self.schema}")
             conn = self._local.conn = PgConnection(raw, self.writer_key)
+            with self._opened_lock:
+                self._opened = [c for c in self._opened if not c.raw.closed] + [conn]
         return conn
+
+    def pipeline(self, conn: PgConnection) -> AbstractContextManager[None]:
+        return conn.pipeline()
 
     @contextmanager
     def writer(self) -> Iterator[None]:
@@ -148,7 +168,9 @@ class PostgresEngine:
         return self.connection()  # a PostgreSQL commit returns once its WAL is flushed (synchronous_commit=on)
 
     def close(self) -> None:
-        conn: PgConnection | None = getattr(self._local, "conn", None)
-        if conn is not None:
+        """End the sessions of every thread that used this database (the query threads', the committer's)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
             conn.close()
-            self._local.conn = None
+        self._local.conn = None

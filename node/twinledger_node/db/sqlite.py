@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from twinledger_node.db.migrations import migrate_sqlite
@@ -42,6 +43,9 @@ class SQLiteEngine:
             conn.execute("PRAGMA synchronous=FULL")  # WAL with NORMAL syncs at checkpoints only
             self._local.durable = conn
         return conn
+
+    def pipeline(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # in-process: no round trips to save
 
     @contextmanager
     def writer(self) -> Iterator[None]:

@@ -96,6 +96,9 @@ Work = PushWork | ReceiptWork | NonceWork
 SNAPSHOT_COLUMNS = "twin_id, seq, manifest_cid, content_cid, manifest_digest, size, sha256, producer, created, period"
 
 
+RECEIPT_HEAD = "SELECT digest FROM receipts WHERE twin_id = ? ORDER BY id DESC LIMIT 1"
+
+
 def replayed(nonce: Nonce) -> ReplayedNonce:
     return ReplayedNonce(f"nonce already used by {nonce.signer}", hint="use a fresh nonce for every request")
 
@@ -232,34 +235,81 @@ class GroupCommitter:
         self, conn: Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException],
         heads: dict[int, str],
     ) -> None:  # fmt: skip
-        conn.execute("BEGIN IMMEDIATE")
+        reads = [item for item in group if not isinstance(item, PushWork)]
+        twins = list(dict.fromkeys(item.twin_id for item in group if isinstance(item, ReceiptWork)))
         try:
-            now = time.time()
-            if now - self._pruned >= PRUNE_EVERY_S:
-                conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
-                self._pruned = now
+            # What the group needs to know first, asked in one round trip on PostgreSQL (SQLite is in-process):
+            # the writer lock, every nonce of its reads and lone nonces spent in one statement, and the receipt head
+            # of each twin read, inside the write transaction, so no other process can append meanwhile.
+            with self.state.pipeline(conn):
+                conn.execute("BEGIN IMMEDIATE")
+                now = time.time()
+                if now - self._pruned >= PRUNE_EVERY_S:
+                    conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
+                    self._pruned = now
+                spending = self._spend_all(conn, [item.nonce for item in reads])
+                asked = {twin: conn.execute(RECEIPT_HEAD, (twin,)) for twin in twins}
+                unspent = spending()
+                for twin, cursor in asked.items():
+                    last = cursor.fetchone()
+                    heads[twin] = last[0] if last else RECEIPT_GENESIS
+            receipts: list[tuple[Any, ...]] = []
             for i, item in enumerate(group):
-                # One item refused (a replayed nonce, a moved head) takes nothing of the others with it. A push can
-                # be refused after its nonce row went in, so it writes under a savepoint; a read or a lone nonce is
-                # refused by its first statement (the nonce), before it wrote anything.
+                # One item refused (a replayed nonce, a moved head) takes nothing of the others with it.
                 if not isinstance(item, PushWork):
-                    try:
-                        results[i] = self._apply(conn, item, heads)
-                    except ReplayedNonce as error:
-                        failures[i] = error
+                    if item.nonce is not None and id(item.nonce) in unspent:
+                        failures[i] = replayed(item.nonce)
+                    elif isinstance(item, ReceiptWork):
+                        results[i] = self._receipt(item, heads, receipts)
                     continue
+                # A push can be refused after its nonce row went in (HeadMoved): it writes under a savepoint.
                 conn.execute("SAVEPOINT item")
                 try:
-                    results[i] = self._apply(conn, item, heads)
+                    self._apply(conn, item)
                     conn.execute("RELEASE item")
                 except (ReplayedNonce, HeadMoved, sqlite3.IntegrityError) as error:
                     conn.execute("ROLLBACK TO item")
                     conn.execute("RELEASE item")
                     failures[i] = error
+            with self.state.pipeline(conn):
+                if receipts:
+                    conn.executemany(
+                        "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        receipts,
+                    )
+                conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+
+    def _spend_all(self, conn: Connection, nonces: list[Nonce | None]) -> Callable[[], set[int]]:
+        """Spend `nonces` in one statement, however many reads a group holds; returns what tells, once called, the
+        ids (`id()`) of those refused: live already, or twice in the group (called after the statements sent with
+        it, so that one round trip carries them all)."""
+        fresh: dict[bytes, Nonce] = {}
+        refused: set[int] = set()
+        for nonce in nonces:
+            if nonce is None:
+                continue
+            if nonce.key in fresh:
+                refused.add(id(nonce))
+            else:
+                fresh[nonce.key] = nonce
+        if not fresh:
+            return lambda: refused
+        rows = ", ".join(["(?, ?)"] * len(fresh))
+        cursor = conn.execute(
+            f"INSERT INTO nonces (id, expires_at) VALUES {rows} ON CONFLICT (id) DO UPDATE "  # noqa: S608
+            "SET expires_at = excluded.expires_at WHERE nonces.expires_at < ? RETURNING id",
+            [*(v for n in fresh.values() for v in (n.key, n.expires_at)), int(time.time())],
+        )
+
+        def refusals() -> set[int]:
+            taken = {bytes(row[0]) for row in cursor.fetchall()}
+            return refused | {id(nonce) for key, nonce in fresh.items() if key not in taken}
+
+        return refusals
 
     def _spend(self, conn: Connection, nonce: Nonce | None) -> None:
         if nonce is None:
@@ -267,40 +317,24 @@ class GroupCommitter:
         if conn.execute(SPEND, (nonce.key, nonce.expires_at, int(time.time()))).rowcount == 0:
             raise replayed(nonce)
 
-    def _apply(self, conn: Connection, work: Work, heads: dict[int, str]) -> Any:
-        if isinstance(work, NonceWork):
-            self._spend(conn, work.nonce)
-            return None
-        if isinstance(work, PushWork):
-            self._spend(conn, work.nonce)
-            head = conn.execute("SELECT MAX(seq) FROM snapshots WHERE twin_id = ?", (work.twin_id,)).fetchone()[0]
-            if (head or 0) != work.previous_seq:
-                raise HeadMoved(f"twin {work.twin_id} is at #{head}, the push was built on #{work.previous_seq}")
-            conn.execute(
-                f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                work.row,
-            )
-            if self.pins_here:
-                conn.executemany(
-                    "INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(cid,) for cid in work.pins]
-                )
-            return None
-        return self._receipt(conn, work, heads)
-
-    def _receipt(self, conn: Connection, work: ReceiptWork, heads: dict[int, str]) -> dict[str, Any]:
+    def _apply(self, conn: Connection, work: PushWork) -> None:
         self._spend(conn, work.nonce)
-        previous = heads.get(work.twin_id)
-        if previous is None:  # read inside the write transaction: no other process can append meanwhile
-            last = conn.execute(
-                "SELECT digest FROM receipts WHERE twin_id = ? ORDER BY id DESC LIMIT 1", (work.twin_id,)
-            ).fetchone()
-            previous = last[0] if last else RECEIPT_GENESIS
-        signed = work.build(previous)
-        digest = "0x" + receipt_digest(signed).hex()
+        head = conn.execute("SELECT MAX(seq) FROM snapshots WHERE twin_id = ?", (work.twin_id,)).fetchone()[0]
+        if (head or 0) != work.previous_seq:
+            raise HeadMoved(f"twin {work.twin_id} is at #{head}, the push was built on #{work.previous_seq}")
         conn.execute(
-            "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (work.twin_id, signed["seq"], signed["reader"], signed["purpose"], digest, json.dumps(signed),
-             signed["time"]),
-        )  # fmt: skip
+            f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            work.row,
+        )
+        if self.pins_here:
+            conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(cid,) for cid in work.pins])
+
+    def _receipt(self, work: ReceiptWork, heads: dict[int, str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """The signed receipt, chained to the twin's previous one (`heads`, read in the transaction); its row goes
+        into `rows`."""
+        signed = work.build(heads[work.twin_id])
+        digest = "0x" + receipt_digest(signed).hex()
+        rows.append((work.twin_id, signed["seq"], signed["reader"], signed["purpose"], digest, json.dumps(signed),
+                     signed["time"]))  # fmt: skip
         heads[work.twin_id] = digest
         return signed

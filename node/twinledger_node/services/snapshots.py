@@ -73,6 +73,12 @@ class StoredSnapshot:
             row["period"],
         )  # fmt: skip
 
+    @classmethod
+    def pushed(cls, row: tuple[Any, ...]) -> StoredSnapshot:
+        """The snapshot its push just committed (`row` in the commit's SNAPSHOT_COLUMNS order): not batched yet."""
+        twin_id, seq, manifest_cid, content_cid, _digest, size, sha256, _producer, created, period = row
+        return cls(twin_id, seq, manifest_cid, content_cid, size, sha256, created, None, None, None, period)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "twinId": self.twin_id, "seq": self.seq, "manifestCid": self.manifest_cid,
@@ -187,28 +193,31 @@ class SnapshotService:
 
         Shielded: a caller that goes away (a client disconnecting) does not cut a push short between staging and
         its commit; the push completes or fails as a whole, and what it staged is never left holding the store."""
+        return await asyncio.shield(self._store(twin_id, body, caller, purpose, chain_now, require_fresh, nonce))
+
+    def _producer(
+        self, twin_id: int, caller: Caller, purpose: bytes | None, chain_now: int, require_fresh: Callable[[], None]
+    ) -> tuple[Row, str, list[str], Row | None]:
+        """The twin, the caller's role as its producer, the DIDs its data key is sealed to, and its newest snapshot
+        (in one call of the query threads on PostgreSQL)."""
         twin = self.twin(twin_id)
         role = self.producer_role(twin, caller.did, purpose, chain_now, require_fresh)
-        recipients = [self.node_key.did, self.recovery_key(twin["owner"])]
-        return await asyncio.shield(self._store(twin, body, caller, role, recipients, nonce))
+        return twin, role, [self.node_key.did, self.recovery_key(twin["owner"])], self._head(twin_id)
 
     async def _store(
-        self, twin: Row, body: bytes, caller: Caller, role: str, recipients: list[str], nonce: Nonce | None
-    ) -> StoredSnapshot:
-        twin_id = int(twin["twin_id"])
+        self, twin_id: int, body: bytes, caller: Caller, purpose: bytes | None, chain_now: int,
+        require_fresh: Callable[[], None], nonce: Nonce | None,
+    ) -> StoredSnapshot:  # fmt: skip
         loop = asyncio.get_running_loop()
         # Another process's push to the same twin is caught in the commit (HeadMoved) and this one rebuilt on the
-        # new head.
+        # new head; this process's pushes to the twin queue on its lock.
         async with self._twin_lock(twin_id):
-            for _attempt in range(HEAD_ATTEMPTS):
-                previous = (
-                    self.state.connection()
-                    .execute(
-                        "SELECT seq, manifest_cid FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1",
-                        (twin_id,),
-                    )
-                    .fetchone()
-                )
+            twin, role, recipients, previous = await self.state.run(
+                self._producer, twin_id, caller, purpose, chain_now, require_fresh
+            )
+            for attempt in range(HEAD_ATTEMPTS):
+                if attempt:
+                    previous = await self.state.run(self._head, twin_id)
                 if len(body) <= INLINE_BYTES:
                     work = self._build(twin, body, caller, role, recipients, previous, nonce)
                 else:
@@ -223,12 +232,19 @@ class SnapshotService:
                 except BaseException:
                     self._abandon(work)
                     raise
-                return self.get(twin_id, int(work.row[1]))
+                return StoredSnapshot.pushed(work.row)
         raise Problem(
             503, "twin-busy", "Twin busy",
             f"twin {twin_id} took {HEAD_ATTEMPTS} pushes from other processes while this one was being stored",
             hint="retry the push; nothing of it was stored",
         )  # fmt: skip
+
+    def _head(self, twin_id: int) -> Row | None:
+        return (
+            self.state.connection()
+            .execute("SELECT seq, manifest_cid FROM snapshots WHERE twin_id = ? ORDER BY seq DESC LIMIT 1", (twin_id,))
+            .fetchone()
+        )
 
     def _build(
         self,
