@@ -262,11 +262,8 @@ class GroupCommitter:
                     elif isinstance(item, ReceiptWork):
                         results[i] = self._receipt(item, heads, receipts)
                     continue
-                # A push can be refused after its nonce row went in (HeadMoved): it writes under a savepoint.
-                conn.execute("SAVEPOINT item")
                 try:
-                    self._apply(conn, item)
-                    conn.execute("RELEASE item")
+                    self._push(conn, item)
                 except (ReplayedNonce, HeadMoved, sqlite3.IntegrityError) as error:
                     conn.execute("ROLLBACK TO item")
                     conn.execute("RELEASE item")
@@ -311,23 +308,29 @@ class GroupCommitter:
 
         return refusals
 
-    def _spend(self, conn: Connection, nonce: Nonce | None) -> None:
-        if nonce is None:
-            return
-        if conn.execute(SPEND, (nonce.key, nonce.expires_at, int(time.time()))).rowcount == 0:
-            raise replayed(nonce)
-
-    def _apply(self, conn: Connection, work: PushWork) -> None:
-        self._spend(conn, work.nonce)
-        head = conn.execute("SELECT MAX(seq) FROM snapshots WHERE twin_id = ?", (work.twin_id,)).fetchone()[0]
+    def _push(self, conn: Connection, work: PushWork) -> None:
+        """The push's nonce spent and its head checked in one round trip (PostgreSQL), its rows written in another,
+        under a savepoint: a push refused after its nonce went in (HeadMoved) leaves nothing."""
+        with self.state.pipeline(conn):
+            conn.execute("SAVEPOINT item")
+            spent = None
+            if work.nonce is not None:
+                spent = conn.execute(SPEND + " RETURNING id", (work.nonce.key, work.nonce.expires_at, int(time.time())))
+            head = conn.execute("SELECT MAX(seq) FROM snapshots WHERE twin_id = ?", (work.twin_id,)).fetchone()[0]
+            replay = spent is not None and not spent.fetchall()
+        if replay:
+            assert work.nonce is not None
+            raise replayed(work.nonce)
         if (head or 0) != work.previous_seq:
             raise HeadMoved(f"twin {work.twin_id} is at #{head}, the push was built on #{work.previous_seq}")
-        conn.execute(
-            f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-            work.row,
-        )
-        if self.pins_here:
-            conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(cid,) for cid in work.pins])
+        with self.state.pipeline(conn):
+            conn.execute(
+                f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                work.row,
+            )
+            if self.pins_here:
+                conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(c,) for c in work.pins])
+            conn.execute("RELEASE item")
 
     def _receipt(self, work: ReceiptWork, heads: dict[int, str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         """The signed receipt, chained to the twin's previous one (`heads`, read in the transaction); its row goes
