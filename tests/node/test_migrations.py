@@ -95,3 +95,23 @@ def test_the_migration_files_ship_with_the_package():
     patterns = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     files = [p.relative_to(package).as_posix() for p in package.rglob("*.sql")]
     assert files and all(any(fnmatch.fnmatch(f, g) for g in patterns["twinledger_node"]) for f in files), files
+
+
+def test_receipt_heads_are_filled_from_the_receipts_a_node_kept_before_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A node upgraded with receipts stored chains its next receipt of each twin to that twin's newest one, not to
+    the genesis (which would fork every twin's chain)."""
+    path = tmp_path / "state.sqlite"
+    known = mig.migrations("state")
+    monkeypatch.setattr(mig, "migrations", lambda database: tuple(m for m in known if m.version < 3))
+    before = NodeState(path)
+    with before.write() as conn:
+        for twin, digest in ((1, "0xa1"), (2, "0xb1"), (1, "0xa2"), (2, "0xb2"), (1, "0xa3")):
+            conn.execute("INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) "
+                         "VALUES (?, 1, 'r', 'p', ?, '{}', 0)", (twin, digest))  # fmt: skip
+    before.close()
+    monkeypatch.setattr(mig, "migrations", lambda database: known)
+    after = NodeState(path)
+    heads = dict(after.connection().execute("SELECT twin_id, digest FROM receipt_heads").fetchall())
+    assert heads == {1: "0xa3", 2: "0xb2"}

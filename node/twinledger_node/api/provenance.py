@@ -44,7 +44,7 @@ def provenance_car(
         "SELECT manifest_cid, batch_root, proof, anchor_tx FROM snapshots WHERE twin_id = ? ORDER BY seq", (twin_id,)
     ).fetchall()
     receipts = db.execute(
-        "SELECT body, batch_root, proof, anchor_tx FROM receipts WHERE twin_id = ? ORDER BY id", (twin_id,)
+        "SELECT body, batch_root, proof, anchor_tx FROM receipts WHERE twin_id = ? ORDER BY twin_id, id", (twin_id,)
     ).fetchall()
     receipt_bodies = [json.loads(r["body"]) for r in receipts]
     receipt_blocks = [json_block(body) for body in receipt_bodies]

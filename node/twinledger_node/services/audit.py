@@ -48,7 +48,7 @@ def audit_trail(
             "kind": "snapshot", "time": row["created"], "data": data,
             "proof": _batch_proof(row, "manifestDigest", row["manifest_digest"]),
         })  # fmt: skip
-    for row in db.execute("SELECT * FROM receipts WHERE twin_id = ? ORDER BY id", (twin_id,)):
+    for row in db.execute("SELECT * FROM receipts WHERE twin_id = ? ORDER BY twin_id, id", (twin_id,)):
         body = json.loads(row["body"])
         entries.append({
             "kind": "read", "time": row["created"],

@@ -96,7 +96,7 @@ Work = PushWork | ReceiptWork | NonceWork
 SNAPSHOT_COLUMNS = "twin_id, seq, manifest_cid, content_cid, manifest_digest, size, sha256, producer, created, period"
 
 
-RECEIPT_HEAD = "SELECT digest FROM receipts WHERE twin_id = ? ORDER BY id DESC LIMIT 1"
+RECEIPT_HEAD = "SELECT digest FROM receipt_heads WHERE twin_id = ?"  # kept with the receipts (state migration 3)
 
 
 def replayed(nonce: Nonce) -> ReplayedNonce:
@@ -274,6 +274,11 @@ class GroupCommitter:
                         "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         receipts,
+                    )
+                    conn.executemany(
+                        "INSERT INTO receipt_heads (twin_id, digest) VALUES (?, ?) "
+                        "ON CONFLICT (twin_id) DO UPDATE SET digest = excluded.digest",
+                        [(twin, heads[twin]) for twin in dict.fromkeys(row[0] for row in receipts)],
                     )
                 conn.execute("COMMIT")
         except BaseException:
