@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +20,10 @@ from twinledger_node.api.problems import problem_responses
 from twinledger_node.auth import Nonce, SpendLeftoverNonces, install_auth_problem_handler
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.commit import NonceWork, Overloaded
+from twinledger_node.settings import NodeSettings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("twinledger.node")
 
@@ -49,6 +54,15 @@ class RequestMetrics:
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
             self.runtime.metrics.requests.labels(scope["method"], path, str(status)).inc()
+
+
+def server_config(app: ASGIApp, settings: NodeSettings, **where: Any) -> uvicorn.Config:
+    """How the node serves HTTP, in every process (and in the tests' in-process nodes, which must serve alike)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, log_config=None, timeout_graceful_shutdown=10, forwarded_allow_ips=settings.forwarded_allow_ips, **where
+    )
 
 
 def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:

@@ -46,11 +46,11 @@ def up(
     if count == 0:
         import uvicorn
 
-        from twinledger_node.app import create_app
+        from twinledger_node.app import create_app, server_config
         from twinledger_node.runtime import NodeRuntime
 
-        uvicorn.run(create_app(NodeRuntime(settings)), host=settings.host, port=settings.port, log_config=None,
-                    timeout_graceful_shutdown=10)  # fmt: skip
+        app = create_app(NodeRuntime(settings))
+        uvicorn.Server(server_config(app, settings, host=settings.host, port=settings.port)).run()
         return
     from twinledger_node.workers import Supervisor
 

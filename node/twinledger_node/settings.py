@@ -71,6 +71,13 @@ class NodeSettings(BaseSettings):
         1024, ge=1, description="pushes and reads waiting for their group commit; past it the node answers 503"
     )
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
+    # Per-client limits (refused relays) key on the client's address: behind a reverse proxy every client has the
+    # proxy's, so one abuser would spend everyone's budget, unless the proxy is trusted to name the client.
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or networks; "
+        "* when only the proxy can reach the node); others' headers are ignored",
+    )
 
     # federated learning: the node pays for these transactions, so it decides who may cause them
     fl_task_creators: Annotated[list[str], NoDecode] = Field(

@@ -267,7 +267,7 @@ def _settle_garbage_collector() -> None:
 def _run_api(settings: Any, port: int, go_fd: int) -> None:
     import uvicorn
 
-    from twinledger_node.app import create_app
+    from twinledger_node.app import create_app, server_config
     from twinledger_node.runtime import NodeRuntime
 
     # Imports done; the chain connection waits for the background process, which deploys the contracts if needed.
@@ -278,8 +278,7 @@ def _run_api(settings: Any, port: int, go_fd: int) -> None:
     app = create_app(NodeRuntime(settings, role="api"))
     _settle_garbage_collector()
     sock = reuseport_socket(settings.host, port, listen=True)
-    config = uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=10)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(app, settings)).run(sockets=[sock])
 
 
 def _run_background(settings: Any, ready_fd: int) -> None:

@@ -78,3 +78,47 @@ def test_the_owners_grants_cannot_starve_their_revocation(anvil, deployment, acc
         revoked = http.post("/v1/consents", json=_relayable(ledger, revoke))
         assert revoked.status_code == 202, revoked.text
         assert not ledger.is_authorized(twin, readers[0].did, "research", "read")
+
+
+def _forged_revocations(ledger: TwinLedger, twin: int, count: int) -> list[dict]:
+    attacker, reader = Account.create(), DidKey.generate()
+    now, nonce = ledger.client.chain_time(), ledger.nonce_of(ledger.client.account.address)  # type: ignore[union-attr]
+    return [
+        _relayable(
+            ledger, ledger.sign_revoke(attacker, twin, reader.did, "research", deadline=now + 600 + i, nonce=nonce)
+        )
+        for i in range(count)
+    ]
+
+
+def test_behind_a_trusted_proxy_one_abuser_does_not_spend_the_other_clients_budget(
+    anvil, deployment, accounts, fresh_state, tmp_path
+):
+    """Every client behind a reverse proxy has the proxy's address: with the proxy trusted to name them
+    (TWINLEDGER_FORWARDED_ALLOW_IPS), each is limited on its own."""
+    ledger = TwinLedger(ChainClient(anvil, accounts[2]), deployment.twin_ledger)
+    settings = {"relay_unverified_per_client_per_minute": PER_CLIENT, "forwarded_allow_ips": "*"}
+    with quiet_node(tmp_path / "node", anvil, deployment, accounts[8], **settings) as node, node.client() as http:
+        twin, _ = ledger.register("asset")
+        node.wait_indexed()
+        forged = _forged_revocations(ledger, twin, PER_CLIENT + 2)
+        abuser = [problem_slug(http.post("/v1/consents", json=f, headers={"X-Forwarded-For": "203.0.113.7"}))
+                  for f in forged[:-1]]  # fmt: skip
+        assert abuser[-1] == "relay/client-rate-limited", abuser
+        other = http.post("/v1/consents", json=forged[-1], headers={"X-Forwarded-For": "198.51.100.9"})
+        assert problem_slug(other) == "not-owner-signature"  # decided on its merits, not refused for the abuser
+
+
+def test_an_untrusted_peer_cannot_dodge_its_limit_by_naming_other_clients(
+    anvil, deployment, accounts, fresh_state, tmp_path
+):
+    """X-Forwarded-For from a peer that is not a trusted proxy is ignored: an attacker rotating it is still one
+    client (the node trusts only 10.9.9.9 here, and the test's requests come from 127.0.0.1)."""
+    ledger = TwinLedger(ChainClient(anvil, accounts[2]), deployment.twin_ledger)
+    settings = {"relay_unverified_per_client_per_minute": PER_CLIENT, "forwarded_allow_ips": "10.9.9.9"}
+    with quiet_node(tmp_path / "node", anvil, deployment, accounts[8], **settings) as node, node.client() as http:
+        twin, _ = ledger.register("asset")
+        node.wait_indexed()
+        slugs = [problem_slug(http.post("/v1/consents", json=f, headers={"X-Forwarded-For": f"198.51.100.{i}"}))
+                 for i, f in enumerate(_forged_revocations(ledger, twin, PER_CLIENT + 1))]  # fmt: skip
+        assert slugs[:PER_CLIENT] == ["not-owner-signature"] * PER_CLIENT and slugs[-1] == "relay/client-rate-limited"
