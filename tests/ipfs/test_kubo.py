@@ -169,7 +169,10 @@ def test_put_pins_gc_and_car(kubo: tuple[KuboStore, type[_Replay]]) -> None:
     store.unpin(parse_cid(HELLO_V0))
     assert [str(c) for c in store.gc()] == [MISSING]
     assert [str(c) for c in store.import_car(io.BytesIO(b"car bytes"))] == [HELLO_V0]
-    assert replay.requests[-1][1]["pin-roots"] == ["true"]
+    imported, pinned = replay.requests[-2:]
+    assert imported[0].endswith("/dag/import") and imported[1]["pin-roots"] == ["true"]
+    # ...and the roots through pin/add as well: what an IPFS Cluster proxy makes cluster pins (it passes dag/import)
+    assert pinned[0].endswith("/pin/add") and pinned[1]["arg"] == [HELLO_V0] and pinned[1]["recursive"] == ["True"]
 
 
 def test_unreachable_kubo_is_unavailable() -> None:

@@ -229,6 +229,12 @@ class KuboStore:
                     hint="the CAR does not hold the whole DAG",
                 )
             roots.append(parse_cid(root["Cid"]["/"]))
+        if pin_roots:
+            # `pin-roots` pinned them (and proved the CAR whole); pinned again through `pin/add`, which a Kubo
+            # answers at once for a pinned root and IPFS Cluster's proxy turns into a cluster pin: the proxy
+            # forwards `dag/import` to Kubo untouched, so its pins alone would stay on this one Kubo.
+            for root in roots:
+                self.pin(root)
         return roots
 
     def put_dag(self, root: CID, blocks: list[tuple[CID, bytes]]) -> None:
