@@ -5,14 +5,40 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 
-from tests.node.conftest import owner_at, start_node
+from eth_account.signers.local import LocalAccount
+
+from tests.node.conftest import RunningNode, owner_at, start_node
+from twinledger.chain.deploy import Deployment
 from twinledger.chain.ledger import GrantRequest
 from twinledger.identity import DidKey
 
 PURPOSE = "research"
 # Tables whose size follows what the node has stored and served.
 GROWING = ("snapshots", "receipts", "pins", "nonces", "blocks", "batches")
+
+
+def push_read_and_anchor(
+    node: RunningNode, anvil: str, deployment: Deployment, account: LocalAccount, steady: Callable[[], object]
+) -> None:
+    """A twin with a device and a reader; once set up (`steady()` marks it), 4 pushes, 4 reads, all anchored."""
+    owner = owner_at(node, anvil, deployment, account)
+    device, reader = DidKey.generate(), DidKey.generate()
+    twin, _ = owner.ledger.register("asset", device_did=device.did)
+    owner.ledger.grant(GrantRequest.of(twin, reader.did, PURPOSE, "read", owner.ledger.client.chain_time() + 3600))
+    node.wait_indexed()
+    steady()  # from here: the steady state, not start-up and schema creation
+    with node.client(device) as http:
+        for i in range(4):
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"reading %d" % i).status_code == 202
+    with node.client(reader) as http:
+        for seq in (1, 2, 3, 4):
+            assert http.get(f"/v1/twins/{twin}/snapshots/{seq}", params={"purpose": PURPOSE}).status_code == 200
+    deadline = time.monotonic() + 30
+    while node.runtime.anchors.queue_depth() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.runtime.anchors.queue_depth() == 0, "the pushes and reads were not all anchored"
 
 
 def test_pushes_reads_and_anchoring_never_scan_a_growing_table(anvil, deployment, accounts, tmp_path, monkeypatch):
@@ -27,22 +53,7 @@ def test_pushes_reads_and_anchoring_never_scan_a_growing_table(anvil, deployment
     monkeypatch.setattr(sqlite3, "connect", traced)
     node = start_node(tmp_path / "node", anvil, deployment, accounts[9], anchor_batch_size=2)
     try:
-        owner = owner_at(node, anvil, deployment, accounts[3])
-        device, reader = DidKey.generate(), DidKey.generate()
-        twin, _ = owner.ledger.register("asset", device_did=device.did)
-        owner.ledger.grant(GrantRequest.of(twin, reader.did, PURPOSE, "read", owner.ledger.client.chain_time() + 3600))
-        node.wait_indexed()
-        statements.clear()  # from here: the steady state, not start-up and schema creation
-        with node.client(device) as http:
-            for i in range(4):
-                assert http.post(f"/v1/twins/{twin}/snapshots", content=b"reading %d" % i).status_code == 202
-        with node.client(reader) as http:
-            for seq in (1, 2, 3, 4):
-                assert http.get(f"/v1/twins/{twin}/snapshots/{seq}", params={"purpose": PURPOSE}).status_code == 200
-        deadline = time.monotonic() + 30
-        while node.runtime.anchors.queue_depth() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert node.runtime.anchors.queue_depth() == 0, "the pushes and reads were not all anchored"
+        push_read_and_anchor(node, anvil, deployment, accounts[3], statements.clear)
     finally:
         node.stop()
         monkeypatch.undo()

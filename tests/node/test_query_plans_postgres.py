@@ -6,13 +6,11 @@ choose must still choose an index (it once walked the receipts' primary key back
 from __future__ import annotations
 
 import re
-import time
 
 import psycopg
 
-from tests.node.conftest import owner_at, start_node
-from twinledger.chain.ledger import GrantRequest
-from twinledger.identity import DidKey
+from tests.node.conftest import start_node
+from tests.node.test_query_plans import push_read_and_anchor
 from twinledger_node.db import postgres as pg
 from twinledger_node.db.dialect import to_postgres
 
@@ -21,9 +19,8 @@ GROWING = ("snapshots", "receipts", "receipt_heads", "pins", "nonces", "batches"
 ROWS = 100_000
 
 
-def _recorded(monkeypatch) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """(search path, statement) of everything the node's PostgreSQL connections run from now on."""
-    seen: list[tuple[str, str]] = []
+def _record(monkeypatch, seen: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    """Put into `seen` the (search path, statement) of everything the node's PostgreSQL connections run from now."""
     execute, executemany = pg.PgConnection.execute, pg.PgConnection.executemany
 
     def traced(self, sql, params=None):  # type: ignore[no-untyped-def]
@@ -36,7 +33,6 @@ def _recorded(monkeypatch) -> list[tuple[str, str]]:  # type: ignore[no-untyped-
 
     monkeypatch.setattr(pg.PgConnection, "execute", traced)
     monkeypatch.setattr(pg.PgConnection, "executemany", traced_many)
-    return seen
 
 
 def _grow(url: str) -> None:
@@ -85,23 +81,9 @@ def test_pushes_reads_and_anchoring_never_scan_a_growing_table(
 ):
     node = start_node(tmp_path / "node", anvil, deployment, accounts[9], anchor_batch_size=2,
                       database_url=postgres_url)  # fmt: skip
+    statements: list[tuple[str, str]] = []
     try:
-        owner = owner_at(node, anvil, deployment, accounts[3])
-        device, reader = DidKey.generate(), DidKey.generate()
-        twin, _ = owner.ledger.register("asset", device_did=device.did)
-        owner.ledger.grant(GrantRequest.of(twin, reader.did, PURPOSE, "read", owner.ledger.client.chain_time() + 3600))
-        node.wait_indexed()
-        statements = _recorded(monkeypatch)  # from here: the steady state
-        with node.client(device) as http:
-            for i in range(4):
-                assert http.post(f"/v1/twins/{twin}/snapshots", content=b"reading %d" % i).status_code == 202
-        with node.client(reader) as http:
-            for seq in (1, 2, 3, 4):
-                assert http.get(f"/v1/twins/{twin}/snapshots/{seq}", params={"purpose": PURPOSE}).status_code == 200
-        deadline = time.monotonic() + 30
-        while node.runtime.anchors.queue_depth() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert node.runtime.anchors.queue_depth() == 0, "the pushes and reads were not all anchored"
+        push_read_and_anchor(node, anvil, deployment, accounts[3], lambda: _record(monkeypatch, statements))
     finally:
         node.stop()
         monkeypatch.undo()
