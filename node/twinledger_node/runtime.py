@@ -226,7 +226,7 @@ class NodeRuntime:
             deploy_block=self.deployment.deploy_block, log_page=settings.log_chunk,
         )  # fmt: skip
         self.relayer = Relayer(
-            self.ledger, self.index, per_signer_per_minute=settings.relay_per_signer_per_minute,
+            self.ledger, self.index, self.state, per_signer_per_minute=settings.relay_per_signer_per_minute,
             unverified_per_client_per_minute=settings.relay_unverified_per_client_per_minute,
         )  # fmt: skip
         self.metrics = NodeMetrics()

@@ -9,10 +9,12 @@ import json
 import threading
 
 import pytest
+from eth_account import Account
 
 from tests.node.test_node_workers import anchored_batches, receipt_counts
 from tests.reliability import conftest as reliability
 from tests.reliability.conftest import NodeProcess, Stack, start_replicas, twin_with_reader, until
+from tests.security._http_helpers import problem_slug
 from twinledger.chain.types import BatchKind
 from twinledger.identity import DidKey
 from twinledger.identity.keys import EthereumDid
@@ -105,3 +107,33 @@ def test_a_replica_with_another_identity_is_refused(stack: Stack, tmp_path):
     finally:
         stranger.stop()
         first.stop()
+
+
+def test_the_relay_limits_are_one_budget_across_replicas(stack: Stack, tmp_path):
+    """An attacker spreading forged consents over the replicas (or the API processes of one node) gets the one
+    budget of refused consents per client, not one per process: the limits are counted in the shared database."""
+    limit = 3
+    first, second = start_replicas(stack, tmp_path, relay_unverified_per_client_per_minute=limit)
+    try:
+        twin, _ = stack.owner.register("asset")
+        until(lambda: all(_indexed(r, twin) for r in (first, second)), "both replicas to see the twin")
+        attacker, reader = Account.create(), DidKey.generate()
+        now, nonce = stack.owner.client.chain_time(), stack.owner.nonce_of(stack.owner.client.account.address)  # type: ignore[union-attr]
+        slugs = []
+        for i in range(2 * limit + 2):
+            forged = stack.owner.sign_revoke(
+                attacker, twin, reader.did, "research", deadline=now + 600 + i, nonce=nonce
+            )
+            body = {**forged.as_json(), "chainId": stack.deployment.chain_id, "verifyingContract": stack.owner.address}
+            with (first, second)[i % 2].client() as http:
+                slugs.append(problem_slug(http.post("/v1/consents", json=body)))
+        assert slugs[:limit] == ["not-owner-signature"] * limit, slugs
+        assert set(slugs[limit:]) == {"relay/client-rate-limited"}, slugs
+    finally:
+        second.stop()
+        first.stop()
+
+
+def _indexed(replica: NodeProcess, twin: int) -> bool:
+    with replica.client() as http:
+        return http.get(f"/v1/twins/{twin}").status_code == 200

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import collections
-import threading
 import time
 
 from eth_account import Account
@@ -12,8 +10,10 @@ from web3 import Web3
 
 from twinledger.chain.client import TxResult
 from twinledger.chain.ledger import GRANT_TYPES, REVOKE_TYPES, SignedConsent, TwinLedger
+from twinledger_node.db.base import Connection
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.problem import Problem
+from twinledger_node.state import NodeState
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes).selector
 ERC1271_ABI = [
@@ -24,45 +24,40 @@ ERC1271_ABI = [
 
 
 class RateLimiter:
-    """At most `limit` events per `window` seconds per key (sliding window, in memory; idle keys are swept)."""
+    """At most `limit` events per `window` seconds per key (a sliding window), counted in the node's state database:
+    the node's API processes and its replicas share one budget. Wall-clock times, as replicas share no other clock;
+    a key never holds more than `limit` live rows, so a count reads at most that many."""
 
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self._events: dict[str, collections.deque[float]] = {}
-        self._lock = threading.Lock()
-        self._swept = time.monotonic()
+    def __init__(self, state: NodeState, limit: int, window: float = 60.0) -> None:
+        self.state, self.limit, self.window = state, limit, window
+        self._pruned = 0.0
 
-    def _live(self, key: str, now: float) -> collections.deque[float]:
-        if now - self._swept > self.window:  # keys of clients that never came back, dropped once per window
-            self._swept = now
-            for stale in [k for k, e in self._events.items() if not e or now - e[-1] > self.window]:
-                del self._events[stale]
-        events = self._events.setdefault(key, collections.deque())
-        while events and now - events[0] > self.window:
-            events.popleft()
-        return events
+    def _live(self, conn: Connection, key: str, now: float) -> int:
+        if now - self._pruned > self.window:  # the rows of keys that never came back, once per window
+            self._pruned = now
+            conn.execute("DELETE FROM rate_events WHERE at <= ?", (now - self.window,))
+        row = conn.execute("SELECT COUNT(*) FROM rate_events WHERE key = ? AND at > ?", (key, now - self.window))
+        return int(row.fetchone()[0])
 
     def full(self, key: str) -> bool:
-        with self._lock:
-            return len(self._live(key, time.monotonic())) >= self.limit
+        now = time.time()
+        row = self.state.connection().execute(
+            "SELECT COUNT(*) FROM rate_events WHERE key = ? AND at > ?", (key, now - self.window)
+        )
+        return int(row.fetchone()[0]) >= self.limit
 
     def record(self, key: str) -> None:
         """Count an event whether or not the key is over its limit (refused traffic keeps a client limited)."""
-        now = time.monotonic()
-        with self._lock:
-            events = self._live(key, now)
-            if len(events) < self.limit:
-                events.append(now)
+        self.allow(key)
 
     def allow(self, key: str) -> bool:
         """Count the event if the key is under its limit; False (nothing counted) if it is not."""
-        now = time.monotonic()
-        with self._lock:
-            events = self._live(key, now)
-            if len(events) >= self.limit:
+        now = time.time()
+        with self.state.write() as conn:  # count and insert under the database's writer lock: no two processes both
+            if self._live(conn, key, now) >= self.limit:  # take the last slot
                 return False
-            events.append(now)
-            return True
+            conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, now))
+        return True
 
 
 class Relayer:
@@ -72,11 +67,12 @@ class Relayer:
     is spent, the client's consents that do not verify locally (by ecrecover) are refused before any RPC call."""
 
     def __init__(
-        self, ledger: TwinLedger, index: IndexDB, *, per_signer_per_minute: int, unverified_per_client_per_minute: int
-    ) -> None:
+        self, ledger: TwinLedger, index: IndexDB, state: NodeState, *, per_signer_per_minute: int,
+        unverified_per_client_per_minute: int,
+    ) -> None:  # fmt: skip
         self.ledger, self.index = ledger, index
-        self.limiter = RateLimiter(per_signer_per_minute)
-        self.refused = RateLimiter(unverified_per_client_per_minute)
+        self.limiter = RateLimiter(state, per_signer_per_minute)
+        self.refused = RateLimiter(state, unverified_per_client_per_minute)
 
     def check(
         self, consent: SignedConsent, *, chain_id: int | None, contract: str | None, chain_now: int, client: str
