@@ -104,14 +104,23 @@ def reindex(
     json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Rebuild the chain index from scratch (the node's own records are kept). Stop the node first."""
+    from twinledger.errors import Unavailable
     from twinledger_node.runtime import NodeRuntime
     from twinledger_node.settings import resolve_settings
 
     runtime = NodeRuntime(resolve_settings(config_file, data_dir=data_dir))
     assert runtime.indexer is not None  # an embedded runtime has one
+    # The index is rebuilt only where no node leads: its leader (of any replica, on any machine) writes it.
+    leadership = runtime.state.lease("leader")
+    if not leadership.acquire(wait=False):
+        raise Unavailable(
+            "a node is running on this database and indexes it: the index cannot be rebuilt under it",
+            hint="stop every node (every replica) that uses this database, then run `twinledger node reindex` again",
+        )
     started = time.monotonic()
     runtime.indexer.rebuild()
     result = runtime.indexer.sync_once()
+    leadership.release()
     events = runtime.index.connection().execute("SELECT COUNT(*) FROM events").fetchone()[0]
     summary = {"events": events, "to_block": result.to_block, "seconds": round(time.monotonic() - started, 2)}
     if json_out:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -137,3 +139,21 @@ def test_the_relay_limits_are_one_budget_across_replicas(stack: Stack, tmp_path)
 def _indexed(replica: NodeProcess, twin: int) -> bool:
     with replica.client() as http:
         return http.get(f"/v1/twins/{twin}").status_code == 200
+
+
+def test_reindex_is_refused_while_a_replica_leads(stack: Stack, tmp_path):
+    """`node reindex` wipes and rebuilds the index: under running replicas it would pull the index from under their
+    consent decisions, so it refuses while any of them leads, and the index is left as it was."""
+    device, reader, twin = twin_with_reader(stack)
+    (first,) = start_replicas(stack, tmp_path, count=1)
+    try:
+        first.register_recovery()
+        with first.client(device) as http:
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"kept").status_code == 202
+        reindex = subprocess.run([sys.executable, "-m", "twinledger.cli", "node", "reindex"], env=first.env,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert reindex.returncode != 0 and "Traceback" not in reindex.stderr
+        assert "a node is running on this database" in reindex.stdout + reindex.stderr
+        assert read_status(first, reader, twin) == 200
+    finally:
+        first.stop()
