@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tests.sdk.conftest import PASSPHRASE, Stack
 from twinledger.cli.main import app
+from twinledger.errors import InvalidInput
 from twinledger.identity import DidKey
 
 DEV_KEY_5 = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # anvil's funded dev key #5
@@ -238,6 +239,16 @@ def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.Mo
     listed = runner.invoke(app, ["twin", "list", "--name", "owner", "--json"])
     assert twin in [str(t["twin_id"]) for t in json.loads(listed.output)]
     other = json.loads(runner.invoke(app, ["wallet", "show", "--name", "reader", "--json"]).output)["address"]
+    mine = json.loads(runner.invoke(app, ["wallet", "show", "--name", "owner", "--json"]).output)["address"]
+    # Transfers that would lose the twin are refused before anything is sent: one character of the address
+    # mistyped (its EIP-55 checksum fails), the zero address, the owner itself.
+    flipped = next(i for i, c in enumerate(other) if i > 1 and c.isalpha())
+    typo = other[:flipped] + other[flipped].swapcase() + other[flipped + 1 :]
+    for target, reason in ((typo, "EIP-55 checksum"), ("0x" + "0" * 40, "zero address"), (mine, "already owns")):
+        refused = runner.invoke(app, ["twin", "transfer", twin, target, "--name", "owner"])
+        # the runner calls the typer app itself: the error reaches it as raised (`twinledger` prints it, hint included)
+        assert isinstance(refused.exception, InvalidInput) and reason in refused.exception.message, (target, refused)
+    assert json.loads(runner.invoke(app, ["twin", "show", twin, "--json"]).output)["owner"] == mine
     moved = runner.invoke(app, ["twin", "transfer", twin, other, "--name", "owner"])
     assert moved.exit_code == 0 and f"transferred to {other}" in moved.output
     table = runner.invoke(app, ["twin", "show", twin])

@@ -13,6 +13,7 @@ from web3 import Web3
 
 from twinledger.chain.client import ChainClient, ChainEvent, EventDecoder, TxResult
 from twinledger.chain.types import BatchKind, Scope, TwinKind, purpose_code
+from twinledger.errors import InvalidInput
 from twinledger.identity.did import canonical_did, did_hash
 
 ZERO32 = b"\x00" * 32
@@ -166,6 +167,25 @@ class SignedConsent:
         )
 
 
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def recipient_address(text: str) -> str:
+    """`text` as a checksummed address; a mixed-case address must carry a valid EIP-55 checksum (one mistyped
+    character fails it; all-lowercase or all-uppercase carries none, as EIP-55 allows)."""
+    from eth_utils import is_checksum_address, is_hex_address
+
+    if not is_hex_address(text):
+        raise InvalidInput(f"{text!r} is not an Ethereum address", hint="an address is 0x and 40 hex digits")
+    body = text[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(text):
+        raise InvalidInput(
+            f"{text} fails its EIP-55 checksum: one of its characters is likely mistyped",
+            hint="copy the address again from its owner (an all-lowercase address skips the check)",
+        )
+    return str(Web3.to_checksum_address(text))
+
+
 class TwinLedger:
     """Bindings of the TwinLedger contract: twin registry, snapshot/batch anchors and consent registry."""
 
@@ -201,8 +221,15 @@ class TwinLedger:
         return self._send(self.contract.functions.setParent(twin_id, parent_id))
 
     def transfer(self, twin_id: int, to: str, *, safe: bool = True) -> TxResult:
+        """Transfer the twin to `to`, refusing what would lose it: a mistyped address (a mixed-case one whose EIP-55
+        checksum fails), the zero address, the owner itself."""
         owner = self.owner_of(twin_id)
-        to = Web3.to_checksum_address(to)
+        to = recipient_address(to)
+        if to == ZERO_ADDRESS:
+            raise InvalidInput(f"{to} is the zero address: a twin sent there is burnt, never owned again",
+                               hint="name the new owner's address")  # fmt: skip
+        if to.lower() == owner.lower():
+            raise InvalidInput(f"{to} already owns twin {twin_id}", hint="name the new owner's address")
         fn = (
             self.contract.functions.safeTransferFrom(owner, to, twin_id)
             if safe
