@@ -294,20 +294,19 @@ def _run_background(settings: Any, ready_fd: int) -> None:
     leading = leadership.acquire(wait=False)
     if leading:
         runtime.start(workers=True)
+        log.info("background process %d: indexing and anchoring", os.getpid())
+    else:
+        log.info("background process %d: standing by while another replica indexes and anchors", os.getpid())
     os.write(ready_fd, b"ready\n")
     os.close(ready_fd)
-    if not leading:
-        log.info("background process %d: standing by while another replica indexes and anchors", os.getpid())
-        while not leading and not stop.wait(LEADER_POLL):
-            try:
-                leading = leadership.acquire(wait=False)
-            except sqlite3.OperationalError as error:  # the database is away: try again at the next poll
-                log.warning("cannot ask for leadership: %s", error)
+    while not leading and not stop.wait(LEADER_POLL):
+        try:
+            leading = leadership.acquire(wait=False)
+        except sqlite3.OperationalError as error:  # the database is away: try again at the next poll
+            log.warning("cannot ask for leadership: %s", error)
         if leading:
             log.info("background process %d: took over indexing and anchoring", os.getpid())
             runtime.start(workers=True)
-    if leading:
-        log.info("background process %d: indexing and anchoring", os.getpid())
     while not stop.wait(LEADER_POLL):
         if not leadership.held():
             # Another replica may lead already: stop at once (the supervisor restarts us, as a standby).

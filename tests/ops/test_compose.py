@@ -173,7 +173,6 @@ def test_keys_and_the_database_url_come_from_secrets_never_environment_values(co
     assert set(targets) <= known, f"secrets the node would ignore: {sorted(set(targets) - known)}"
 
 
-@pytest.mark.skipif("node_key" not in NodeSettings.model_fields, reason="TWINLEDGER_NODE_KEY is not a setting yet")
 def test_the_node_key_secret_is_a_node_setting():
     field = NodeSettings.model_fields["node_key"]
     assert "SecretStr" in str(field.annotation), "the node key must be a secret setting (never shown or logged)"

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from twinledger.errors import IntegrityError, InvalidInput, NotFound
+from twinledger.ipfs.store import fsync_dir
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -41,14 +42,6 @@ class _Hashing:
         self.sha256.update(data)
         self.size += len(data)
         return data
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ArchiveWriter:

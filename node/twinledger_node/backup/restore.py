@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from twinledger.errors import InvalidInput, Unavailable
-from twinledger.ipfs.store import PIN_INDEX_POINTER, REMOTE_PINS
+from twinledger.ipfs.store import PIN_INDEX_POINTER, REMOTE_PINS, fsync_dir
 from twinledger.libc import libc
-from twinledger_node.backup.archive import Manifest, Progress, extract, fsync_dir, read_verified
+from twinledger_node.backup.archive import Manifest, Progress, extract, read_verified
 from twinledger_node.db.migrations import SchemaTooNew, latest
 from twinledger_node.private import SQLITE_COMPANIONS, private_dir
 from twinledger_node.settings import NodeSettings

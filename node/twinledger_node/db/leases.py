@@ -110,11 +110,6 @@ class PostgresLease:
                 self._conn.close()
         self._held = False
 
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn, self._held = None, False
-
 
 class LeaseLock:
     """A lease as a context manager shared by the threads of this process: the threads queue on a thread lock,

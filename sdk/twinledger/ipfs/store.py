@@ -69,7 +69,8 @@ class BlockStore(Protocol):
     def export_car(self, root: CID, out: BinaryIO) -> None: ...
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make the directory's entries (files created, renamed, removed in it) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -257,7 +258,7 @@ def _make_durable(anchor: Path, files: list[Path], *, directories: set[Path] | N
         finally:
             os.close(fd)
     for directory in directories or ():
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 class FileBlockStore:
@@ -511,7 +512,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     _write_and_close(fd, data, sync=True)
     os.replace(name, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _key_of_multihash(multihash: bytes) -> str:
