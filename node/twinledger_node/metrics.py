@@ -40,6 +40,10 @@ class NodeMetrics:
         )
         self.receipts = Counter("twinledger_access_receipts", "Access receipts written", registry=self.registry)
         self.snapshots = Counter("twinledger_snapshots_ingested", "Snapshots accepted", registry=self.registry)
+        self.group_commits = Counter(
+            "twinledger_group_commits", "Group commits by path: one-trip (as expected) or careful (after a surprise: "
+            "another replica appended to a twin, a replay; or the engine is SQLite)", ["path"], registry=self.registry,
+        )  # fmt: skip
         self._gauges = _Gauges()
         self._gauge_registry = CollectorRegistry()
         self._gauge_registry.register(self._gauges)

@@ -230,6 +230,7 @@ class NodeRuntime:
             unverified_per_client_per_minute=settings.relay_unverified_per_client_per_minute,
         )  # fmt: skip
         self.metrics = NodeMetrics()
+        self.commits.on_commit = lambda path: self.metrics.group_commits.labels(path).inc()
         self.metrics.bind(
             lag=lambda: max(0, self.head.number - self.head.indexed_to) if self.head.number >= 0 else -1,
             age=lambda: min(self.head.age(), 1e9),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import httpx
 import pytest
 from eth_account import Account
 
@@ -90,6 +91,47 @@ def test_replicas_serve_the_same_twins_as_one_node(stack: Stack, tmp_path):
     finally:
         second.stop()
         first.stop()
+
+
+def commits_by_path(replica: NodeProcess) -> dict[str, float]:
+    paths = ("one-trip", "careful")
+    lines = httpx.get(f"{replica.url}/metrics", timeout=5).text.splitlines()
+    found = {p: 0.0 for p in paths}
+    for line in lines:
+        for path in paths:
+            if line.startswith(f'twinledger_group_commits_total{{path="{path}"}} '):
+                found[path] = float(line.split()[1])
+    return found
+
+
+def test_a_replica_whose_view_of_a_receipt_chain_is_stale_chains_to_the_real_head(stack: Stack, tmp_path):
+    """On PostgreSQL a group is committed in one round trip when it is what its process expects, the receipt head it
+    chains to among it. Another replica appending to the same twin makes that head stale: the commit's own head
+    guard must refuse it, and the receipt be chained to the real head by the careful transaction."""
+    device, reader, twin = twin_with_reader(stack)
+    first, second = start_replicas(stack, tmp_path)
+    try:
+        first.register_recovery()
+        with first.client(device) as http:
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"one").status_code == 202
+        before = {replica.port: commits_by_path(replica) for replica in (first, second)}
+        # one group each: first learns the head, commits as expected, second appends, first's view is stale
+        for replica in (first, first, second, first):
+            assert read_status(replica, reader, twin) == 200
+        after = {replica.port: commits_by_path(replica) for replica in (first, second)}
+        chain = receipt_chain(first, twin)
+        assert len(chain) == 4
+        for previous, receipt in itertools.pairwise(chain):
+            assert receipt["previous"] == previous["digest"], "the receipt chain forked"
+        made = {port: {path: after[port][path] - before[port][path] for path in after[port]} for port in after}
+        if first.env.get("TWINLEDGER_DATABASE_URL"):
+            assert made[first.port] == {"one-trip": 1, "careful": 2}, made  # the stale head took the careful way
+            assert made[second.port] == {"one-trip": 0, "careful": 1}, made
+        else:  # SQLite is in-process: every group the careful way
+            assert made[first.port] == {"one-trip": 0, "careful": 3}, made
+    finally:
+        for replica in (first, second):
+            replica.stop()
 
 
 def test_a_replica_with_another_identity_is_refused(stack: Stack, tmp_path):

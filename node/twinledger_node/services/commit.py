@@ -20,6 +20,14 @@ replays at once; the row inserted in the same transaction as the read's receipt 
 races through another process or arrives after a restart. Expired rows are pruned in bulk, once per
 `PRUNE_EVERY_S`, inside a group's transaction.
 
+On PostgreSQL each statement the committer waits for is a network round trip, taken while the API process's event
+loop competes for the same GIL; the careful transaction above takes two per group of reads and two more per push.
+So a group is first tried in ONE pipelined round trip (`_in_one_trip`), built on what this process expects: each
+receipt chained to the head its last commit left (`_heads`), every nonce new, every push's head unmoved. The
+statements themselves check those expectations and abort the transaction when one is wrong (a nonce's primary key,
+a snapshot's (twin, seq) key, a head guard that divides by zero), and the group is then done the careful way. Only
+a surprise (another process appended to the twin, a replay that got past the in-memory check) pays the second try.
+
 Overload: the queue is bounded (`capacity`); past it `submit` raises `Overloaded`, answered 503 with Retry-After,
 so memory never grows without bound and nothing queued is ever dropped.
 """
@@ -45,6 +53,7 @@ from twinledger_node.auth.replay import PRUNE_EVERY_S, SPEND, Nonce
 from twinledger_node.db.base import Connection
 from twinledger_node.db.pins import pins_live_in
 from twinledger_node.problem import Problem
+from twinledger_node.services.cache import LRU
 from twinledger_node.state import NodeState
 
 log = logging.getLogger("twinledger.commit")
@@ -97,6 +106,18 @@ SNAPSHOT_COLUMNS = "twin_id, seq, manifest_cid, content_cid, manifest_digest, si
 
 
 RECEIPT_HEAD = "SELECT digest FROM receipt_heads WHERE twin_id = ?"  # kept with the receipts (state migration 3)
+# Aborts its transaction unless the twin's head is still the given digest: COUNT(*) is 0 then, and the division by it
+# fails at run time (a subquery-free constant like 1/0 would be folded and fail at planning, whatever the head).
+HEAD_UNCHANGED = "SELECT 1 / COUNT(*) FROM receipt_heads WHERE twin_id = ? AND digest = ?"
+INSERT_RECEIPTS = (
+    "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_HEADS = (
+    "INSERT INTO receipt_heads (twin_id, digest) VALUES (?, ?) ON CONFLICT (twin_id) "
+    "DO UPDATE SET digest = excluded.digest"
+)
+INSERT_SNAPSHOT = f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+HEADS_KEPT = 100_000  # twins whose receipt head this process remembers (about 100 bytes each)
 
 
 def replayed(nonce: Nonce) -> ReplayedNonce:
@@ -123,6 +144,9 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._pruned = 0.0
+        self._heads: LRU[int, str] = LRU(HEADS_KEPT)  # each twin's receipt head as this process's last commit left it
+        self.one_trip = state.url is not None  # SQLite runs in-process: nothing to save
+        self.on_commit: Callable[[str], None] = lambda path: None  # told each group's path (metrics)
 
     # ------------------------------------------------------------------ queue
 
@@ -235,18 +259,19 @@ class GroupCommitter:
         self, conn: Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException],
         heads: dict[int, str],
     ) -> None:  # fmt: skip
-        reads = [item for item in group if not isinstance(item, PushWork)]
         twins = list(dict.fromkeys(item.twin_id for item in group if isinstance(item, ReceiptWork)))
+        if self.one_trip and self._in_one_trip(conn, group, twins, results):
+            self.on_commit("one-trip")
+            return
+        for twin in twins:  # what follows reads them afresh
+            self._heads.discard(twin)
+        reads = [item for item in group if not isinstance(item, PushWork)]
         try:
             # What the group needs to know first, asked in one round trip on PostgreSQL (SQLite is in-process):
             # the writer lock, every nonce of its reads and lone nonces spent in one statement, and the receipt head
             # of each twin read, inside the write transaction, so no other process can append meanwhile.
             with self.state.pipeline(conn):
-                conn.execute("BEGIN IMMEDIATE")
-                now = time.time()
-                if now - self._pruned >= PRUNE_EVERY_S:
-                    conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
-                    self._pruned = now
+                self._begin(conn)
                 spending = self._spend_all(conn, [item.nonce for item in reads])
                 asked = {twin: conn.execute(RECEIPT_HEAD, (twin,)) for twin in twins}
                 unspent = spending()
@@ -269,21 +294,75 @@ class GroupCommitter:
                     conn.execute("RELEASE item")
                     failures[i] = error
             with self.state.pipeline(conn):
-                if receipts:
-                    conn.executemany(
-                        "INSERT INTO receipts (twin_id, seq, reader, purpose, digest, body, created) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        receipts,
-                    )
-                    conn.executemany(
-                        "INSERT INTO receipt_heads (twin_id, digest) VALUES (?, ?) "
-                        "ON CONFLICT (twin_id) DO UPDATE SET digest = excluded.digest",
-                        [(twin, heads[twin]) for twin in dict.fromkeys(row[0] for row in receipts)],
-                    )
+                self._append_receipts(conn, receipts, heads)
                 conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        for twin in twins:
+            self._heads.put(twin, heads[twin])
+        self.on_commit("careful")
+
+    def _append_receipts(self, conn: Connection, receipts: list[tuple[Any, ...]], heads: dict[int, str]) -> None:
+        if receipts:
+            conn.executemany(INSERT_RECEIPTS, receipts)
+            conn.executemany(UPSERT_HEADS, [(twin, heads[twin]) for twin in dict.fromkeys(row[0] for row in receipts)])
+
+    def _begin(self, conn: Connection) -> None:
+        """The write transaction, with the bulk prune of expired nonces when it is due."""
+        conn.execute("BEGIN IMMEDIATE")
+        now = time.time()
+        if now - self._pruned >= PRUNE_EVERY_S:
+            conn.execute("DELETE FROM nonces WHERE expires_at < ?", (int(now),))
+            self._pruned = now
+
+    def _in_one_trip(
+        self, conn: Connection, group: list[Work], twins: list[int], results: dict[int, Any]
+    ) -> bool:  # fmt: skip
+        """The whole group in one pipelined round trip, if it is what this process expects (module docstring);
+        False, with nothing written, when it is not and the group needs the careful transaction."""
+        heads: dict[int, str] = {}
+        for twin in twins:
+            known = self._heads.get(twin)
+            if known is None:
+                return False
+            heads[twin] = known
+        expected = dict(heads)  # `heads` moves on as receipts are chained
+        nonces = [item.nonce for item in group if item.nonce is not None]
+        if len({nonce.key for nonce in nonces}) != len(nonces):
+            return False  # a replay inside the group: the careful way says whose
+        built: dict[int, Any] = {}
+        receipts: list[tuple[Any, ...]] = []
+        for i, item in enumerate(group):
+            if isinstance(item, ReceiptWork):
+                built[i] = self._receipt(item, heads, receipts)
+        try:
+            with self.state.pipeline(conn):
+                self._begin(conn)
+                if nonces:
+                    rows = ", ".join(["(?, ?)"] * len(nonces))
+                    conn.execute(f"INSERT INTO nonces (id, expires_at) VALUES {rows}",  # noqa: S608
+                                 [v for nonce in nonces for v in (nonce.key, nonce.expires_at)])  # fmt: skip
+                for twin in twins:
+                    conn.execute(HEAD_UNCHANGED, (twin, expected[twin]))
+                for item in group:
+                    if isinstance(item, PushWork):
+                        conn.execute(INSERT_SNAPSHOT, item.row)
+                        if self.pins_here:
+                            conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING",
+                                             [(cid,) for cid in item.pins])  # fmt: skip
+                self._append_receipts(conn, receipts, heads)
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError:  # the database is away: the careful way would fail the same
+            conn.execute("ROLLBACK")
+            raise
+        except Exception:  # an expectation the statements refused (each engine's own error class)
+            conn.execute("ROLLBACK")
+            return False
+        results.update(built)
+        for twin in twins:
+            self._heads.put(twin, heads[twin])
+        return True
 
     def _spend_all(self, conn: Connection, nonces: list[Nonce | None]) -> Callable[[], set[int]]:
         """Spend `nonces` in one statement, however many reads a group holds; returns what tells, once called, the
@@ -329,10 +408,7 @@ class GroupCommitter:
         if (head or 0) != work.previous_seq:
             raise HeadMoved(f"twin {work.twin_id} is at #{head}, the push was built on #{work.previous_seq}")
         with self.state.pipeline(conn):
-            conn.execute(
-                f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                work.row,
-            )
+            conn.execute(INSERT_SNAPSHOT, work.row)
             if self.pins_here:
                 conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(c,) for c in work.pins])
             conn.execute("RELEASE item")
