@@ -223,6 +223,43 @@ def test_bad_input_sends_nothing(env: dict[str, str], stack: Stack):
     assert no_file.returncode == 2 and "no file" in no_file.stderr
 
 
+def test_device_keys_without_a_wallet(env: dict[str, str], tmp_path: Path, stack: Stack):
+    """`did new` writes a device key only its owner can read; `push` refuses one others can read, a missing one and
+    a malformed one, each with its exit code and no traceback, and pushes nothing."""
+    key = tmp_path / "device.jwk"
+    made = tl(env, "did", "new", "--out", str(key), "--json")
+    assert made.returncode == 0, made.stderr
+    did = json.loads(made.stdout)["did"]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and DidKey.from_jwk(key.read_text()).did == did
+    assert json.loads(tl(env, "did", "show", str(key), "--json").stdout)["did"] == did
+    again = tl(env, "did", "new", "--out", str(key))
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    assert DidKey.from_jwk(key.read_text()).did == did  # the key in it is kept
+    nowhere = tl(env, "did", "new", "--out", str(tmp_path / "no" / "such" / "dir.jwk"))
+    assert nowhere.returncode == 3 and "no directory" in nowhere.stderr
+
+    registered = tl(env, "twin", "register", "--name", "owner", "--device", did, "--json")
+    twin = str(json.loads(registered.stdout)["twin_id"])
+    data = tmp_path / "reading.json"
+    data.write_bytes(b'{"rpm": 1200}')
+    pushed = tl(env, "snapshot", "push", twin, str(data), "--device-key", str(key), "--json")
+    assert pushed.returncode == 0 and json.loads(pushed.stdout)["seq"] == 1, pushed.stderr
+    key.chmod(0o644)
+    loose = tl(env, "snapshot", "push", twin, str(data), "--device-key", str(key))
+    assert loose.returncode == 6 and f"chmod 600 {key}" in loose.stderr
+    missing = tl(env, "snapshot", "push", twin, str(data), "--device-key", str(tmp_path / "nope.jwk"))
+    assert missing.returncode == 3 and "no key file" in missing.stderr
+    garbled = _key_file(tmp_path, "garbled.jwk", '{"kty": "OKP"')
+    malformed = tl(env, "snapshot", "push", twin, str(data), "--device-key", str(garbled))
+    assert malformed.returncode == 2 and "did new" in malformed.stderr
+    for refused in (loose, missing, malformed):
+        assert "Traceback" not in refused.stderr
+    assert [s.seq for s in stack.node.runtime.snapshots.history(int(twin))] == [1]  # the refused pushes sent nothing
+    key.chmod(0o600)
+    replaced = tl(env, "did", "new", "--out", str(key), "--force", "--json")
+    assert replaced.returncode == 0 and json.loads(replaced.stdout)["did"] != did
+
+
 def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     for name, value in env.items():
         if name.startswith("TWINLEDGER_"):

@@ -39,7 +39,6 @@ def open_verifier(
     from twinledger.chain.client import ChainClient
     from twinledger.chain.deploy import Deployment, deployment_path
     from twinledger.federated import DirectoryCatalog, Verifier
-    from twinledger.identity.keys import DidKey
     from twinledger.ipfs import FileBlockStore
 
     client = ChainClient(rpc_url or "http://127.0.0.1:8545")
@@ -51,7 +50,9 @@ def open_verifier(
         DirectoryCatalog(catalog or config.data_dir() / "fl", client.chain_id, federated.address),
     )
     if key is not None:
-        verifier.key = DidKey.from_jwk(key.read_text())
+        from twinledger.identity.keyfile import read_key_file
+
+        verifier.key = read_key_file(key)
     return verifier
 
 

@@ -27,6 +27,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.contracts", "contracts"),
     ("twinledger.cli.ipfs", "ipfs"),
     ("twinledger.cli.wallet", "wallet"),
+    ("twinledger.cli.did", "did"),
     ("twinledger.cli.twin", "twin"),
     ("twinledger.cli.consent", "consent"),
     ("twinledger.cli.snapshot", "snapshot"),

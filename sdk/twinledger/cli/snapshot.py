@@ -36,19 +36,21 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | Non
 def push(
     twin_id: int = typer.Argument(...),
     file: Path = typer.Argument(..., help="the snapshot's content ('-': stdin)"),
-    device_key: Path | None = typer.Option(None, "--device-key", help="push as the device: its private JWK file"),
+    device_key: Path | None = typer.Option(
+        None, "--device-key", help="push as the device: its private JWK file (`did new`; mode 0600)"
+    ),
     purpose: str | None = typer.Option(None, "--purpose", help="push under a WRITE grant for this purpose"),
     *,
     session: Session,
     json_out: bool = JsonOption,
 ) -> None:
     """Push a snapshot: as the twin's owner (your wallet), its device (--device-key), or under a WRITE grant."""
-    from twinledger.identity import DidKey
+    from twinledger.identity.keyfile import read_key_file
 
+    device = read_key_file(device_key) if device_key else None  # before reading stdin: a bad key wastes no input
     if str(file) != "-" and not file.is_file():
         raise InvalidInput(f"no file {file}", hint="give the path of the snapshot to push, or - for stdin")
     data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    device = DidKey.from_jwk(device_key.read_text()) if device_key else None
     with (
         session.connect(wallet=not device) as tl,
         progress_bar(f"push {file.name}", not json_out) as progress,

@@ -158,7 +158,7 @@ def import_(
     """Import an Ethereum key (keystore v3 or hex key file) as a wallet; a did:key is created unless given."""
     from eth_account import Account
 
-    from twinledger.identity import DidKey
+    from twinledger.identity.keyfile import read_key_file
 
     if (keystore is None) == (private_key_file is None):
         raise InvalidInput("give exactly one of --keystore or --private-key-file")
@@ -176,7 +176,7 @@ def import_(
             key = bytes(Account.from_key(read_passphrase_file(private_key_file).strip()).key)
         except ValueError:
             raise InvalidInput(f"{private_key_file} does not hold a private key", hint="32 bytes as hex") from None
-    did_key = DidKey.from_jwk(read_passphrase_file(did_jwk_file)) if did_jwk_file else None
+    did_key = read_key_file(did_jwk_file) if did_jwk_file else None
     info = WalletStore().create(
         name,
         passphrase(passphrase_file, confirm=True, prompt="new wallet passphrase"),

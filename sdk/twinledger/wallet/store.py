@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import re
-import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from twinledger import config
 from twinledger.errors import AuthError, InvalidInput, NotFound
+from twinledger.private_files import check_private, write_private
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -92,20 +92,8 @@ class Wallet:
 
 def read_passphrase_file(path: Path) -> str:
     """The first line of `path` (trailing newline dropped), refusing files others can read."""
-    _check_private(path, "passphrase file")
+    check_private(path, "passphrase file")
     return path.read_text().splitlines()[0] if path.read_text() else ""
-
-
-def _check_private(path: Path, what: str) -> None:
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        raise NotFound(f"no {what} at {path}") from None
-    if mode & 0o077:
-        raise AuthError(
-            f"{what} {path} has permissions {mode:04o}: others may read it",
-            hint=f"run `chmod 600 {path}` (and check who could have copied it)",
-        )
 
 
 def _kdf_n() -> int | None:
@@ -118,18 +106,7 @@ def _kdf_n() -> int | None:
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Atomically write `path` with mode 0600 (temp file in the same directory, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, json.dumps(data, indent=2))
 
 
 class WalletStore:
@@ -229,7 +206,7 @@ class WalletStore:
 
         info = self.info(name)
         for file in ("ethereum.json", "didkey.json"):
-            _check_private(info.path / file, "keystore")
+            check_private(info.path / file, "keystore")
         try:
             eth_key = Account.decrypt(json.loads((info.path / "ethereum.json").read_text()), passphrase)
             seed = eth_keyfile.decode_keyfile_json(
