@@ -21,6 +21,12 @@ class TwinledgerError(Exception):
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
 
+class Declined(TwinledgerError):
+    """The user answered no to a confirmation: nothing was done."""
+
+    exit_code = 1
+
+
 class InvalidInput(TwinledgerError):
     """The caller passed a value that cannot be right (bad flag, malformed CID or DID, ...)."""
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.sdk.conftest import PASSPHRASE, Stack
 from twinledger.cli.main import app
-from twinledger.errors import InvalidInput
+from twinledger.errors import Declined, InvalidInput
 from twinledger.identity import DidKey
 
 DEV_KEY_5 = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # anvil's funded dev key #5
@@ -286,7 +286,17 @@ def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.Mo
         # the runner calls the typer app itself: the error reaches it as raised (`twinledger` prints it, hint included)
         assert isinstance(refused.exception, InvalidInput) and reason in refused.exception.message, (target, refused)
     assert json.loads(runner.invoke(app, ["twin", "show", twin, "--json"]).output)["owner"] == mine
-    moved = runner.invoke(app, ["twin", "transfer", twin, other, "--name", "owner"])
-    assert moved.exit_code == 0 and f"transferred to {other}" in moved.output
+    unknown = runner.invoke(app, ["twin", "transfer", twin, "nobody-such", "--name", "owner"])
+    assert isinstance(unknown.exception, InvalidInput) and "neither an address nor" in unknown.exception.message
+    # What ends is shown first, and only a yes sends it; the new owner may be named by wallet.
+    reader_did = runner.invoke(app, ["wallet", "export-did", "--name", "reader"]).output.strip()
+    grant = ["consent", "grant", twin, reader_did, "--purpose", "maintenance", "--scope", "read", "--name", "owner"]
+    assert runner.invoke(app, grant).exit_code == 0
+    declined = runner.invoke(app, ["twin", "transfer", twin, "reader", "--name", "owner"], input="n\n")
+    assert declined.exit_code == 1 and "maintenance" in declined.output and "1 consent ends" in declined.output
+    assert isinstance(declined.exception, Declined)
+    assert json.loads(runner.invoke(app, ["twin", "show", twin, "--json"]).output)["owner"] == mine
+    moved = runner.invoke(app, ["twin", "transfer", twin, "reader", "--name", "owner"], input="y\n")
+    assert moved.exit_code == 0 and f"transferred to {other}" in moved.output, moved.output
     table = runner.invoke(app, ["twin", "show", twin])
     assert other in table.output

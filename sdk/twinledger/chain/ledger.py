@@ -220,9 +220,9 @@ class TwinLedger:
     def set_parent(self, twin_id: int, parent_id: int) -> TxResult:
         return self._send(self.contract.functions.setParent(twin_id, parent_id))
 
-    def transfer(self, twin_id: int, to: str, *, safe: bool = True) -> TxResult:
-        """Transfer the twin to `to`, refusing what would lose it: a mistyped address (a mixed-case one whose EIP-55
-        checksum fails), the zero address, the owner itself."""
+    def check_recipient(self, twin_id: int, to: str) -> tuple[str, str]:
+        """(owner, `to` checksummed), refusing what would lose the twin: a mistyped address (a mixed-case one whose
+        EIP-55 checksum fails), the zero address, the owner itself."""
         owner = self.owner_of(twin_id)
         to = recipient_address(to)
         if to == ZERO_ADDRESS:
@@ -230,6 +230,11 @@ class TwinLedger:
                                hint="name the new owner's address")  # fmt: skip
         if to.lower() == owner.lower():
             raise InvalidInput(f"{to} already owns twin {twin_id}", hint="name the new owner's address")
+        return owner, to
+
+    def transfer(self, twin_id: int, to: str, *, safe: bool = True) -> TxResult:
+        """Transfer the twin to `to`, once `check_recipient` let it."""
+        owner, to = self.check_recipient(twin_id, to)
         fn = (
             self.contract.functions.safeTransferFrom(owner, to, twin_id)
             if safe

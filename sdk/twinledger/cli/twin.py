@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
 from twinledger.cli.wallet import NodeOption, Session, connect, wallet_options
+from twinledger.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from twinledger.client.results import Grant
 
 app = typer.Typer(help="Register twins, bind their devices, transfer them.", no_args_is_help=True)
 
@@ -68,18 +73,47 @@ def list_(
         )
 
 
+def _recipient(to: str) -> str:
+    """`to` as given when it is an address, else the address of the wallet so named (its public file: no
+    passphrase)."""
+    if to[:2].lower() == "0x":
+        return to
+    from twinledger.wallet.store import WalletStore
+
+    try:
+        return WalletStore().info(to).address
+    except NotFound:
+        raise InvalidInput(
+            f"{to!r} is neither an address nor one of your wallets",
+            hint="give the new owner's 0x address, or a wallet name from `twinledger wallet list`",
+        ) from None
+
+
+def _ask_to_transfer(twin_id: int, new_owner: str, ending: list[Grant]) -> bool:
+    from twinledger.chain.types import purpose_label
+
+    if ending:
+        rows = [(g.did, purpose_label(bytes.fromhex(g.purpose[2:])), ",".join(g.scopes)) for g in ending]
+        print_rows(f"consents of twin {twin_id} that end with the transfer", ["did", "purpose", "scopes"], rows)
+    what = ("1 consent ends" if len(ending) == 1 else f"{len(ending)} consents end") if ending else "no consent is live"
+    return typer.confirm(f"transfer twin {twin_id} to {new_owner} ({what}; only the new owner can undo it)?")
+
+
 @app.command()
 @wallet_options
 def transfer(
     twin_id: int = typer.Argument(...),
-    to: str = typer.Argument(..., help="new owner's address"),
+    to: str = typer.Argument(..., help="the new owner: an address, or the name of one of your wallets"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask (the consents that end are not shown)"),
     *,
     session: Session,
     json_out: bool = JsonOption,
 ) -> None:
-    """Transfer a twin; every consent you gave for it ends."""
+    """Transfer a twin; every consent you gave for it ends (asked first, with those consents listed)."""
+    address = _recipient(to)
     with session.connect() as tl:
-        result = tl.transfer(twin_id, to)
+        confirm = None if yes else lambda new_owner, ending: _ask_to_transfer(twin_id, new_owner, ending)
+        result = tl.transfer(twin_id, address, confirm=confirm)
     if json_out:
         print_json(result.as_dict())
     else:

@@ -33,7 +33,7 @@ from twinledger.client.results import (
     TxOutcome,
     Verification,
 )
-from twinledger.errors import InvalidInput, NotFound
+from twinledger.errors import Declined, InvalidInput, NotFound
 from twinledger.identity import ConsentGrant, DidSigner, canonical_did, issue_consent_receipt, sign_request
 from twinledger.identity.credentials import owner_key_evidence
 from twinledger.ipfs import parse_cid
@@ -291,15 +291,19 @@ class Client:
         self._until_indexed(f"the device of twin {twin_id}", lambda: self.twin(twin_id).device_did == (device or None))
         return TxOutcome(tx.tx_hash, tx.block_number, {"twinId": twin_id, "deviceDid": device or None})
 
-    def transfer(self, twin_id: int, to: str) -> TxOutcome:
-        """Transfer the twin to address `to`; every consent the wallet gave for it ends."""
-        if not Web3.is_address(to):
-            raise InvalidInput(f"{to!r} is not an Ethereum address", hint="0x followed by 40 hex digits")
+    def transfer(
+        self, twin_id: int, to: str, *, confirm: Callable[[str, list[Grant]], bool] | None = None
+    ) -> TxOutcome:
+        """Transfer the twin to address `to`; every consent the wallet gave for it ends. With `confirm`, once the
+        transfer is known to be valid it is asked (the new owner, the live grants that would end); False declines
+        (`Declined`) and nothing is sent."""
         self._require_owner(twin_id, "transfer it")
-        tx = self.ledger.transfer(twin_id, to)
-        new_owner = Web3.to_checksum_address(to)
+        _, new_owner = self.ledger.check_recipient(twin_id, to)
+        if confirm is not None and not confirm(new_owner, [g for g in self.grants(twin_id) if g.live]):
+            raise Declined(f"twin {twin_id} was not transferred", hint="run it again and confirm, or pass --yes")
+        tx = self.ledger.transfer(twin_id, new_owner)
         self._until_indexed(f"the transfer of twin {twin_id}", lambda: self.twin(twin_id).owner == new_owner)
-        return TxOutcome(tx.tx_hash, tx.block_number, {"twinId": twin_id, "to": Web3.to_checksum_address(to)})
+        return TxOutcome(tx.tx_hash, tx.block_number, {"twinId": twin_id, "to": new_owner})
 
     # ------------------------------------------------------------------ snapshots
 
