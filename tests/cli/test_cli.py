@@ -260,6 +260,40 @@ def test_device_keys_without_a_wallet(env: dict[str, str], tmp_path: Path, stack
     assert replaced.returncode == 0 and json.loads(replaced.stdout)["did"] != did
 
 
+def test_damaged_files_get_their_name_and_exit_code_not_a_traceback(env: dict[str, str], tmp_path: Path, stack: Stack):
+    home = Path(env["TWINLEDGER_HOME"]) / "wallets"
+    assert tl(env, "wallet", "create", "--name", "broken").returncode == 0
+    (home / "broken" / "wallet.json").write_text('{"name": "broken", "addr')
+    listed = tl(env, "wallet", "list", "--json")
+    assert listed.returncode == 0 and "broken" not in [w["name"] for w in json.loads(listed.stdout)]
+    assert "wallet 'broken' is damaged" in listed.stderr and "owner" in [w["name"] for w in json.loads(listed.stdout)]
+    shown = tl(env, "wallet", "show", "--name", "broken")
+    assert shown.returncode == 2 and "is damaged" in shown.stderr and "backup" in shown.stderr
+
+    assert tl(env, "wallet", "create", "--name", "truncated").returncode == 0
+    keystore = home / "truncated" / "ethereum.json"
+    keystore.write_text(keystore.read_text()[:100])
+    opened = tl(env, "wallet", "export-did", "--name", "truncated", "--private", "--yes-i-understand")
+    assert opened.returncode == 2 and "not JSON" in opened.stderr and "wrong passphrase" not in opened.stderr
+
+    foreign = _key_file(tmp_path, "not-a-keystore.json", '{"address": "90f79bf6eb2c4f870365e785982e1f101e93b906"}')
+    imported = tl(env, "wallet", "import", "--name", "imported", "--keystore", str(foreign))
+    assert imported.returncode == 2 and "no complete 'crypto'" in imported.stderr
+
+    twin = str(json.loads(tl(env, "twin", "register", "--name", "owner", "--json").stdout)["twin_id"])
+    data = tmp_path / "plain.txt"
+    data.write_bytes(b"owner's own reading")
+    assert tl(env, "snapshot", "push", twin, str(data), "--name", "owner").returncode == 0
+    receipts = "SELECT COUNT(*) FROM receipts WHERE twin_id = ?"
+    before = stack.node.runtime.state.connection().execute(receipts, (int(twin),)).fetchone()[0]
+    nowhere = tl(env, "snapshot", "get", twin, "--name", "owner", "-o", str(tmp_path / "no" / "dir" / "x"))
+    assert nowhere.returncode == 3 and "no directory" in nowhere.stderr
+    after = stack.node.runtime.state.connection().execute(receipts, (int(twin),)).fetchone()[0]
+    assert after == before  # refused before the read: no access receipt for data never written
+    for result in (listed, shown, opened, imported, nowhere):
+        assert "Traceback" not in result.stderr
+
+
 def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     for name, value in env.items():
         if name.startswith("TWINLEDGER_"):

@@ -12,7 +12,7 @@ import typer
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
 from twinledger.cli.wallet import Session, wallet_options
-from twinledger.errors import InvalidInput
+from twinledger.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Push, read and list a twin's snapshots.", no_args_is_help=True)
 PurposeOption = typer.Option(None, "--purpose", help="why you read (needed unless you own the twin)")
@@ -81,6 +81,8 @@ def get(
     """Read a snapshot, verified (content hash, manifest, producer signature, on-chain anchor) before it is written."""
     if out is not None and out.exists():
         raise InvalidInput(f"{out} exists", hint="choose a new path with -o")
+    if out is not None and not out.parent.is_dir():  # checked before the read: a read is receipted once served
+        raise NotFound(f"no directory {out.parent} to write {out.name} into", hint="create it, or choose another -o")
     with session.connect() as tl, progress_bar("get", out is not None) as progress:
         fetched = tl.fetch_snapshot(
             twin_id, seq, purpose=purpose, out=out, progress=progress, require_anchor=require_anchor

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
-from twinledger.errors import AuthError, InvalidInput, NotFound, TwinledgerError
+from twinledger.errors import AuthError, InvalidInput, TwinledgerError
 from twinledger.wallet import PASSPHRASE_ENV, Wallet, WalletStore, read_passphrase_file
 
 if TYPE_CHECKING:
@@ -159,15 +159,15 @@ def import_(
     from eth_account import Account
 
     from twinledger.identity.keyfile import read_key_file
+    from twinledger.wallet.store import read_keystore
 
     if (keystore is None) == (private_key_file is None):
         raise InvalidInput("give exactly one of --keystore or --private-key-file")
     if keystore is not None:
+        keystore_json = read_keystore(keystore)  # damaged or not a keystore: said before a passphrase is asked
         old = passphrase(None, prompt=f"passphrase of {keystore}")
         try:
-            key = bytes(Account.decrypt(json.loads(keystore.read_text()), old))
-        except FileNotFoundError:
-            raise NotFound(f"no keystore at {keystore}") from None
+            key = bytes(Account.decrypt(keystore_json, old))
         except ValueError:
             raise AuthError(f"wrong passphrase for keystore {keystore}") from None
     else:
@@ -192,11 +192,13 @@ def import_(
 @app.command("list")
 def list_(json_out: bool = JsonOption) -> None:
     """The wallets under $TWINLEDGER_HOME."""
-    wallets = WalletStore().list()
+    wallets, damaged = WalletStore().survey()
     if json_out:
         print_json([w.as_dict() for w in wallets])
     else:
         print_rows("wallets", ["name", "address", "did:key"], [(w.name, w.address, w.did) for w in wallets])
+    for error in damaged:
+        typer.echo(f"warning: {error.message} ({error.hint})", err=True)
 
 
 @app.command()

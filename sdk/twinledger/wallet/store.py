@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,22 @@ def read_passphrase_file(path: Path) -> str:
     """The first line of `path` (trailing newline dropped), refusing files others can read."""
     check_private(path, "passphrase file")
     return path.read_text().splitlines()[0] if path.read_text() else ""
+
+
+def read_keystore(path: Path) -> dict[str, Any]:
+    """A keystore v3 file's JSON, refused (not taken for a wrong passphrase) when it is damaged or not one."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no keystore at {path}") from None
+    except (ValueError, UnicodeDecodeError):
+        damaged = f"{path} is not a keystore: not JSON (truncated or damaged?)"
+        raise InvalidInput(damaged, hint="restore it from a backup; no passphrase opens a damaged file") from None
+    crypto = data.get("crypto", data.get("Crypto")) if isinstance(data, dict) else None
+    if not isinstance(crypto, dict) or not {"cipher", "ciphertext", "kdf", "mac"} <= crypto.keys():
+        raise InvalidInput(f"{path} is not a keystore v3 file: it has no complete 'crypto' section",
+                           hint="give the keystore (UTC--… file) your Ethereum wallet exported")  # fmt: skip
+    return data
 
 
 def _kdf_n() -> int | None:
@@ -191,11 +208,29 @@ class WalletStore:
                 f"no wallet named {name!r} in {self.root} (wallets: {known})",
                 hint="create one with `twinledger wallet create --name " + name + "`",
             )
-        data = json.loads(path.read_text())
-        return WalletInfo(data["name"], data["address"], data["did"], int(data["created"]), directory)
+        try:
+            data = json.loads(path.read_text())
+            return WalletInfo(data["name"], data["address"], data["did"], int(data["created"]), directory)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise InvalidInput(
+                f"wallet {name!r} is damaged: {path} is not the wallet file twinledger wrote",
+                hint=f"restore {directory} from a backup (its keys are ethereum.json and didkey.json)",
+            ) from None
 
     def list(self) -> list[WalletInfo]:
         return [self.info(n) for n in self.names()]
+
+    def survey(self) -> tuple[Sequence[WalletInfo], Sequence[InvalidInput]]:
+        """Every wallet that can be read, and what is wrong with each that cannot (one damaged file must not hide
+        the others)."""
+        readable: list[WalletInfo] = []
+        damaged: list[InvalidInput] = []
+        for name in self.names():
+            try:
+                readable.append(self.info(name))
+            except InvalidInput as error:
+                damaged.append(error)
+        return readable, damaged
 
     def unlock(self, name: str, passphrase: str) -> Wallet:
         """Decrypt both keys. Wrong passphrase → AuthError; files others can read → AuthError (nothing decrypted)."""
@@ -207,11 +242,10 @@ class WalletStore:
         info = self.info(name)
         for file in ("ethereum.json", "didkey.json"):
             check_private(info.path / file, "keystore")
+        ethereum, didkey = (read_keystore(info.path / file) for file in ("ethereum.json", "didkey.json"))
         try:
-            eth_key = Account.decrypt(json.loads((info.path / "ethereum.json").read_text()), passphrase)
-            seed = eth_keyfile.decode_keyfile_json(
-                json.loads((info.path / "didkey.json").read_text()), passphrase.encode()
-            )
+            eth_key = Account.decrypt(ethereum, passphrase)
+            seed = eth_keyfile.decode_keyfile_json(didkey, passphrase.encode())
         except ValueError:
             raise AuthError(
                 f"wrong passphrase for wallet {name!r}",
