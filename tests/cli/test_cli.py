@@ -294,6 +294,17 @@ def test_damaged_files_get_their_name_and_exit_code_not_a_traceback(env: dict[st
         assert "Traceback" not in result.stderr
 
 
+def test_version_and_errors_as_json(env: dict[str, str]):
+    version = tl(env, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("twinledger ")
+    missing = tl(env, "wallet", "show", "--name", "nobody-here", "--json")
+    problem = json.loads(missing.stdout)  # the error, as a problem object where --json output goes
+    assert missing.returncode == problem["exitCode"] == 3 and problem["type"] == "not-found"
+    assert "nobody-here" in problem["detail"] and "wallet create" in problem["hint"]
+    plain = tl(env, "wallet", "show", "--name", "nobody-here")
+    assert plain.stdout == "" and plain.stderr.startswith("error: no wallet named")
+
+
 def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     for name, value in env.items():
         if name.startswith("TWINLEDGER_"):

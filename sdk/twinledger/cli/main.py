@@ -41,6 +41,23 @@ for module_name, command in SUBCOMMANDS:
     app.add_typer(importlib.import_module(module_name).app, name=command)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"twinledger {version('twinledger')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Ownership, consent and provenance for digital twins."""
+
+
 def main() -> None:
     """Run the CLI; a TwinledgerError becomes a readable message and its exit code, not a traceback."""
     _exit(_run())
@@ -52,6 +69,9 @@ def _run() -> int:
         result = app(standalone_mode=False)
         return result if isinstance(result, int) else 0
     except TwinledgerError as error:
+        if _wants_json(sys.argv[1:]):
+            _print_problem(error)
+            return error.exit_code
         err = Console(stderr=True, emoji=False, soft_wrap=True)  # an error is one line, whatever the terminal width
         err.print(f"[bold red]error:[/] {error.message}", highlight=False)
         if error.hint:
@@ -67,6 +87,22 @@ def _run() -> int:
             raise
         show()
         return int(getattr(click_error, "exit_code", 2))
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _print_problem(error: TwinledgerError) -> None:
+    """The error as a problem object (RFC 9457's members, as the node answers), on stdout where --json output goes."""
+    import json
+    import re
+
+    kind = getattr(error, "code", None) or re.sub(r"(?<!^)(?=[A-Z])", "-", type(error).__name__).lower()
+    problem = {"type": kind, "title": type(error).__name__, "detail": error.message, "exitCode": error.exit_code}
+    if error.hint:
+        problem["hint"] = error.hint
+    sys.stdout.write(json.dumps(problem) + "\n")
 
 
 def _exit(code: int) -> None:
