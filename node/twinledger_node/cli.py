@@ -15,22 +15,27 @@ from twinledger.cli.output import JsonOption, console, print_json, print_mapping
 app = typer.Typer(help="Run and inspect a twinledger node.", no_args_is_help=True)
 
 
+DataDirOption = typer.Option(
+    None, "--data-dir", help="the node's data directory (env TWINLEDGER_DATA_DIR; default $TWINLEDGER_HOME/data)"
+)
 ConfigOption = typer.Option(None, "--config", envvar="TWINLEDGER_CONFIG", help="KEY=value settings file (.env style)")
 
 
 @app.command()
 def up(
-    host: str | None = typer.Option(None, "--host", help="[env TWINLEDGER_HOST, default 127.0.0.1]"),
-    port: int | None = typer.Option(None, "--port", help="[env TWINLEDGER_PORT, default 8700]"),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="[env TWINLEDGER_DATA_DIR]"),
+    host: str | None = typer.Option(
+        None, "--host", help="address to listen on (env TWINLEDGER_HOST; default 127.0.0.1)"
+    ),
+    port: int | None = typer.Option(None, "--port", help="port to listen on (env TWINLEDGER_PORT; default 8700)"),
+    data_dir: Path | None = DataDirOption,
     config_file: Path | None = ConfigOption,
-    log_level: str = typer.Option("info", "--log-level"),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
     workers: int | None = typer.Option(
         None,
         "--workers",
         min=0,
-        help="HTTP API processes, plus one background process that indexes and anchors [env TWINLEDGER_WORKERS, "
-        "default: one per core]; 0: everything in this one process",
+        help="HTTP API processes, plus one background process that indexes and anchors (env TWINLEDGER_WORKERS; "
+        "default: one per core); 0: everything in this one process",
     ),
 ) -> None:
     """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
@@ -63,7 +68,7 @@ def up(
 
 @app.command()
 def config(
-    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption, config_file: Path | None = ConfigOption,
     json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Print the effective settings (secrets shown only as set or unset)."""
@@ -78,7 +83,7 @@ def config(
 
 @app.command()
 def migrate(
-    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption, config_file: Path | None = ConfigOption,
     json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Bring the node's databases to this twinledger's schema. SQLite files do it by themselves at start; a shared
@@ -100,7 +105,7 @@ def migrate(
 
 @app.command()
 def reindex(
-    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption, config_file: Path | None = ConfigOption,
     json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Rebuild the chain index from scratch (the node's own records are kept). Stop the node first."""
@@ -168,7 +173,7 @@ def _print_summary(title: str, summary: dict[str, object], json_out: bool) -> No
 @app.command()
 def backup(
     file: Path = typer.Argument(..., help="the archive to write (a tar file, mode 0600)"),
-    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption, config_file: Path | None = ConfigOption,
     force: bool = typer.Option(False, "--force", help="replace FILE if it exists"), json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Write the node's databases (a consistent snapshot, taken while the node runs), its keys and its embedded
@@ -185,7 +190,7 @@ def backup(
 @app.command()
 def restore(
     file: Path = typer.Argument(..., help="an archive `twinledger node backup` wrote"),
-    data_dir: Path | None = typer.Option(None, "--data-dir"), config_file: Path | None = ConfigOption,
+    data_dir: Path | None = DataDirOption, config_file: Path | None = ConfigOption,
     json_out: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Restore a backup into a fresh data directory and, with TWINLEDGER_DATABASE_URL, into a PostgreSQL database

@@ -11,14 +11,14 @@ from twinledger.cli.output import JsonOption, console, print_json, print_mapping
 
 app = typer.Typer(help="Run a local EVM chain (anvil) whose state persists in a data directory.", no_args_is_help=True)
 
-DataDirOption = typer.Option(None, "--data-dir", help="Chain state directory [default: $TWINLEDGER_DATA_DIR/chain]")
+DataDirOption = typer.Option(None, "--data-dir", help="Chain state directory (default: $TWINLEDGER_DATA_DIR/chain)")
 
 
 @app.command()
 def up(
     data_dir: Path | None = DataDirOption,
-    port: int | None = typer.Option(None, "--port", help="RPC port on 127.0.0.1 [default: 8545, else a free one]"),
-    chain_id: int = typer.Option(DEFAULT_CHAIN_ID, "--chain-id"),
+    port: int | None = typer.Option(None, "--port", help="RPC port on 127.0.0.1 (default: 8545, else a free one)"),
+    chain_id: int = typer.Option(DEFAULT_CHAIN_ID, "--chain-id", help="chain id of the local chain"),
     json_out: bool = JsonOption,
 ) -> None:
     """Start the local chain, or reuse the one already running for this data directory."""

@@ -104,7 +104,7 @@ def check(
     twin_id: int = typer.Argument(...),
     did: str = typer.Argument(...),
     purpose: str = PurposeOption,
-    scope: str = typer.Option("read", "--scope"),
+    scope: str = typer.Option("read", "--scope", help="the rights to check: read,write,train,audit"),
     node: str = NodeOption,
     rpc_url: str = RpcOption,
     json_out: bool = JsonOption,

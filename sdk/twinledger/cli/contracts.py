@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Deploy and inspect the twinledger contracts.", no_args_is_help=True)
 
 RpcOption = typer.Option(
-    None, "--rpc-url", envvar="TWINLEDGER_RPC_URL", help="JSON-RPC URL [default: http://127.0.0.1:8545]"
+    None, "--rpc-url", envvar="TWINLEDGER_RPC_URL", help="JSON-RPC URL (default: http://127.0.0.1:8545)"
 )
 DeploymentsOption = typer.Option(
     Path("deployments"),

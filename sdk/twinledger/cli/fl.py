@@ -16,16 +16,16 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Federated learning with provenance: verify rounds, task history.", no_args_is_help=True)
 
 RpcOption = typer.Option(
-    None, "--rpc-url", envvar="TWINLEDGER_RPC_URL", help="JSON-RPC URL [default: http://127.0.0.1:8545]"
+    None, "--rpc-url", envvar="TWINLEDGER_RPC_URL", help="JSON-RPC URL (default: http://127.0.0.1:8545)"
 )
 DeploymentsOption = typer.Option(
     Path("deployments"), "--deployments-dir", envvar="TWINLEDGER_DEPLOYMENTS_DIR", help="Where <chainId>.json lives"
 )
 StoreOption = typer.Option(
-    None, "--store", envvar="TWINLEDGER_IPFS_PATH", help="Block store directory [default: $TWINLEDGER_DATA_DIR/ipfs]"
+    None, "--store", envvar="TWINLEDGER_IPFS_PATH", help="Block store directory (default: $TWINLEDGER_DATA_DIR/ipfs)"
 )
 CatalogOption = typer.Option(
-    None, "--catalog", envvar="TWINLEDGER_FL_CATALOG", help="Federated catalog [default: $TWINLEDGER_DATA_DIR/fl]"
+    None, "--catalog", envvar="TWINLEDGER_FL_CATALOG", help="Federated catalog (default: $TWINLEDGER_DATA_DIR/fl)"
 )
 KeyOption = typer.Option(
     None, "--key", help="JWK file of the aggregator's did:key, to open updates that were encrypted to it"

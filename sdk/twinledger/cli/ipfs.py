@@ -77,12 +77,14 @@ def add(
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="add a directory tree")] = False,
     quieter: Annotated[bool, typer.Option("-Q", "--quieter", help="print only the root CID")] = False,
     only_hash: Annotated[bool, typer.Option("-n", "--only-hash", help="compute the CID, store nothing")] = False,
-    cid_version: Annotated[int | None, typer.Option("--cid-version")] = None,
+    cid_version: Annotated[int | None, typer.Option("--cid-version", help="0 or 1 (default: 0, as Kubo's)")] = None,
     raw_leaves: Annotated[
         bool | None, typer.Option("--raw-leaves/--no-raw-leaves", help="raw leaf blocks (default: CID v1)")
     ] = None,
     chunker: Annotated[str | None, typer.Option("-s", "--chunker", help="size-N, N <= 2 MiB - 256")] = None,
-    max_file_links: Annotated[int | None, typer.Option("--max-file-links")] = None,
+    max_file_links: Annotated[
+        int | None, typer.Option("--max-file-links", help="links per file node (default: 174)")
+    ] = None,
     trickle: Annotated[bool, typer.Option("-t", "--trickle", help="trickle DAG layout")] = False,
     profile: Annotated[
         str | None,
@@ -211,7 +213,7 @@ def car_export(
 @car_app.command("import", cls=KuboFlags)
 def car_import(
     file: Path,
-    pin_roots: Annotated[bool, typer.Option("--pin-roots/--no-pin-roots")] = True,
+    pin_roots: Annotated[bool, typer.Option("--pin-roots/--no-pin-roots", help="pin the CAR's roots")] = True,
     repo: RepoOption = None,
 ) -> None:
     """Import a CAR v1 file; every block is verified, a bad CAR changes nothing."""
