@@ -33,3 +33,13 @@ def test_every_option_has_help_that_rich_prints():
                 swallowed.append(f"{path} {param.opts[0]}: {param.help}")
     assert silent == [], "options without help text"
     assert swallowed == [], "help text rich would drop as markup (use parentheses)"
+
+
+# Commands whose output is the data itself or a running server: --json would have nothing to describe.
+WITHOUT_JSON = {"ipfs cat", "node up"}
+
+
+def test_every_command_takes_json():
+    without = {path for path, command in _commands(typer.main.get_command(app))
+               if not any(param.name == "json_out" for param in command.params)}  # fmt: skip
+    assert without == WITHOUT_JSON

@@ -40,6 +40,29 @@ def test_add_cat_pin_car_gc(tmp_path: Path) -> None:
     assert (tmp_path / "copy.txt").read_text() == "hello world"
 
 
+def test_every_ipfs_command_that_reports_speaks_json(tmp_path: Path) -> None:
+    import json
+
+    repo = tmp_path / "repo"
+    (tmp_path / "h.txt").write_text("hello world")
+    v1 = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+
+    def as_json(*args: str) -> object:
+        done = _run(repo, *args, "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert as_json("add", "--cid-version=1", "h.txt") == {"cid": v1, "name": "h.txt", "pinned": True}
+    assert as_json("stat", v1) == {"cid": v1, "size": 11}
+    assert as_json("pin", "ls") == [{"cid": v1, "type": "recursive"}]
+    assert as_json("car", "export", v1, "-o", "h.car") == {"cid": v1, "path": "h.car"}
+    assert as_json("get", v1, "-o", "copy.txt") == {"cid": v1, "path": "copy.txt"}
+    assert as_json("pin", "rm", v1) == {"cid": v1, "pinned": False}
+    assert as_json("gc") == {"removed": [v1]}
+    assert as_json("car", "import", "h.car") == {"roots": [v1]}
+    assert as_json("pin", "add", v1) == {"cid": v1, "pinned": True}
+
+
 def test_only_hash_stores_nothing(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (tmp_path / "h.txt").write_text("hello world")

@@ -12,6 +12,7 @@ from typer.core import TyperCommand
 if TYPE_CHECKING:
     from typer import _click  # typer >= 0.29 vendors click; its Command.parse_args takes this Context
 
+from twinledger.cli.output import JsonOption, print_json
 from twinledger.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -62,6 +63,13 @@ class KuboFlags(TyperCommand):
         return super().parse_args(ctx, rewritten)
 
 
+def _said(data: object, text: str, json_out: bool) -> None:
+    if json_out:
+        print_json(data)
+    elif text:
+        typer.echo(text)
+
+
 def _store(repo: Path | None) -> BlockStore:
     from twinledger.ipfs import IPFSConfig, open_store
 
@@ -95,6 +103,7 @@ def add(
     hidden: Annotated[bool, typer.Option("-H", "--hidden", help="include files whose names start with .")] = False,
     pin: Annotated[bool, typer.Option("--pin/--no-pin", help="pin the result (Kubo's default)")] = True,
     repo: RepoOption = None,
+    json_out: bool = JsonOption,
 ) -> None:
     """Add a file or directory, like `ipfs add`, and print its CID. Boolean flags also take =true|false."""
     from twinledger.ipfs import ImportOptions, add_path, compute_cid
@@ -117,7 +126,10 @@ def add(
     if path.is_dir() and not recursive:
         raise InvalidInput(f"{path} is a directory", hint="add -r to add a directory tree")
     result = compute_cid(path, options) if only_hash else add_path(_store(repo), path, options, pin=pin)
-    typer.echo(str(result.cid) if quieter else f"added {result.cid} {path.name}")
+    if json_out:
+        print_json({"cid": str(result.cid), "name": path.name, "pinned": pin and not only_hash})
+    else:
+        typer.echo(str(result.cid) if quieter else f"added {result.cid} {path.name}")
 
 
 @app.command("cat")
@@ -137,6 +149,7 @@ def get(
     cid: str,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="where to write (default: the CID)")] = None,
     repo: RepoOption = None,
+    json_out: bool = JsonOption,
 ) -> None:
     """Write a file or directory tree out of the store."""
     from twinledger.ipfs import get_to_path, parse_cid
@@ -144,50 +157,51 @@ def get(
     root = parse_cid(cid)
     dest = output or Path(str(root))
     get_to_path(_store(repo), root, dest)
-    typer.echo(f"saved {root} to {dest}")
+    _said({"cid": str(root), "path": str(dest)}, f"saved {root} to {dest}", json_out)
 
 
 @app.command()
-def stat(cid: str, repo: RepoOption = None) -> None:
+def stat(cid: str, repo: RepoOption = None, json_out: bool = JsonOption) -> None:
     """Size of one block."""
     from twinledger.ipfs import parse_cid
 
     info = _store(repo).stat(parse_cid(cid))
-    typer.echo(f"Key: {info.cid}\nSize: {info.size}")
+    _said({"cid": str(info.cid), "size": info.size}, f"Key: {info.cid}\nSize: {info.size}", json_out)
 
 
 @app.command()
-def gc(repo: RepoOption = None) -> None:
+def gc(repo: RepoOption = None, json_out: bool = JsonOption) -> None:
     """Delete every block that no pin reaches."""
     removed = _store(repo).gc()
-    for cid in removed:
-        typer.echo(f"removed {cid}")
-    typer.echo(f"{len(removed)} blocks removed")
+    lines = [f"removed {cid}" for cid in removed] + [f"{len(removed)} blocks removed"]
+    _said({"removed": [str(cid) for cid in removed]}, "\n".join(lines), json_out)
 
 
 @pin_app.command("add")
-def pin_add(cid: str, repo: RepoOption = None) -> None:
+def pin_add(cid: str, repo: RepoOption = None, json_out: bool = JsonOption) -> None:
     """Pin a DAG recursively (all of it must be in the store)."""
     from twinledger.ipfs import parse_cid
 
     root = parse_cid(cid)
     _store(repo).pin(root)
-    typer.echo(f"pinned {root} recursively")
+    _said({"cid": str(root), "pinned": True}, f"pinned {root} recursively", json_out)
 
 
 @pin_app.command("rm")
-def pin_rm(cid: str, repo: RepoOption = None) -> None:
+def pin_rm(cid: str, repo: RepoOption = None, json_out: bool = JsonOption) -> None:
+    """Unpin a DAG (gc may then take what no other pin reaches)."""
     from twinledger.ipfs import parse_cid
 
     root = parse_cid(cid)
     _store(repo).unpin(root)
-    typer.echo(f"unpinned {root}")
+    _said({"cid": str(root), "pinned": False}, f"unpinned {root}", json_out)
 
 
 @pin_app.command("ls")
-def pin_ls(repo: RepoOption = None) -> None:
-    for cid in _store(repo).pins():
-        typer.echo(f"{cid} recursive")
+def pin_ls(repo: RepoOption = None, json_out: bool = JsonOption) -> None:
+    """Every pinned root (all pins are recursive)."""
+    pins = [str(cid) for cid in _store(repo).pins()]
+    _said([{"cid": cid, "type": "recursive"} for cid in pins], "\n".join(f"{cid} recursive" for cid in pins), json_out)
 
 
 @car_app.command("export")
@@ -195,6 +209,7 @@ def car_export(
     cid: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="CAR file to write")],
     repo: RepoOption = None,
+    json_out: bool = JsonOption,
 ) -> None:
     """Export the DAG under CID as a CAR v1 file (Kubo's block order)."""
     from twinledger.ipfs import export_car, parse_cid
@@ -207,7 +222,7 @@ def car_export(
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)
-    typer.echo(f"exported {root} to {output}")
+    _said({"cid": str(root), "path": str(output)}, f"exported {root} to {output}", json_out)
 
 
 @car_app.command("import", cls=KuboFlags)
@@ -215,6 +230,7 @@ def car_import(
     file: Path,
     pin_roots: Annotated[bool, typer.Option("--pin-roots/--no-pin-roots", help="pin the CAR's roots")] = True,
     repo: RepoOption = None,
+    json_out: bool = JsonOption,
 ) -> None:
     """Import a CAR v1 file; every block is verified, a bad CAR changes nothing."""
     from twinledger.ipfs import import_car
@@ -225,5 +241,4 @@ def car_import(
         raise InvalidInput(f"cannot read {file}: {error.strerror}", hint="check the path") from None
     with stream:
         roots = import_car(_store(repo), stream, pin_roots=pin_roots)
-    for root in roots:
-        typer.echo(f"imported root {root}")
+    _said({"roots": [str(root) for root in roots]}, "\n".join(f"imported root {root}" for root in roots), json_out)
