@@ -303,6 +303,8 @@ def test_version_and_errors_as_json(env: dict[str, str]):
     assert "nobody-here" in problem["detail"] and "wallet create" in problem["hint"]
     plain = tl(env, "wallet", "show", "--name", "nobody-here")
     assert plain.stdout == "" and plain.stderr.startswith("error: no wallet named")
+    zero = tl(env, "snapshot", "get", "0")  # refused by the CLI itself, not in the node's HTTP words
+    assert zero.returncode == 2 and "twin_id" in zero.stderr and "path." not in zero.stderr
 
 
 def test_runner_covers_twin_commands(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):

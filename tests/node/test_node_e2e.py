@@ -170,3 +170,22 @@ def test_ops_endpoints(node: RunningNode):
         answer.begin()
         assert answer.status == 413 and answer.getheader("content-type") == "application/problem+json"
         assert answer.read().decode().find("body-too-large") > 0
+
+
+def test_the_owner_before_a_transfer_is_told_they_no_longer_own_it(node: RunningNode, owner: Owner, accounts):
+    """A read without a purpose by someone acting as an owner (an account's did:pkh, or an account's recovery key)
+    who does not own the twin is a 403 saying who does, not a 400 asking for a purpose."""
+    twin, _ = owner.ledger.register("asset")
+    node.wait_indexed()
+    with node.client(owner.pkh) as http:
+        assert http.post(f"/v1/twins/{twin}/snapshots", content=b"before the sale").status_code == 202
+    owner.ledger.transfer(twin, accounts[2].address)
+    node.wait_indexed()
+    for previous in (owner.pkh, owner.recovery):
+        with node.client(previous) as http:
+            read = http.get(f"/v1/twins/{twin}/snapshots/latest")
+        assert read.status_code == 403 and _problem(read) == "not-owner", read.text
+        assert "does not own twin" in read.json()["detail"] and accounts[2].address in read.json()["detail"]
+    with node.client(DidKey.generate()) as http:  # anyone else still learns that a read needs a purpose
+        stranger = http.get(f"/v1/twins/{twin}/snapshots/latest")
+    assert stranger.status_code == 400 and _problem(stranger) == "purpose-required"

@@ -98,6 +98,8 @@ def test_refusals_send_nothing(stack: Stack):
             tl.transfer(twin.twin_id, "0x1234")
         with pytest.raises(NotFound, match="does not exist"):
             tl.bind_device(999_999, DidKey.generate().did)
+        with pytest.raises(NotFound, match="does not exist"):  # not "not authorized": the twin id is the typo
+            tl.check(999_999, DidKey.generate().did, purpose="research")
         result = tl.transfer(twin.twin_id, other.wallet.address)
         assert result.tx_hash.startswith("0x") and tl.ledger.owner_of(twin.twin_id) == other.wallet.address
 

@@ -126,6 +126,14 @@ def admit(
         rt.metrics.decisions.labels("owner").inc()
         return Consent(caller, twin, code or b"\x00" * 32, scope, None)
     if code is None:
+        if acts_as_an_owner(rt, caller.did):  # e.g. the owner before a transfer: say so, not "give a purpose"
+            raise Problem(
+                403, "not-owner", "Not the twin's owner",
+                f"{caller.did} does not own twin {twin_id}; {twin['owner']} does (a transfer ends the previous "
+                "owner's access to the twin, its snapshots included)",
+                hint="read under a grant of the current owner: they run `twinledger consent grant ...`, you pass "
+                "a purpose (?purpose=...)",
+            )  # fmt: skip
         parse_purpose(purpose)  # raises the purpose-required problem
         raise AssertionError("unreachable")
     decision = decide(rt.index.connection(), twin_id, did_hash(caller.did), code, scope, rt.chain_now(), twin=twin)
@@ -136,6 +144,14 @@ def admit(
         raise Problem(status, f"consent/{decision.outcome.value}", title, decision.detail,
                       hint=f"ask the twin's owner to run `{grant_cmd}`")  # fmt: skip
     return Consent(caller, twin, code, scope, decision)
+
+
+def acts_as_an_owner(rt: NodeRuntime, did: str) -> bool:
+    """Whether `did` speaks for an account (did:pkh) or is some account's registered recovery key: a caller who
+    reads with no purpose believes they own the twin."""
+    if did.startswith("did:pkh:"):
+        return True
+    return rt.state.connection().execute("SELECT 1 FROM recovery_keys WHERE did = ?", (did,)).fetchone() is not None
 
 
 def sees_plaintext_facts(rt: NodeRuntime, consent: Consent) -> bool:

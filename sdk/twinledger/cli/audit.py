@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from twinledger.cli.output import JsonOption, console, print_json
+from twinledger.cli.output import JsonOption, TwinArgument, console, print_json
 from twinledger.cli.wallet import Session, wallet_options
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def proof_text(entry: AuditEntry) -> str:
 @app.callback(invoke_without_command=True)
 @wallet_options
 def audit(
-    twin_id: int = typer.Argument(..., help="twin id"),
+    twin_id: int = TwinArgument,
     purpose: str | None = typer.Option(None, "--purpose", help="your AUDIT grant's purpose (not needed as owner)"),
     *,
     session: Session,

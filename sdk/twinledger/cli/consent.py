@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from twinledger.cli.output import JsonOption, console, print_json, print_rows
+from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_rows
 from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, wallet_options
 
 app = typer.Typer(help="Give, end and inspect consent for a twin's data.", no_args_is_help=True)
@@ -26,7 +26,7 @@ def _when(ts: int) -> str:
 @app.command()
 @wallet_options
 def grant(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     did: str = typer.Argument(..., help="the grantee's DID"),
     scope: str = typer.Option("read", "--scope", help="read,write,train,audit[,inherit]"),
     purpose: str = PurposeOption,
@@ -56,7 +56,7 @@ def grant(
 @app.command()
 @wallet_options
 def revoke(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     did: str = typer.Argument(...),
     purpose: str = PurposeOption,
     relay: bool = RelayOption,
@@ -76,7 +76,7 @@ def revoke(
 
 
 @app.command("list")
-def list_(twin_id: int = typer.Argument(...), node: str = NodeOption, json_out: bool = JsonOption) -> None:
+def list_(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = JsonOption) -> None:
     """Every grant recorded for a twin, live or not."""
     from twinledger.chain.types import purpose_label
 
@@ -101,7 +101,7 @@ def list_(twin_id: int = typer.Argument(...), node: str = NodeOption, json_out: 
 
 @app.command()
 def check(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     did: str = typer.Argument(...),
     purpose: str = PurposeOption,
     scope: str = typer.Option("read", "--scope", help="the rights to check: read,write,train,audit"),
@@ -145,7 +145,7 @@ app.add_typer(receipts, name="receipt")
 @receipts.command("issue")
 @wallet_options
 def receipt(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     did: str = typer.Argument(..., help="the grantee's DID"),
     purpose: str = PurposeOption,
     tx: str = typer.Option(..., "--tx", help="the grant's transaction hash"),

@@ -13,6 +13,8 @@ from rich.table import Table
 console = Console(emoji=False)
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+# The contracts number twins from 1 (uint40): 0 or a negative id is a typo, refused before anything is asked.
+TwinArgument = typer.Argument(..., min=1, max=2**40 - 1, help="twin id")
 
 
 def _default(value: Any) -> Any:

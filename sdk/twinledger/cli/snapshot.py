@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
+from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_mapping, print_rows
 from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput, NotFound
 
@@ -34,7 +34,7 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | Non
 @app.command()
 @wallet_options
 def push(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     file: Path = typer.Argument(..., help="the snapshot's content ('-': stdin)"),
     device_key: Path | None = typer.Option(
         None, "--device-key", help="push as the device: its private JWK file (`did new`; mode 0600)"
@@ -69,7 +69,7 @@ def push(
 @app.command()
 @wallet_options
 def get(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     seq: int | None = typer.Argument(None, help="sequence number (default latest)"),
     out: Path | None = typer.Option(None, "-o", "--out", help="write the content here (default stdout)"),
     purpose: str | None = PurposeOption,
@@ -111,7 +111,7 @@ def get(
 @app.command()
 @wallet_options
 def history(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     purpose: str | None = PurposeOption,
     *,
     session: Session,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from twinledger.cli.output import JsonOption, console, print_json, print_mapping, print_rows
+from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_mapping, print_rows
 from twinledger.cli.wallet import NodeOption, Session, connect, wallet_options
 from twinledger.errors import InvalidInput, NotFound
 
@@ -40,9 +40,7 @@ def register(
 
 
 @app.command()
-def show(
-    twin_id: int = typer.Argument(..., help="twin id"), node: str = NodeOption, json_out: bool = JsonOption
-) -> None:
+def show(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = JsonOption) -> None:
     """Owner, kind, parent, device and anchored sequence of a twin."""
     with connect(node, None, None, None) as tl:
         twin = tl.twin(twin_id)
@@ -102,7 +100,7 @@ def _ask_to_transfer(twin_id: int, new_owner: str, ending: list[Grant]) -> bool:
 @app.command()
 @wallet_options
 def transfer(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     to: str = typer.Argument(..., help="the new owner: an address, or the name of one of your wallets"),
     yes: bool = typer.Option(False, "--yes", help="do not ask (the consents that end are not shown)"),
     *,
@@ -123,7 +121,7 @@ def transfer(
 @app.command("bind-device")
 @wallet_options
 def bind_device(
-    twin_id: int = typer.Argument(...),
+    twin_id: int = TwinArgument,
     device: str = typer.Argument(..., help='device did:key ("" unbinds)'),
     *,
     session: Session,

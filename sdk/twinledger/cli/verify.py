@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from twinledger.cli.output import JsonOption, console, print_json
+from twinledger.cli.output import JsonOption, TwinArgument, console, print_json
 from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput, NotFound
 
@@ -17,7 +17,7 @@ app = typer.Typer(help="Verify a twin's provenance offline.", context_settings={
 @app.callback(invoke_without_command=True)
 @wallet_options
 def verify(
-    twin_id: int = typer.Argument(..., help="twin id"),
+    twin_id: int = TwinArgument,
     car: Path | None = typer.Option(None, "--car", help="a provenance CAR (else fetched from the node)"),
     save_car: Path | None = typer.Option(None, "--save-car", help="keep the CAR fetched from the node here"),
     ledger_address: str | None = typer.Option(

@@ -198,16 +198,20 @@ class Client:
         except ContractRevert:
             return False
 
-    def _require_owner(self, twin_id: int, action: str) -> None:
-        wallet = self._wallet()
+    def _owner_of(self, twin_id: int) -> str:
+        """The twin's owner on chain; NotFound when no such twin was ever registered (or it was burnt)."""
         try:
-            controls = self.ledger.is_controller(twin_id, wallet.address)
-            owner = self.ledger.owner_of(twin_id)
+            return self.ledger.owner_of(twin_id)
         except ContractRevert:
             raise NotFound(
                 f"twin {twin_id} does not exist on chain {self.node.chain_id}",
                 hint="list your twins with `twinledger twin list`",
             ) from None
+
+    def _require_owner(self, twin_id: int, action: str) -> None:
+        wallet = self._wallet()
+        owner = self._owner_of(twin_id)
+        controls = self.ledger.is_controller(twin_id, wallet.address)
         if not controls:
             raise NotOwner(
                 f"wallet {wallet.name} ({wallet.address}) does not own twin {twin_id} (owner {owner}); cannot {action}",
@@ -550,7 +554,9 @@ class Client:
         ]
 
     def check(self, twin_id: int, did: str, *, purpose: str, scope: Scope | str | int = "read") -> bool:
-        """Whether the chain authorizes `did` for `scope` and `purpose` on the twin right now."""
+        """Whether the chain authorizes `did` for `scope` and `purpose` on the twin right now (NotFound for a twin
+        that does not exist: nobody is authorized on it, and saying so would hide the typo)."""
+        self._owner_of(twin_id)
         return self.ledger.is_authorized(twin_id, canonical_did(did), purpose, scope)
 
     def issue_consent_receipt(self, twin_id: int, did: str, *, purpose: str, tx_hash: str) -> dict[str, Any]:
