@@ -92,6 +92,9 @@ def test_pkh_and_ethr_of_one_address_stay_distinct():
         ("did:key:z0OIl", MalformedDid, "base58btc"),
         ("did:key:uO2", MalformedDid, "base58btc"),
         ("did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme", UnsupportedDid, "secp256k1-pub"),
+        # one character too many or too few is a typo, not the key type its decoded prefix would name
+        ("did:key:z6MkuS2JP7jY9EuMmP1G9edBeRYKH2Y52NGWwqu8uDzhAxPRx", MalformedDid, "added or lost"),
+        ("did:key:z6MkuS2JP7jY9EuMmP1G9edBeRYKH2Y52NGWwqu8uDzhAxP", MalformedDid, "added or lost"),
         (f"did:pkh:eip155:1:{ADDRESS[:-1]}A", MalformedDid, "checksum"),
         (f"did:pkh:eip155:01:{ADDRESS}", MalformedDid, "leading zeros"),
         (f"did:pkh:solana:1:{ADDRESS}", UnsupportedDid, "namespace"),

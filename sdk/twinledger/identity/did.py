@@ -109,6 +109,9 @@ def did_key_from_public_key(public_key: bytes) -> str:
     return f"did:key:{identifier}"
 
 
+ED25519_PREFIX, ED25519_LENGTH = "z6Mk", 48  # base58btc of 0xed01 + 32 bytes: always 47 digits after the "z"
+
+
 def _parse_did_key(parts: list[str]) -> ParsedDid:
     if len(parts) != 3 or not parts[2]:
         raise MalformedDid("did:key has the form did:key:<multibase key>")
@@ -117,6 +120,14 @@ def _parse_did_key(parts: list[str]) -> ParsedDid:
         raise MalformedDid(
             "did:key must use multibase base58btc (prefix 'z')",
             hint="re-encode the key as base58btc; other encodings of the same key are not accepted",
+        )
+    if identifier.startswith(ED25519_PREFIX) and len(identifier) != ED25519_LENGTH:
+        # every Ed25519 did:key is z6Mk and 44 more characters: a character too many or too few is a typo, not
+        # the other key type its decoded prefix would name
+        raise MalformedDid(
+            f"did:key:{identifier[:12]}… is {len(identifier)} characters after 'did:key:', an Ed25519 did:key has "
+            f"{ED25519_LENGTH}: a character was added or lost",
+            hint="copy the DID again from its holder (`twinledger wallet export-did` or `twinledger did show`)",
         )
     try:
         raw = multibase.decode(identifier)
