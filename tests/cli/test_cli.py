@@ -175,6 +175,13 @@ def test_owner_to_audit_and_verify_as_subprocesses(env: dict[str, str], tmp_path
     assert revoked.returncode == 0
     listed = json.loads(tl(env, "consent", "list", twin, "--json").stdout)
     assert [g["live"] for g in listed] == [False]
+    own = tl(env, "snapshot", "get", twin, "--name", "owner", "-o", str(tmp_path / "own.json"))
+    assert own.returncode == 0, own.stderr
+    trail = tl({**env, "COLUMNS": "400"}, "audit", twin, "--name", "owner")
+    # whom a revocation ended by DID (the chain has only its hash), an owner's read as such, no purpose hash
+    assert f"revoked grant of {reader} for research" in trail.stdout, trail.stdout
+    assert "read of snapshot #1 by the owner" in trail.stdout and "0x" + "0" * 64 not in trail.stdout
+    assert "first owner 0x" in trail.stdout  # the mint, not a transfer from the zero address
 
 
 def test_bad_input_sends_nothing(env: dict[str, str], stack: Stack):

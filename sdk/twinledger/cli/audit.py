@@ -24,8 +24,27 @@ def _purpose(value: Any) -> str:
     return purpose_label(bytes.fromhex(text[2:])) if text.startswith("0x") and len(text) == 66 else text
 
 
-def describe(entry: AuditEntry) -> str:
-    """One line a person can read, for each kind of entry."""
+OWNER_PURPOSE = "0x" + "00" * 32  # what an owner's read records: the owner needs no purpose
+
+
+def known_dids(entries: list[AuditEntry]) -> dict[str, str]:
+    """DID hash → DID for every DID the trail names in full (its grants), so that a revocation, which the chain
+    records by hash only, can name whom it ended."""
+    from twinledger.identity import did_hash
+
+    found: dict[str, str] = {}
+    for entry in entries:
+        did = entry.data.get("did") if entry.kind == "grant" else None
+        if isinstance(did, str):
+            try:
+                found["0x" + did_hash(did).hex()] = did
+            except ValueError:  # a DID this SDK cannot canonicalise: shown by hash, as the chain has it
+                continue
+    return found
+
+
+def describe(entry: AuditEntry, dids: dict[str, str] | None = None) -> str:
+    """One line a person can read, for each kind of entry (`dids`: from `known_dids`)."""
     from twinledger.chain.types import Scope, TwinKind
 
     d = entry.data
@@ -33,6 +52,8 @@ def describe(entry: AuditEntry) -> str:
         case "registered":
             return f"registered as {TwinKind(int(d.get('kind', 0))).name.lower()} by {d.get('owner')}"
         case "ownership":
+            if int(str(d.get("from") or "0x0"), 16) == 0:  # ERC-721's mint: the twin's first owner
+                return f"first owner {d.get('to')}"
             return f"owner {d.get('from')} → {d.get('to')}"
         case "device":
             return f"device bound: {d.get('deviceDid') or '(none)'}"
@@ -43,11 +64,15 @@ def describe(entry: AuditEntry) -> str:
                 f"{datetime.fromtimestamp(int(d.get('expiry', 0)), UTC):%Y-%m-%d}"
             )
         case "revocation":
-            return f"revoked grant of {d.get('didHash', '')!s:.18}… for {_purpose(d.get('purpose'))}"
+            hashed = str(d.get("didHash", ""))
+            whom = (dids or {}).get(hashed.lower()) or f"DID hash {hashed:.18}…"
+            return f"revoked grant of {whom} for {_purpose(d.get('purpose'))}"
         case "snapshot":
             size = f" ({d['size']} bytes)" if "size" in d else ""  # not shown to an AUDIT-only grantee
             return f"snapshot #{d['seq']}{size} by {d['producer']}"
         case "read":
+            if str(d["purpose"]).lower() == OWNER_PURPOSE:
+                return f"read of snapshot #{d['seq']} by the owner ({d['reader']})"
             return f"read of snapshot #{d['seq']} by {d['reader']} for {_purpose(d['purpose'])}"
     return f"{entry.event or entry.kind}: {d}"
 
@@ -77,9 +102,11 @@ def audit(
         print_json([e.as_dict() for e in entries])
         return
     table = Table(title=f"audit trail of twin {twin_id}", title_justify="left")
-    for column in ("time (UTC)", "what", "", "proof"):
+    for column in ("time", "what", "", "proof"):
         table.add_column(column)
+    dids = known_dids(entries)
     for entry in entries:
-        when = datetime.fromtimestamp(entry.time, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(when, entry.kind, describe(entry), proof_text(entry))
+        # ISO 8601 in the reader's own time zone, its offset shown
+        when = datetime.fromtimestamp(entry.time, UTC).astimezone().isoformat(sep=" ", timespec="seconds")
+        table.add_row(when, entry.kind, describe(entry, dids), proof_text(entry))
     console.print(table)
