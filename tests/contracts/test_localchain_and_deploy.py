@@ -103,6 +103,16 @@ def test_cli_chain_and_contracts_commands(tmp_path):
     assert json.loads(down.stdout)["stopped"]
     assert not _alive(status["pid"])
     assert run("chain", "status").returncode == 1
+    # --data-dir is the data directory, as for `node up` (the chain in its chain/), and a restart keeps the port
+    data = tmp_path / "other"
+    first = json.loads(run("chain", "up", "--data-dir", str(data), "--json").stdout)
+    try:
+        assert (data / "chain" / "anvil.pid").is_file() and first["running"]
+        assert json.loads(run("chain", "down", "--data-dir", str(data), "--json").stdout)["stopped"]
+        again = json.loads(run("chain", "up", "--data-dir", str(data), "--json").stdout)
+        assert again["running"] and again["rpc_url"] == first["rpc_url"] and again["pid"] != first["pid"]
+    finally:
+        assert json.loads(run("chain", "down", "--data-dir", str(data), "--json").stdout)["stopped"]
     unreachable = run("contracts", "deploy", "--rpc-url", "http://127.0.0.1:9")
     assert unreachable.returncode == 5
     assert "cannot reach the chain" in unreachable.stderr and "twinledger chain up" in unreachable.stderr

@@ -85,7 +85,9 @@ def rpc_call(url: str, method: str, params: list[object] | None = None, timeout:
 
 
 class LocalChain:
-    """anvil managed through a data directory: `anvil.pid` (JSON), `anvil-state.json`, `anvil.log`."""
+    """anvil managed through a data directory: `anvil.pid` (JSON), `anvil-state.json`, `anvil.log`, and
+    `anvil.port`, the port it last served on, which the next `up` takes again when free (so that a node or wallet
+    configured with the chain's URL finds it again after a restart)."""
 
     def __init__(
         self,
@@ -106,6 +108,7 @@ class LocalChain:
         self.pid_file = self.data_dir / "anvil.pid"
         self.state_file = self.data_dir / "anvil-state.json"
         self.log_file = self.data_dir / "anvil.log"
+        self.port_file = self.data_dir / "anvil.port"
 
     # ------------------------------------------------------------------ queries
 
@@ -153,9 +156,9 @@ class LocalChain:
         if current.pid is not None and self._is_anvil(current.pid):
             self._stop(current.pid, 5.0)  # running but not answering: replace it
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = self.port or DEFAULT_PORT
+        port = self.port or self._last_port() or DEFAULT_PORT
         if not _port_free(self.host, port):
-            if self.port is None:
+            if self.port is None and not _wait_port_free(self.host, port, PORT_RELEASE_WAIT):
                 port = free_port()
             elif not _wait_port_free(self.host, port, PORT_RELEASE_WAIT):
                 raise InvalidInput(f"port {port} on {self.host} is in use", hint="pick another with --port")
@@ -177,6 +180,7 @@ class LocalChain:
                 start_new_session=True,
             )
         url = f"http://{self.host}:{port}"
+        self.port_file.write_text(f"{port}\n")
         record = {"pid": process.pid, "rpc_url": url, "started": time.time()}
         tmp = self.pid_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
@@ -192,6 +196,13 @@ class LocalChain:
             time.sleep(0.05)
         self._stop(process.pid, 5.0)
         raise Unavailable(f"anvil did not answer at {url} within {timeout:.0f}s", hint=self._log_tail())
+
+    def _last_port(self) -> int | None:
+        try:
+            port = int(self.port_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return port if 0 < port < 65536 else None
 
     def down(self, timeout: float = 15.0) -> bool:
         """Stop anvil (it writes its state file on the way out). False when nothing was running."""

@@ -11,18 +11,29 @@ from twinledger.cli.output import JsonOption, console, print_json, print_mapping
 
 app = typer.Typer(help="Run a local EVM chain (anvil) whose state persists in a data directory.", no_args_is_help=True)
 
-DataDirOption = typer.Option(None, "--data-dir", help="Chain state directory (default: $TWINLEDGER_DATA_DIR/chain)")
+DataDirOption = typer.Option(
+    None,
+    "--data-dir",
+    help="the data directory, as for `node up`: the chain's state is in its chain/ (default: $TWINLEDGER_DATA_DIR)",
+)
+
+
+def _chain(data_dir: Path | None, port: int | None = None, chain_id: int = DEFAULT_CHAIN_ID) -> LocalChain:
+    """The local chain of `data_dir`, where `node up --data-dir` keeps it too."""
+    return LocalChain(data_dir / "chain" if data_dir else None, port=port, chain_id=chain_id)
 
 
 @app.command()
 def up(
     data_dir: Path | None = DataDirOption,
-    port: int | None = typer.Option(None, "--port", help="RPC port on 127.0.0.1 (default: 8545, else a free one)"),
+    port: int | None = typer.Option(
+        None, "--port", help="RPC port on 127.0.0.1 (default: the port it last had, else 8545, else a free one)"
+    ),
     chain_id: int = typer.Option(DEFAULT_CHAIN_ID, "--chain-id", help="chain id of the local chain"),
     json_out: bool = JsonOption,
 ) -> None:
     """Start the local chain, or reuse the one already running for this data directory."""
-    status = LocalChain(data_dir, port=port, chain_id=chain_id).up()
+    status = _chain(data_dir, port=port, chain_id=chain_id).up()
     if json_out:
         print_json(status.as_dict())
         return
@@ -36,7 +47,7 @@ def up(
 @app.command()
 def down(data_dir: Path | None = DataDirOption, json_out: bool = JsonOption) -> None:
     """Stop the local chain; its state is written to the data directory first."""
-    stopped = LocalChain(data_dir).down()
+    stopped = _chain(data_dir).down()
     if json_out:
         print_json({"stopped": stopped})
     else:
@@ -46,7 +57,7 @@ def down(data_dir: Path | None = DataDirOption, json_out: bool = JsonOption) -> 
 @app.command()
 def status(data_dir: Path | None = DataDirOption, json_out: bool = JsonOption) -> None:
     """Show whether the local chain runs, where, and at which block. Exit code 1 when it does not run."""
-    current = LocalChain(data_dir).status()
+    current = _chain(data_dir).status()
     if json_out:
         print_json(current.as_dict())
     else:
