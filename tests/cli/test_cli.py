@@ -165,6 +165,9 @@ def test_owner_to_audit_and_verify_as_subprocesses(env: dict[str, str], tmp_path
     assert "verified twin" in verified.stdout and "1 snapshots, 1 access receipts" in verified.stdout
     offline = tl(env, "verify", twin, "--car", str(car), "--json")
     assert offline.returncode == 0 and json.loads(offline.stdout)["verified"] is True
+    checks = {c["check"]: c for c in json.loads(offline.stdout)["checks"]}  # one object per check, not prose
+    assert checks["snapshot"]["seq"] == 1 and checks["snapshot"]["anchored"] is True and checks["snapshot"]["passed"]
+    assert checks["receipt"]["reader"] == reader and checks["twin"]["twinId"] == int(twin)
     corrupt = tmp_path / "corrupt.car"
     raw = bytearray(car.read_bytes())
     raw[-5] ^= 0xFF

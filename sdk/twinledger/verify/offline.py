@@ -42,6 +42,7 @@ class VerifyReport:
     pending: list[str] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)  # manifests left out of an AUDIT-only view (CID only)
     lines: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # the same checks, one object each, for --json
     node_dids: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,7 +55,7 @@ class VerifyReport:
             "pending": self.pending,
             "withheld": self.withheld,
             "nodeDids": sorted(self.node_dids),
-            "checks": self.lines,
+            "checks": self.checks,
         }
 
 
@@ -130,8 +131,9 @@ def verify_twin(
     """
     report = VerifyReport(twin_id)
 
-    def ok(line: str) -> None:
+    def ok(check: str, line: str, **facts: Any) -> None:
         report.lines.append(line)
+        report.checks.append({"check": check, "passed": True, **facts, "detail": line})
         if on_check:
             on_check(line)
 
@@ -144,9 +146,10 @@ def verify_twin(
             f"the CAR is for chain {index.chain_id} / {index.registry}, the RPC is chain {chain_id} / {registry}",
             hint="pass the --rpc-url of the chain this twin lives on",
         )
-    ok(f"CAR: {len(blocks.data)} blocks, each matches its CID")
+    ok("blocks", f"CAR: {len(blocks.data)} blocks, each matches its CID", blocks=len(blocks.data))
     record = ledger.twin(twin_id)
-    ok(f"twin {twin_id} exists on chain {chain_id} (owner {record.owner})")
+    ok("twin", f"twin {twin_id} exists on chain {chain_id} (owner {record.owner})",
+       twinId=twin_id, chainId=chain_id, owner=record.owner)  # fmt: skip
     seen: dict[tuple[str, bytes], AnchorCheck] = {}
     signed_anchorers: set[str] = set()  # the accounts node-signed records name as their anchorer
     withheld_anchorers: dict[str, str] = {}  # what -> the anchorer only the index names
@@ -163,13 +166,14 @@ def verify_twin(
             if (_cid_or_none(manifest["previous"]) or None) != previous:
                 raise _fail(f"{what}: hash link broken: previous is {manifest['previous']}, expected {previous}")
             report.node_dids.add(run(check_node_signature(manifest, what)))
-            checked = f"signed by producer {run(check_producer(manifest, what))}, hash-linked"
+            producer: str | None = run(check_producer(manifest, what))
+            checked = f"signed by producer {producer}, hash-linked"
             anchorer: str | None = record_anchorer(manifest, what)
             signed_anchorers.add(str(anchorer))
         elif allow_withheld:
             report.withheld.append(str(cid))
             checked = "manifest withheld (audit view)"
-            anchorer = None
+            anchorer = producer = None
             if entry.anchor is not None and entry.anchor.anchorer is not None:
                 withheld_anchorers[what] = entry.anchor.anchorer
         else:
@@ -180,21 +184,25 @@ def verify_twin(
             )
         leaf = snapshot_leaf(twin_id, seq, _record_digest(entry, what))
         anchor = _anchored(ledger, BatchKind.SNAPSHOTS, leaf, entry, what, seen, allow_pending, anchorer)
+        facts = {"seq": seq, "cid": str(cid), "producer": producer, "withheld": producer is None}
         if anchor is None:
             report.pending.append(str(cid))
-            ok(f"snapshot #{seq}: {checked}; NOT YET ANCHORED")
+            ok("snapshot", f"snapshot #{seq}: {checked}; NOT YET ANCHORED", **facts, anchored=False)
         else:
             ok(
+                "snapshot",
                 f"snapshot #{seq}: {checked}, Merkle proof to root {anchor.root[:18]}… anchored on chain by "
-                f"{anchor.anchorer}"
-            )
+                f"{anchor.anchorer}",
+                **facts, anchored=True, batchRoot=anchor.root, anchorer=anchor.anchorer,
+            )  # fmt: skip
         snapshots[bytes(cid)] = seq
         previous = cid
     report.snapshots = len(index.snapshots)
     if record.head_seq:
         if record.head_seq > len(index.snapshots):
             raise _fail(f"the chain's head anchor is snapshot #{record.head_seq}, the CAR has {len(index.snapshots)}")
-        ok(f"on-chain head anchor #{record.head_seq} is within the chain of manifests")
+        ok("head-anchor", f"on-chain head anchor #{record.head_seq} is within the chain of manifests",
+           seq=record.head_seq)  # fmt: skip
 
     previous_receipt = RECEIPT_GENESIS
     for entry in index.receipts:
@@ -232,15 +240,19 @@ def verify_twin(
             allow_pending,
             receipt_anchorer,
         )
+        facts = {"seq": receipt["seq"], "cid": str(cid), "reader": reader, "purpose": receipt["purpose"]}
         if anchor is None:
             report.pending.append(str(cid))
-            ok(f"read of snapshot #{receipt['seq']} by {reader}: signed, hash-linked; NOT YET ANCHORED")
+            ok("receipt", f"read of snapshot #{receipt['seq']} by {reader}: signed, hash-linked; NOT YET ANCHORED",
+               **facts, anchored=False)  # fmt: skip
             continue
         ok(
+            "receipt",
             f"read of snapshot #{receipt['seq']} by {reader} for purpose {receipt['purpose'][:10]}…: receipt signed, "
             f"hash-linked, reader's request signed, Merkle proof to root {anchor.root[:18]}… anchored on chain by "
-            f"{anchor.anchorer}"
-        )
+            f"{anchor.anchorer}",
+            **facts, anchored=True, batchRoot=anchor.root, anchorer=anchor.anchorer,
+        )  # fmt: skip
     report.receipts = len(index.receipts)
     for what, anchorer in withheld_anchorers.items():
         # Only the index names a withheld manifest's anchorer; it must be an account the node named in what it signed.
