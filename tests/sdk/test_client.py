@@ -124,6 +124,21 @@ def test_node_down_is_a_clear_error():
         Client("http://127.0.0.1:9")
 
 
+def test_an_rpc_of_another_chain_with_the_same_id_is_refused(stack: Stack, tmp_path):
+    """A second local anvil (chain id 31337 too) on the URL the wallet was given: refused, with both named, before
+    any read could answer "no twins" or "not authorized" from the wrong chain."""
+    from twinledger.chain.localchain import LocalChain, free_port
+
+    other = LocalChain(tmp_path / "other-chain", port=free_port())
+    status = other.up()
+    try:
+        with Client(stack.node.url, status.rpc_url) as tl, pytest.raises(InvalidInput, match="another chain") as error:
+            tl.check(1, DidKey.generate().did, purpose="research")
+        assert status.rpc_url in error.value.message and stack.node.url in error.value.message
+    finally:
+        other.down()
+
+
 def test_async_client_shares_the_calls(stack: Stack):
     wallet = stack.store.unlock("owner", PASSPHRASE)
 

@@ -174,6 +174,15 @@ class Client:
                     f"serves chain {self.node.chain_id}",
                     hint="point both at the same chain",
                 )
+            if not chain.w3.eth.get_code(Web3.to_checksum_address(self.node.twin_ledger)):
+                # the same chain id, but not the node's chain (another local anvil answering on this URL): every
+                # read would quietly answer "no twins", "not authorized"
+                raise InvalidInput(
+                    f"the RPC {self._rpc_url} (chain {chain.chain_id}) has no contract at {self.node.twin_ledger}, "
+                    f"the TwinLedger of the node {self.node_url}: it is another chain with the same id",
+                    hint="pass the node's chain as --rpc-url (TWINLEDGER_RPC_URL); a second local anvil may hold "
+                    "this port",
+                )
             self._ledger = TwinLedger(chain, self.node.twin_ledger)
         return self._ledger
 
