@@ -34,6 +34,7 @@ from twinledger.chain.ledger import FederatedLedger, GrantRequest, TwinLedger
 from twinledger.chain.localchain import DEV_KEYS, LocalChain, free_port
 from twinledger.federated import Aggregator, DirectoryCatalog, Participant
 from twinledger.federated.flower import ProvenanceStrategy
+from twinledger.identity.keyfile import write_key_file
 from twinledger.identity.keys import DidKey
 from twinledger.ipfs import FileBlockStore
 
@@ -127,7 +128,7 @@ def run(rpc_url: str, workdir: Path, rounds: int) -> int:
         )
 
     key_file = workdir / "aggregator.jwk"
-    key_file.write_text(aggregator_key.to_jwk())
+    write_key_file(key_file, aggregator_key, replace=True)  # mode 0600: `fl verify --key` refuses one others can read
     common = ["--rpc-url", rpc_url, "--deployments-dir", str(workdir / "deployments")]
     common += ["--store", str(workdir / "ipfs"), "--catalog", str(workdir / "fl")]
     twinledger = [sys.executable, "-m", "twinledger.cli", "fl"]

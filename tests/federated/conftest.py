@@ -80,6 +80,7 @@ def federation(
     (tmp_path / "deployments").mkdir()
     (tmp_path / "deployments" / f"{deployment.chain_id}.json").write_text(deployment.to_json())
     (tmp_path / "aggregator.jwk").write_text(AGGREGATOR_KEY.to_jwk())
+    (tmp_path / "aggregator.jwk").chmod(0o600)  # a private key: `fl verify --key` refuses one others can read
     cli_args = ["--rpc-url", anvil, "--deployments-dir", str(tmp_path / "deployments")]
     cli_args += ["--store", str(tmp_path / "ipfs"), "--catalog", str(tmp_path / "catalog")]
     return Federation(

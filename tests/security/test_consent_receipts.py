@@ -47,10 +47,16 @@ def tl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Refused with `words` in the message: under --json the CLI prints it as a problem object on stdout."""
     assert result.returncode != 0, f"accepted: {result.stdout}"
     assert "Traceback" not in result.stderr, result.stderr
+    message = result.stderr
+    if "--json" in result.args:
+        problem = json.loads(result.stdout)
+        assert problem["exitCode"] == result.returncode
+        message = f"{problem['detail']} {problem.get('hint', '')}"
     for word in words:
-        assert word.lower() in result.stderr.lower(), result.stderr
+        assert word.lower() in message.lower(), message
 
 
 @pytest.fixture(scope="module")
