@@ -149,9 +149,7 @@ def admit(
 def acts_as_an_owner(rt: NodeRuntime, did: str) -> bool:
     """Whether `did` speaks for an account (did:pkh) or is some account's registered recovery key: a caller who
     reads with no purpose believes they own the twin."""
-    if did.startswith("did:pkh:"):
-        return True
-    return rt.state.connection().execute("SELECT 1 FROM recovery_keys WHERE did = ?", (did,)).fetchone() is not None
+    return did.startswith("did:pkh:") or bool(rt.snapshots.owners_recovered_by(did))
 
 
 def sees_plaintext_facts(rt: NodeRuntime, consent: Consent) -> bool:

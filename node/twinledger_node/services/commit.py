@@ -233,10 +233,9 @@ class GroupCommitter:
                 pushes = []
         results: dict[int, Any] = {}
         failures: dict[int, BaseException] = {}
-        heads: dict[int, str] = {}
         try:
             with self.state.writer():
-                self._transaction(conn, group, results, failures, heads)
+                self._transaction(conn, group, results, failures)
         except sqlite3.OperationalError as error:  # disk full, I/O error, a lock held past the timeout
             failure = Unavailable(f"the node's state could not be written: {error}", hint="retry shortly")
             for item in group:
@@ -256,9 +255,8 @@ class GroupCommitter:
             item.future.set_result(results.get(i))  # type: ignore[arg-type]  # None for pushes and nonces
 
     def _transaction(
-        self, conn: Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException],
-        heads: dict[int, str],
-    ) -> None:  # fmt: skip
+        self, conn: Connection, group: list[Work], results: dict[int, Any], failures: dict[int, BaseException]
+    ) -> None:
         twins = list(dict.fromkeys(item.twin_id for item in group if isinstance(item, ReceiptWork)))
         if self.one_trip and self._in_one_trip(conn, group, twins, results):
             self.on_commit("one-trip")
@@ -266,6 +264,7 @@ class GroupCommitter:
         for twin in twins:  # what follows reads them afresh
             self._heads.discard(twin)
         reads = [item for item in group if not isinstance(item, PushWork)]
+        heads: dict[int, str] = {}
         try:
             # What the group needs to know first, asked in one round trip on PostgreSQL (SQLite is in-process):
             # the writer lock, every nonce of its reads and lone nonces spent in one statement, and the receipt head
@@ -347,10 +346,7 @@ class GroupCommitter:
                     conn.execute(HEAD_UNCHANGED, (twin, expected[twin]))
                 for item in group:
                     if isinstance(item, PushWork):
-                        conn.execute(INSERT_SNAPSHOT, item.row)
-                        if self.pins_here:
-                            conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING",
-                                             [(cid,) for cid in item.pins])  # fmt: skip
+                        self._insert_push(conn, item)
                 self._append_receipts(conn, receipts, heads)
                 conn.execute("COMMIT")
         except sqlite3.OperationalError:  # the database is away: the careful way would fail the same
@@ -408,10 +404,14 @@ class GroupCommitter:
         if (head or 0) != work.previous_seq:
             raise HeadMoved(f"twin {work.twin_id} is at #{head}, the push was built on #{work.previous_seq}")
         with self.state.pipeline(conn):
-            conn.execute(INSERT_SNAPSHOT, work.row)
-            if self.pins_here:
-                conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(c,) for c in work.pins])
+            self._insert_push(conn, work)
             conn.execute("RELEASE item")
+
+    def _insert_push(self, conn: Connection, work: PushWork) -> None:
+        """The push's snapshot row, and its pins when they live in this database."""
+        conn.execute(INSERT_SNAPSHOT, work.row)
+        if self.pins_here:
+            conn.executemany("INSERT INTO pins (cid) VALUES (?) ON CONFLICT DO NOTHING", [(c,) for c in work.pins])
 
     def _receipt(self, work: ReceiptWork, heads: dict[int, str], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         """The signed receipt, chained to the twin's previous one (`heads`, read in the transaction); its row goes

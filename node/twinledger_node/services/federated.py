@@ -76,8 +76,7 @@ class FederatedService:
         if did == self._hosted(task_id):
             return
         # the accounts `did` speaks for: its own (did:pkh on this chain) and those that named it as recovery key
-        owners = [str(r["owner"]) for r in self.rt.state.connection().execute(
-            "SELECT owner FROM recovery_keys WHERE did = ?", (did,))]  # fmt: skip
+        owners = self.rt.snapshots.owners_recovered_by(did)
         parsed = parse_did(did)
         if parsed.method == "pkh" and parsed.chain_id == self.rt.client.chain_id and parsed.address:
             owners.append(parsed.address)

@@ -126,6 +126,11 @@ class SnapshotService:
             return True
         return self._recovery_did(twin["owner"]) == did
 
+    def owners_recovered_by(self, did: str) -> list[str]:
+        """The accounts that registered `did` as their recovery key (it speaks for them as their owner)."""
+        rows = self.state.connection().execute("SELECT owner FROM recovery_keys WHERE did = ?", (did,)).fetchall()
+        return [str(row["owner"]) for row in rows]
+
     def _recovery_did(self, owner: str) -> str | None:
         row = self.state.connection().execute("SELECT did FROM recovery_keys WHERE owner = ?", (owner,)).fetchone()
         return str(row["did"]) if row else None

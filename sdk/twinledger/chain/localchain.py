@@ -156,12 +156,16 @@ class LocalChain:
         if current.pid is not None and self._is_anvil(current.pid):
             self._stop(current.pid, 5.0)  # running but not answering: replace it
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = self.port or self._last_port() or DEFAULT_PORT
-        if not _port_free(self.host, port):
-            if self.port is None and not _wait_port_free(self.host, port, PORT_RELEASE_WAIT):
-                port = free_port()
-            elif not _wait_port_free(self.host, port, PORT_RELEASE_WAIT):
+        last = self._last_port()
+        port = self.port or last or DEFAULT_PORT
+        # this chain's own port (asked for, or the one it last had) may be held a moment by the anvil that stopped;
+        # the default port, when taken, is someone else's: a free one at once
+        if not _port_free(self.host, port) and not (
+            (self.port is not None or port == last) and _wait_port_free(self.host, port, PORT_RELEASE_WAIT)
+        ):
+            if self.port is not None:
                 raise InvalidInput(f"port {port} on {self.host} is in use", hint="pick another with --port")
+            port = free_port()
         command = [
             str(find_anvil()),
             "--host", self.host,

@@ -111,3 +111,9 @@ def purpose_label(code: bytes) -> str:
         if keccak(text=iri) == code:
             return f"{alias} ({iri})"
     return "0x" + code.hex()
+
+
+def purpose_text(value: object) -> str:
+    """A purpose as the node and the chain write it (0x and 64 hex digits) by its `purpose_label`; else as given."""
+    text = str(value)
+    return purpose_label(bytes.fromhex(text[2:])) if text.startswith("0x") and len(text) == 66 else text

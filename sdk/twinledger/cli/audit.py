@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from twinledger.cli.output import JsonOption, TwinArgument, console, print_json
 from twinledger.cli.wallet import Session, wallet_options
+from twinledger.errors import TwinledgerError
 
 if TYPE_CHECKING:
     from twinledger.client import AuditEntry
 
 app = typer.Typer(help="A twin's audit trail as a timeline.", context_settings={"allow_interspersed_args": True})
-
-
-def _purpose(value: Any) -> str:
-    from twinledger.chain.types import purpose_label
-
-    text = str(value)
-    return purpose_label(bytes.fromhex(text[2:])) if text.startswith("0x") and len(text) == 66 else text
 
 
 OWNER_PURPOSE = "0x" + "00" * 32  # what an owner's read records: the owner needs no purpose
@@ -38,14 +32,14 @@ def known_dids(entries: list[AuditEntry]) -> dict[str, str]:
         if isinstance(did, str):
             try:
                 found["0x" + did_hash(did).hex()] = did
-            except ValueError:  # a DID this SDK cannot canonicalise: shown by hash, as the chain has it
+            except TwinledgerError:  # a DID this SDK cannot canonicalise: shown by hash, as the chain has it
                 continue
     return found
 
 
 def describe(entry: AuditEntry, dids: dict[str, str] | None = None) -> str:
     """One line a person can read, for each kind of entry (`dids`: from `known_dids`)."""
-    from twinledger.chain.types import Scope, TwinKind
+    from twinledger.chain.types import Scope, TwinKind, purpose_text
 
     d = entry.data
     match entry.kind:
@@ -59,21 +53,21 @@ def describe(entry: AuditEntry, dids: dict[str, str] | None = None) -> str:
             return f"device bound: {d.get('deviceDid') or '(none)'}"
         case "grant":
             return (
-                f"grant to {d.get('did')} for {_purpose(d.get('purpose'))}: "
+                f"grant to {d.get('did')} for {purpose_text(d.get('purpose'))}: "
                 f"{','.join(Scope(int(d.get('scopes', 0))).names())} until "
                 f"{datetime.fromtimestamp(int(d.get('expiry', 0)), UTC):%Y-%m-%d}"
             )
         case "revocation":
             hashed = str(d.get("didHash", ""))
             whom = (dids or {}).get(hashed.lower()) or f"DID hash {hashed:.18}…"
-            return f"revoked grant of {whom} for {_purpose(d.get('purpose'))}"
+            return f"revoked grant of {whom} for {purpose_text(d.get('purpose'))}"
         case "snapshot":
             size = f" ({d['size']} bytes)" if "size" in d else ""  # not shown to an AUDIT-only grantee
             return f"snapshot #{d['seq']}{size} by {d['producer']}"
         case "read":
             if str(d["purpose"]).lower() == OWNER_PURPOSE:
                 return f"read of snapshot #{d['seq']} by the owner ({d['reader']})"
-            return f"read of snapshot #{d['seq']} by {d['reader']} for {_purpose(d['purpose'])}"
+            return f"read of snapshot #{d['seq']} by {d['reader']} for {purpose_text(d['purpose'])}"
     return f"{entry.event or entry.kind}: {d}"
 
 

@@ -78,7 +78,7 @@ def revoke(
 @app.command("list")
 def list_(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = JsonOption) -> None:
     """Every grant recorded for a twin, live or not."""
-    from twinledger.chain.types import purpose_label
+    from twinledger.chain.types import purpose_text
 
     with connect(node, None, None, None) as tl:
         grants = tl.grants(twin_id)
@@ -89,7 +89,7 @@ def list_(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = 
     rows = [
         (
             g.did,
-            purpose_label(bytes.fromhex(g.purpose[2:])),
+            purpose_text(g.purpose),
             ",".join(g.scopes),
             _when(g.expiry),
             "live" if g.live else ("revoked" if g.revoked_tx else ("expired" if g.expiry <= now else "ended")),

@@ -88,10 +88,10 @@ def _recipient(to: str) -> str:
 
 
 def _ask_to_transfer(twin_id: int, new_owner: str, ending: list[Grant]) -> bool:
-    from twinledger.chain.types import purpose_label
+    from twinledger.chain.types import purpose_text
 
     if ending:
-        rows = [(g.did, purpose_label(bytes.fromhex(g.purpose[2:])), ",".join(g.scopes)) for g in ending]
+        rows = [(g.did, purpose_text(g.purpose), ",".join(g.scopes)) for g in ending]
         print_rows(f"consents of twin {twin_id} that end with the transfer", ["did", "purpose", "scopes"], rows)
     what = ("1 consent ends" if len(ending) == 1 else f"{len(ending)} consents end") if ending else "no consent is live"
     return typer.confirm(f"transfer twin {twin_id} to {new_owner} ({what}; only the new owner can undo it)?")
