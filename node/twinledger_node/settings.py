@@ -29,6 +29,11 @@ class NodeSettings(BaseSettings):
 
     # chain
     rpc_url: str | None = Field(None, description="JSON-RPC URL; unset: start or reuse the local anvil")
+    public_rpc_url: str | None = Field(
+        None,
+        description="the RPC URL /v1/node tells clients to use; unset: the local anvil's, else none (the node's "
+        "own rpc_url is never published: a provider URL often carries an API key)",
+    )
     deployments_file: Path | None = Field(None, description="deployments/<chainId>.json; unset: data_dir's")
     private_key: SecretStr | None = Field(None, description="key that pays for anchors and relayed consents")
     node_key: SecretStr | None = Field(

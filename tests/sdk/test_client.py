@@ -120,8 +120,9 @@ def test_fetch_detects_a_tampered_plaintext(stack: Stack, monkeypatch: pytest.Mo
 
 
 def test_node_down_is_a_clear_error():
-    with pytest.raises(NodeUnavailable, match="cannot reach the node"):
-        Client("http://127.0.0.1:9")
+    """Without what the node said earlier (`known`), even a chain call needs it: it names the contracts."""
+    with Client("http://127.0.0.1:9") as tl, pytest.raises(NodeUnavailable, match="cannot reach the node"):
+        tl.check(1, DidKey.generate().did, purpose="research")
 
 
 def test_an_rpc_of_another_chain_with_the_same_id_is_refused(stack: Stack, tmp_path):

@@ -111,6 +111,8 @@ class NodeInfo(Model):
     chain_id: int = Field(alias="chainId")
     twin_ledger: str = Field(alias="twinLedger")
     federated_ledger: str = Field(alias="federatedLedger")
+    deploy_block: int = Field(alias="deployBlock")
+    rpc_url: str | None = Field(alias="rpcUrl", description="an RPC URL for clients; null: ask the operator")
     relayer: str | None
     version: str
 

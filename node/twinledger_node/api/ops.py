@@ -44,9 +44,12 @@ def metrics(rt: Runtime) -> Response:
 
 @router.get("/v1/node", response_model=NodeInfo, response_model_by_alias=True)
 def node_info(rt: Runtime) -> dict[str, object]:
-    """This node's DID (snapshots are sealed to it), chain, contracts and relayer account."""
+    """This node's DID (snapshots are sealed to it), chain, contracts and relayer account, and the RPC URL clients
+    may use (the operator's public one, or the local anvil's)."""
+    local = rt.local_chain
     return {
         "did": rt.node_key.did, "chainId": rt.client.chain_id, "twinLedger": rt.deployment.twin_ledger,
-        "federatedLedger": rt.deployment.federated_ledger,
+        "federatedLedger": rt.deployment.federated_ledger, "deployBlock": rt.deployment.deploy_block,
+        "rpcUrl": rt.settings.public_rpc_url or (rt.client.rpc_url if local is not None else None),
         "relayer": rt.client.account.address if rt.client.account else None, "version": twinledger.__version__,
     }  # fmt: skip

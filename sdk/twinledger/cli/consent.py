@@ -6,13 +6,16 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
 
 from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_rows
-from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, wallet_options
+from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, say_via, wallet_options
+
+if TYPE_CHECKING:
+    from twinledger.client import Client
 
 app = typer.Typer(help="Give, end and inspect consent for a twin's data.", no_args_is_help=True)
 PurposeOption = typer.Option(..., "--purpose", help="research, maintenance, ... or a DPV IRI")
@@ -42,15 +45,17 @@ def grant(
     expiry = parse_expiry(expires)
     with session.connect() as tl:
         result = tl.grant(twin_id, did, purpose=purpose, scopes=scope, expiry=expiry, relay=relay)
+        used = tl.via()
     if json_out:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "via": used})
     else:
-        via = " (relayed by the node)" if relay else ""
+        relayed = " (relayed by the node)" if relay else ""
         console.print(
             f"granted {','.join(result.scopes)} on twin {twin_id} to {result.did} for {purpose} until "
-            f"{_when(result.expiry)} in {result.tx_hash}{via}",
+            f"{_when(result.expiry)} in {result.tx_hash}{relayed}",
             highlight=False,
         )
+        _say_applied(tl, result.indexed, result.block_number)
 
 
 @app.command()
@@ -67,20 +72,26 @@ def revoke(
     """End a grant."""
     with session.connect() as tl:
         result = tl.revoke(twin_id, did, purpose=purpose, relay=relay)
+        used = tl.via()
     if json_out:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "via": used})
     else:
         console.print(
             f"revoked {result.did}'s grant for {purpose} on twin {twin_id} in {result.tx_hash}", highlight=False
         )
+        _say_applied(tl, result.indexed, result.block_number)
 
 
 @app.command("list")
-def list_(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = JsonOption) -> None:
-    """Every grant recorded for a twin, live or not."""
+def list_(
+    twin_id: int = TwinArgument, node: str | None = NodeOption, rpc_url: str | None = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:  # fmt: skip
+    """Every grant recorded for a twin, live or not: from the node's index, or from the chain while the node is
+    down."""
     from twinledger.chain.types import purpose_text
 
-    with connect(node, None, None, None) as tl:
+    with connect(node, rpc_url, None, None) as tl:
         grants = tl.grants(twin_id)
     if json_out:
         print_json([g.as_dict() for g in grants])
@@ -97,6 +108,18 @@ def list_(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = 
         for g in grants
     ]
     print_rows(f"grants of twin {twin_id}", ["did", "purpose", "scopes", "expires", "status"], rows)
+    say_via(tl)
+
+
+def _say_applied(tl: Client, indexed: bool, block: int) -> None:
+    if indexed:
+        console.print(f"the node at {tl.node_url} applies it from now on", highlight=False)
+    else:
+        console.print(
+            f"on chain in block {block}; the node at {tl.node_url} could not be reached: it applies this once it "
+            "indexes that block (nodes refuse reads while their index is behind the chain)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -105,15 +128,18 @@ def check(
     did: str = typer.Argument(...),
     purpose: str = PurposeOption,
     scope: str = typer.Option("read", "--scope", help="the rights to check: read,write,train,audit"),
-    node: str = NodeOption,
-    rpc_url: str = RpcOption,
+    node: str | None = NodeOption,
+    rpc_url: str | None = RpcOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Whether the chain authorizes DID for SCOPE and PURPOSE now. Exit code 0 yes, 1 no."""
     with connect(node, rpc_url, None, None) as tl:
         allowed = tl.check(twin_id, did, purpose=purpose, scope=scope)
+        used = tl.via()
     if json_out:
-        print_json({"twinId": twin_id, "did": did, "purpose": purpose, "scope": scope, "authorized": allowed})
+        print_json(
+            {"twinId": twin_id, "did": did, "purpose": purpose, "scope": scope, "authorized": allowed, "via": used}
+        )
     elif allowed:
         console.print(f"[green]authorized[/]: {did} may {scope} twin {twin_id} for {purpose}", highlight=False)
     else:
@@ -122,6 +148,8 @@ def check(
             f"run `twinledger consent grant {twin_id} {did} --scope {scope} --purpose {purpose}`",
             highlight=False,
         )
+    if not json_out:
+        say_via(tl)
     if not allowed:
         raise typer.Exit(1)
 
@@ -170,7 +198,7 @@ def receipt(
 @receipts.command("verify")
 def verify_receipt(
     file: Path = typer.Argument(..., help="a consent receipt (JSON)"),
-    rpc_url: str = RpcOption,
+    rpc_url: str | None = RpcOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Check a consent receipt against the chain alone: its proof, that its issuer is the twin's owner, that its
@@ -195,7 +223,9 @@ def verify_receipt(
     registry = subject.get("registry") if isinstance(subject, dict) else None
     if not isinstance(registry, str) or not is_address(registry):
         raise InvalidCredential(f"{file} names no registry address in its credentialSubject")
-    ledger = TwinLedger(ChainClient(rpc_url), registry)
+    from twinledger.profile import chain_url
+
+    ledger = TwinLedger(ChainClient(chain_url(None, rpc_url)), registry)
     receipt, on_chain = verify_receipt_on_chain(ledger, credential)
     grant = receipt.grant
     words = scope_words(grant.scopes)

@@ -23,6 +23,7 @@ app = typer.Typer(
 # SDK's chain, client, identity, ipfs and federated packages...) inside the commands that use them, and names them
 # at module level only under TYPE_CHECKING; tests/cli/test_startup.py fails when one of them is imported at start-up.
 SUBCOMMANDS: list[tuple[str, str]] = [
+    ("twinledger.cli.config", "config"),
     ("twinledger.cli.chain", "chain"),
     ("twinledger.cli.contracts", "contracts"),
     ("twinledger.cli.ipfs", "ipfs"),

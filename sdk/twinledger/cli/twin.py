@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_mapping, print_rows
-from twinledger.cli.wallet import NodeOption, Session, connect, wallet_options
+from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, say_via, wallet_options
 from twinledger.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -40,14 +40,18 @@ def register(
 
 
 @app.command()
-def show(twin_id: int = TwinArgument, node: str = NodeOption, json_out: bool = JsonOption) -> None:
-    """Owner, kind, parent, device and anchored sequence of a twin."""
-    with connect(node, None, None, None) as tl:
+def show(
+    twin_id: int = TwinArgument, node: str | None = NodeOption, rpc_url: str | None = RpcOption,
+    json_out: bool = JsonOption,
+) -> None:  # fmt: skip
+    """Owner, kind, parent, device and anchored sequence of a twin (from the chain while the node is down)."""
+    with connect(node, rpc_url, None, None) as tl:
         twin = tl.twin(twin_id)
     if json_out:
         print_json(twin.as_dict())
     else:
         print_mapping(f"twin {twin_id}", {k: v for k, v in twin.as_dict().items() if k != "tx_hash"})
+        say_via(tl)
 
 
 @app.command("list")
@@ -58,9 +62,11 @@ def list_(
     session: Session,
     json_out: bool = JsonOption,
 ) -> None:
-    """The twins an address owns (read from the chain)."""
-    with session.connect(wallet=not owner) as tl:
-        twins = tl.twins(owner)
+    """The twins an address owns (read from the chain; a wallet's address needs no passphrase)."""
+    from twinledger.wallet.store import WalletStore
+
+    with session.connect(wallet=False) as tl:
+        twins = tl.twins(owner or WalletStore().info(session.name).address)
     if json_out:
         print_json([t.as_dict() for t in twins])
     else:
@@ -69,6 +75,7 @@ def list_(
             ["id", "kind", "parent", "anchored seq", "owner"],
             [(t.twin_id, t.kind, t.parent_id or "-", t.anchored_seq, t.owner) for t in twins],
         )
+        say_via(tl)
 
 
 def _recipient(to: str) -> str:
@@ -113,9 +120,10 @@ def transfer(
         confirm = None if yes else lambda new_owner, ending: _ask_to_transfer(twin_id, new_owner, ending)
         result = tl.transfer(twin_id, address, confirm=confirm)
     if json_out:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "via": tl.via()})
     else:
         console.print(f"twin {twin_id} transferred to {result.details['to']} in {result.tx_hash}")
+        say_via(tl)
 
 
 @app.command("bind-device")

@@ -37,6 +37,7 @@ def verify(
     first mismatch."""
     from twinledger.chain.client import ChainClient
     from twinledger.chain.ledger import TwinLedger
+    from twinledger.profile import chain_url
     from twinledger.verify import read_bundle, verify_twin
 
     if car is not None:
@@ -48,13 +49,13 @@ def verify(
             ) from None
         # The CAR's registry is only a default: the chain decides whether anything in it is anchored.
         address = ledger_address or read_bundle(io.BytesIO(data))[0].registry
-        ledger = TwinLedger(ChainClient(session.rpc_url), address)
+        ledger = TwinLedger(ChainClient(chain_url(session.node, session.rpc_url)), address)
     else:
         with session.connect() as tl:
             data = tl.provenance_car(twin_id, purpose=purpose)
             if ledger_address and ledger_address.lower() != tl.node.twin_ledger.lower():
                 raise InvalidInput(f"the node serves ledger {tl.node.twin_ledger}, not {ledger_address}")
-            ledger = TwinLedger(ChainClient(session.rpc_url), ledger_address or tl.node.twin_ledger)
+            ledger = tl.ledger  # the node's contracts, on a chain checked to be the node's
         if save_car:
             save_car.write_bytes(data)
     echo = None if json_out else (lambda line: console.print(f"[green]✓[/] {line}", highlight=False))

@@ -26,12 +26,16 @@ app = typer.Typer(
     help="Your keys: an Ethereum account (keystore v3) and a did:key, under $TWINLEDGER_HOME.", no_args_is_help=True
 )
 
-DEFAULT_NODE = "http://127.0.0.1:8700"
-DEFAULT_RPC = "http://127.0.0.1:8545"
 NameOption = typer.Option("default", "--name", "-n", envvar="TWINLEDGER_WALLET", help="which wallet")
 PassFileOption = typer.Option(None, "--passphrase-file", help="read the passphrase from this file (mode 0600)")
-NodeOption = typer.Option(DEFAULT_NODE, "--node", envvar="TWINLEDGER_NODE_URL", help="node URL")
-RpcOption = typer.Option(DEFAULT_RPC, "--rpc-url", envvar="TWINLEDGER_RPC_URL", help="chain JSON-RPC URL")
+NodeOption = typer.Option(
+    None, "--node", envvar="TWINLEDGER_NODE_URL",
+    help="node URL (default: the profile's, `twinledger config`, else http://127.0.0.1:8700)",
+)  # fmt: skip
+RpcOption = typer.Option(
+    None, "--rpc-url", envvar="TWINLEDGER_RPC_URL",
+    help="chain JSON-RPC URL (default: the profile's, else the one the node publishes)",
+)  # fmt: skip
 
 
 def passphrase(passphrase_file: Path | None, *, confirm: bool = False, prompt: str = "wallet passphrase") -> str:
@@ -51,13 +55,30 @@ def unlock(name: str, passphrase_file: Path | None) -> Wallet:
 
 
 @contextmanager
-def connect(node: str, rpc_url: str | None, name: str | None, passphrase_file: Path | None) -> Iterator[Client]:
-    """A Client for the command: the node, the chain, and (when `name`) the unlocked wallet."""
+def connect(node: str | None, rpc_url: str | None, name: str | None, passphrase_file: Path | None) -> Iterator[Client]:
+    """A Client for the command: the node and chain the options or the profile name, and (when `name`) the
+    unlocked wallet. What the node says of itself is kept in the profile, so the next command can act on the chain
+    alone if the node is down then."""
+    from twinledger import profile
     from twinledger.client import Client
 
+    where = profile.endpoints(node, rpc_url)
     wallet = unlock(name, passphrase_file) if name else None
-    with Client(node, rpc_url, wallet) as client:
+    client = Client(where.node_url, where.rpc_url, wallet, known=where.known)
+    try:
         yield client
+    finally:
+        client.close()
+        if client.via()["node"] is not None:
+            profile.remember(where.node_url, client.node.facts)
+
+
+def say_via(client: Client) -> None:
+    """One dim line on which node and chain a command used (for the commands that can do without the node)."""
+    via = client.via()
+    parts = [f"chain {via['chain']}"] if via["chain"] else []
+    parts.append(f"node {via['node']}" if via["node"] else f"node {client.node_url} not reachable: not used")
+    console.print(f"[dim]via {'; '.join(parts)}[/]", highlight=False)
 
 
 @dataclass(frozen=True)
@@ -66,8 +87,8 @@ class Session:
 
     name: str
     passphrase_file: Path | None
-    node: str
-    rpc_url: str
+    node: str | None
+    rpc_url: str | None
 
     def connect(self, *, wallet: bool = True) -> AbstractContextManager[Client]:
         """A Client on the node and chain; the wallet is unlocked (passphrase asked) only now, and only if `wallet`."""
@@ -77,8 +98,8 @@ class Session:
 _SESSION_OPTIONS = (
     ("name", str, NameOption),
     ("passphrase_file", Path | None, PassFileOption),
-    ("node", str, NodeOption),
-    ("rpc_url", str, RpcOption),
+    ("node", str | None, NodeOption),
+    ("rpc_url", str | None, RpcOption),
 )
 
 
@@ -113,13 +134,12 @@ def _reveal(what: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _register_recovery(wallet: Wallet, node: str) -> str:
-    from twinledger.client import Client
-
+def _register_recovery(wallet: Wallet, node: str | None) -> str:
     try:
-        with Client(node, None, wallet) as client:
+        with connect(node, None, None, None) as client:
+            client.wallet = wallet
             client.ensure_recovery_key()
-            return f"recovery key registered with the node at {node}"
+            return f"recovery key registered with the node at {client.node_url}"
     except TwinledgerError as error:
         return f"recovery key not registered ({error.message}); `twinledger twin register` will do it"
 
@@ -128,7 +148,7 @@ def _register_recovery(wallet: Wallet, node: str) -> str:
 def create(
     name: str = NameOption,
     passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
+    node: str | None = NodeOption,
     offline: bool = typer.Option(False, "--offline", help="do not register the did:key with the node"),
     json_out: bool = JsonOption,
 ) -> None:
@@ -273,16 +293,14 @@ def passwd(
 def register_recovery_key(
     name: str = NameOption,
     passphrase_file: Path | None = PassFileOption,
-    node: str = NodeOption,
+    node: str | None = NodeOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Tell the node to seal your twins' snapshots to this wallet's did:key (signed by both of your keys)."""
-    from twinledger.client import Client
-
-    wallet = unlock(name, passphrase_file)
-    with Client(node, None, wallet) as client:
+    with connect(node, None, name, passphrase_file) as client:
         did = client.ensure_recovery_key()
+        owner = client.wallet.address if client.wallet else ""
     if json_out:
-        print_json({"owner": wallet.address, "did": did})
+        print_json({"owner": owner, "did": did})
     else:
-        console.print(f"the node at {node} seals snapshots of {wallet.address}'s twins to {did}")
+        console.print(f"the node at {client.node_url} seals snapshots of {owner}'s twins to {did}")

@@ -5,14 +5,32 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from twinledger.profile import ChainFacts
+
 
 @dataclass(frozen=True)
 class NodeInfo:
+    """What a node says of itself (`/v1/node`)."""
+
     url: str
     did: str
     chain_id: int
     twin_ledger: str
     relayer: str | None
+    federated_ledger: str | None = None
+    deploy_block: int = 0
+    rpc_url: str | None = None  # published for clients: the operator's public RPC, or the local anvil's
+
+    @classmethod
+    def from_json(cls, url: str, data: dict[str, Any]) -> NodeInfo:
+        return cls(
+            url, data["did"], int(data["chainId"]), data["twinLedger"], data.get("relayer"),
+            data.get("federatedLedger"), int(data.get("deployBlock") or 0), data.get("rpcUrl"),
+        )  # fmt: skip
+
+    @property
+    def facts(self) -> ChainFacts:
+        return ChainFacts(self.chain_id, self.twin_ledger, self.federated_ledger, self.deploy_block, self.rpc_url)
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,7 @@ class ConsentResult:
     tx_hash: str
     block_number: int
     relayed: bool
+    indexed: bool = True  # the node had indexed it on return; False: the node was unreachable (it will, from the chain)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,6 +21,7 @@ from twinledger.chain.client import ChainClient
 from twinledger.chain.errors import ContractRevert
 from twinledger.chain.ledger import GrantRequest, TwinLedger
 from twinledger.chain.types import BatchKind, Scope, TwinKind, purpose_code
+from twinledger.client import chain_reads
 from twinledger.client.errors import NodeUnavailable, NotOwner, from_problem
 from twinledger.client.results import (
     AuditEntry,
@@ -37,6 +38,7 @@ from twinledger.errors import Declined, InvalidInput, NotFound
 from twinledger.identity import ConsentGrant, DidSigner, canonical_did, issue_consent_receipt, sign_request
 from twinledger.identity.credentials import owner_key_evidence
 from twinledger.ipfs import parse_cid
+from twinledger.profile import ChainFacts, check_chain
 from twinledger.provenance import json_block, recovery_key_binding
 from twinledger.verify import VerifyReport, verify_twin
 from twinledger.verify.checks import (
@@ -81,7 +83,11 @@ class Client:
     b'{"temperature": 21}'
 
     `wallet` may be None for a read-only client or a device that only pushes (`push_snapshot(..., as_device=key)`),
-    and `rpc_url` None when no chain access is needed; calls that need them say so.
+    and `rpc_url` None to use the RPC URL the node publishes; calls that need them say so.
+
+    The node is asked who it is (`/v1/node`) on first need. `known` (what the node said earlier, e.g. from the
+    profile) lets the consent and twin calls work with the chain alone while the node cannot be reached: grants and
+    revocations are sent, checked and listed on chain, and `via()` says which of node and chain were used.
     """
 
     def __init__(
@@ -91,13 +97,18 @@ class Client:
         wallet: Wallet | None = None,
         *,
         signer: DidSigner | None = None,
+        known: ChainFacts | None = None,
         timeout: float = 60.0,
     ) -> None:
         self.node_url = node_url.rstrip("/")
         self.wallet = wallet
         self._signer = signer
-        self._http = httpx.Client(base_url=self.node_url, timeout=timeout)
-        self.node = self._node_info()
+        # A node that is down is known within the connect timeout, not the read timeout: loopback refuses at once,
+        # a remote host that is gone would otherwise hold every chain-only command for a minute.
+        self._http = httpx.Client(base_url=self.node_url, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        self._known = known
+        self._node: NodeInfo | None = None
+        self._node_down: NodeUnavailable | None = None
         self._rpc_url = rpc_url
         self._ledger: TwinLedger | None = None
 
@@ -154,36 +165,56 @@ class Client:
         if not body:
             progress(0, 0)
 
-    def _node_info(self) -> NodeInfo:
-        data = self._request("GET", "/v1/node").json()
-        return NodeInfo(self.node_url, data["did"], int(data["chainId"]), data["twinLedger"], data.get("relayer"))
+    @property
+    def node(self) -> NodeInfo:
+        """Who the node is (`/v1/node`), asked once; NodeUnavailable when it cannot be reached."""
+        if self._node is None:
+            if self._node_down is not None:
+                raise self._node_down
+            try:
+                self._node = NodeInfo.from_json(self.node_url, self._request("GET", "/v1/node").json())
+            except NodeUnavailable as error:
+                self._node_down = error
+                raise
+        return self._node
+
+    def node_reachable(self) -> bool:
+        try:
+            self.node  # noqa: B018 - asked for its side effect
+        except NodeUnavailable:
+            return False
+        return True
+
+    @property
+    def facts(self) -> ChainFacts:
+        """The node's chain and contracts: from the node, else (node unreachable) what it said earlier (`known`)."""
+        if self._known is not None and not self.node_reachable():
+            return self._known
+        return self.node.facts
+
+    def via(self) -> dict[str, str | None]:
+        """Which node and chain this client has used: None for one it did not (or could not) use."""
+        return {
+            "node": self.node_url if self._node is not None else None,
+            "chain": self._ledger.client.rpc_url if self._ledger is not None else None,
+        }
 
     @property
     def ledger(self) -> TwinLedger:
-        """The TwinLedger contract named by the node (`/v1/node`), on the RPC's chain, sending from the wallet."""
+        """The node's TwinLedger contract (`facts`), on the RPC's chain (the given one, else the one the node
+        publishes), sending from the wallet. Refuses an RPC on another chain, naming both."""
         if self._ledger is None:
-            if self._rpc_url is None:
+            facts = self.facts
+            rpc_url = self._rpc_url or facts.rpc_url
+            whose = f"the node {self.node_url}" + ("" if self._node is not None else " (as last seen)")
+            if rpc_url is None:
                 raise InvalidInput(
-                    "this call needs the chain, but no RPC URL was given",
-                    hint="pass rpc_url (CLI: --rpc-url or TWINLEDGER_RPC_URL)",
+                    f"this call needs the chain, and {whose} publishes no RPC URL",
+                    hint="pass --rpc-url (TWINLEDGER_RPC_URL) or set it once: `twinledger config set --rpc-url URL`",
                 )
-            chain = ChainClient(self._rpc_url, self.wallet.account if self.wallet else None)
-            if chain.chain_id != self.node.chain_id:
-                raise InvalidInput(
-                    f"the RPC {self._rpc_url} is chain {chain.chain_id}, the node {self.node_url} "
-                    f"serves chain {self.node.chain_id}",
-                    hint="point both at the same chain",
-                )
-            if not chain.w3.eth.get_code(Web3.to_checksum_address(self.node.twin_ledger)):
-                # the same chain id, but not the node's chain (another local anvil answering on this URL): every
-                # read would quietly answer "no twins", "not authorized"
-                raise InvalidInput(
-                    f"the RPC {self._rpc_url} (chain {chain.chain_id}) has no contract at {self.node.twin_ledger}, "
-                    f"the TwinLedger of the node {self.node_url}: it is another chain with the same id",
-                    hint="pass the node's chain as --rpc-url (TWINLEDGER_RPC_URL); a second local anvil may hold "
-                    "this port",
-                )
-            self._ledger = TwinLedger(chain, self.node.twin_ledger)
+            chain = ChainClient(rpc_url, self.wallet.account if self.wallet else None)
+            check_chain(chain, facts, whose)
+            self._ledger = TwinLedger(chain, facts.twin_ledger)
         return self._ledger
 
     def _wallet(self) -> Wallet:
@@ -197,8 +228,8 @@ class Client:
         if self._signer is not None:
             return self._signer
         wallet = self._wallet()
-        if twin_id is not None and self._rpc_url is not None and self._owns(twin_id):
-            return wallet.ethereum_did(self.node.chain_id)
+        if twin_id is not None and (self._rpc_url or self.facts.rpc_url) and self._owns(twin_id):
+            return wallet.ethereum_did(self.facts.chain_id)
         return wallet.did_key
 
     def _owns(self, twin_id: int) -> bool:
@@ -213,7 +244,7 @@ class Client:
             return self.ledger.owner_of(twin_id)
         except ContractRevert:
             raise NotFound(
-                f"twin {twin_id} does not exist on chain {self.node.chain_id}",
+                f"twin {twin_id} does not exist on chain {self.facts.chain_id}",
                 hint="list your twins with `twinledger twin list`",
             ) from None
 
@@ -227,13 +258,16 @@ class Client:
                 hint="use the owner's wallet (--name), or ask the owner",
             )
 
-    def _until_indexed(self, what: str, seen: Callable[[], bool], timeout: float = 60.0) -> None:
-        """Wait until the node's index shows a transaction just mined, so the next call reads its own write."""
+    def _until_indexed(self, what: str, seen: Callable[[], bool], timeout: float = 60.0) -> bool:
+        """Wait until the node's index shows a transaction just mined, so the next call reads its own write.
+        False, at once, when the node cannot be reached: the chain has it, the node applies it once it indexes it."""
+        if not self.node_reachable():
+            return False
         deadline = time.monotonic() + timeout
         while True:
             try:
                 if seen():
-                    return
+                    return True
             except NotFound:
                 pass
             if time.monotonic() > deadline:
@@ -280,21 +314,18 @@ class Client:
         return Twin(twin_id, self._wallet().address, kind.name.lower(), parent_id, device or None, 0, tx.tx_hash)
 
     def twin(self, twin_id: int) -> Twin:
-        """The twin as the chain records it (device DID as the node indexed it)."""
+        """The twin as the node indexed it; from the chain alone while the node cannot be reached (the anchored
+        sequence is then the last snapshot anchored on its own, not in a batch: batches are the node's to read)."""
+        if not self.node_reachable() and self._known is not None:
+            self._owner_of(twin_id)
+            return chain_reads.twin(self.ledger, twin_id, self.facts.deploy_block)
         data = self._request("GET", f"/v1/twins/{int(twin_id)}").json()
         return Twin(twin_id, data["owner"], data["kind"], data["parentId"], data.get("deviceDid"), data["anchoredSeq"])
 
     def twins(self, owner: str | None = None) -> list[Twin]:
         """Twins owned by `owner` (default: the wallet), read from the chain."""
         owner = Web3.to_checksum_address(owner or self._wallet().address)
-        found = []
-        for twin_id in range(1, self.ledger.total_twins() + 1):
-            record = self.ledger.twin(twin_id)
-            if record.owner == owner:
-                found.append(
-                    Twin(twin_id, record.owner, record.kind.name.lower(), record.parent_id, None, record.head_seq)
-                )
-        return found
+        return chain_reads.twins_of(self.ledger, owner, self.facts.deploy_block)
 
     def bind_device(self, twin_id: int, device_did: str) -> TxOutcome:
         """Bind the device whose did:key signs this twin's data ("" unbinds)."""
@@ -504,7 +535,7 @@ class Client:
         else:
             tx = self.ledger.grant(request)
             tx_hash, block = tx.tx_hash, tx.block_number
-        self._until_indexed(f"grant {tx_hash}", lambda: self._grant_indexed(twin_id, tx_hash))
+        indexed = self._until_indexed(f"grant {tx_hash}", lambda: self._grant_indexed(twin_id, tx_hash))
         return ConsentResult(
             "grant",
             twin_id,
@@ -515,6 +546,7 @@ class Client:
             tx_hash,
             block,
             relay,
+            indexed,
         )
 
     def revoke(self, twin_id: int, did: str, *, purpose: str, relay: bool = False) -> ConsentResult:
@@ -536,16 +568,22 @@ class Client:
         else:
             tx = self.ledger.revoke(twin_id, did, purpose)
             tx_hash, block = tx.tx_hash, tx.block_number
-        self._until_indexed(f"revocation {tx_hash}", lambda: self._grant_indexed(twin_id, tx_hash))
-        return ConsentResult("revoke", twin_id, did, "0x" + purpose_code(purpose).hex(), [], 0, tx_hash, block, relay)
+        indexed = self._until_indexed(f"revocation {tx_hash}", lambda: self._grant_indexed(twin_id, tx_hash))
+        return ConsentResult(
+            "revoke", twin_id, did, "0x" + purpose_code(purpose).hex(), [], 0, tx_hash, block, relay, indexed
+        )
 
     def _relay(self, consent: dict[str, Any]) -> tuple[str, int]:
-        body = {**consent, "chainId": self.node.chain_id, "verifyingContract": self.node.twin_ledger}
+        body = {**consent, "chainId": self.facts.chain_id, "verifyingContract": self.facts.twin_ledger}
         result = self._request("POST", "/v1/consents", body=json.dumps(body).encode()).json()
         return result["txHash"], int(result["blockNumber"])
 
     def grants(self, twin_id: int) -> list[Grant]:
-        """Every grant recorded for the twin, live or not."""
+        """Every grant recorded for the twin, live or not: from the node's index, or from the chain's events while
+        the node cannot be reached."""
+        if not self.node_reachable() and self._known is not None:
+            self._owner_of(twin_id)
+            return chain_reads.grants(self.ledger, twin_id, self.facts.deploy_block)
         data = self._request("GET", f"/v1/twins/{int(twin_id)}/grants").json()
         return [
             Grant(
