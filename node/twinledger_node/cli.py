@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -13,6 +14,13 @@ import typer
 from twinledger.cli.output import JsonOption, console, print_json, print_mapping
 
 app = typer.Typer(help="Run and inspect a twinledger node.", no_args_is_help=True)
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 DataDirOption = typer.Option(
@@ -29,7 +37,7 @@ def up(
     port: int | None = typer.Option(None, "--port", help="port to listen on (env TWINLEDGER_PORT; default 8700)"),
     data_dir: Path | None = DataDirOption,
     config_file: Path | None = ConfigOption,
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
+    log_level: LogLevel = typer.Option("info", "--log-level", help="how much the node logs"),
     workers: int | None = typer.Option(
         None,
         "--workers",
@@ -43,7 +51,7 @@ def up(
     from twinledger_node import logs
     from twinledger_node.settings import resolve_settings
 
-    logs.configure(log_level)
+    logs.configure(log_level.value)
     overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None, "workers": workers}
     settings = resolve_settings(config_file, **overrides)
     # one per core this process may use (its CPU affinity, not every core of the machine)

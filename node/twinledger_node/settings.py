@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from twinledger import config
 from twinledger.config import DEFAULT_KUBO_ADDR
-from twinledger.errors import NotFound, TwinledgerError
+from twinledger.errors import InvalidInput, NotFound, TwinledgerError
 from twinledger_node.db.database import is_postgres_url
 
 
@@ -141,6 +141,14 @@ class NodeSettings(BaseSettings):
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
+def _shown(error: Any) -> str:
+    """The rejected value of a settings error, unless it belongs to a secret (never printed, even when wrong)."""
+    field = NodeSettings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+    if field is not None and "SecretStr" in str(field.annotation):
+        return "(secret, not shown)"
+    return repr(error.get("input"))
+
+
 def resolve_settings(config_file: Path | None = None, **overrides: Any) -> NodeSettings:
     """Settings from (lowest first) defaults, the config file, the environment, and command-line options (`None`
     means not given)."""
@@ -149,6 +157,19 @@ def resolve_settings(config_file: Path | None = None, **overrides: Any) -> NodeS
     # Docker/Kubernetes secrets: a file named like the variable in lower case, e.g. /run/secrets/twinledger_private_key
     secrets = Path(os.environ.get("TWINLEDGER_SECRETS_DIR", "/run/secrets"))
     values = {k: v for k, v in overrides.items() if v is not None}
-    return NodeSettings(  # type: ignore[call-arg]
-        _env_file=config_file, _secrets_dir=secrets if secrets.is_dir() else None, **values
-    )
+    try:
+        return NodeSettings(  # type: ignore[call-arg]
+            _env_file=config_file, _secrets_dir=secrets if secrets.is_dir() else None, **values
+        )
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"the config file {config_file} is not text", hint="give a file of KEY=value lines (UTF-8)"
+        ) from None
+    except ValidationError as error:
+        # pydantic's own wording names the field and the rule; say it in the user's terms: the variable or option
+        wrong = "; ".join(
+            f"TWINLEDGER_{'_'.join(str(p) for p in e['loc']).upper()} = {_shown(e)}: {e['msg']}" for e in error.errors()
+        )
+        raise InvalidInput(
+            f"invalid node settings: {wrong}", hint="fix the option, the environment variable or the config file line"
+        ) from None

@@ -107,18 +107,34 @@ class Endpoints:
     known: ChainFacts | None  # what the node said last time, to work with the chain alone while it is down
 
 
+def checked_url(url: str, what: str) -> str:
+    """`url` when it is an http(s) URL with a host; a typo ("localhost:8700", "htp://…") said so at once."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as error:
+        raise InvalidInput(f"the {what} URL {url!r} is malformed: {error}", hint="e.g. http://127.0.0.1:8700") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(
+            f"the {what} URL {url!r} is not an http(s) URL with a host", hint="e.g. http://127.0.0.1:8700"
+        )
+    return url
+
+
 def endpoints(node_url: str | None = None, rpc_url: str | None = None) -> Endpoints:
     """Resolve the node and RPC URLs from a command's options (None: not given), the profile and the defaults."""
     profile = load()
     if node_url:
-        node, node_from = node_url.rstrip("/"), "--node / TWINLEDGER_NODE_URL"
+        node, node_from = checked_url(node_url, "node").rstrip("/"), "--node / TWINLEDGER_NODE_URL"
     elif profile.node_url:
         node, node_from = profile.node_url.rstrip("/"), f"the profile ({path()})"
     else:
         node, node_from = DEFAULT_NODE, "the default"
     known = profile.facts(node)
     if rpc_url:
-        return Endpoints(node, node_from, rpc_url, "--rpc-url / TWINLEDGER_RPC_URL", known)
+        return Endpoints(node, node_from, checked_url(rpc_url, "RPC"), "--rpc-url / TWINLEDGER_RPC_URL", known)
     if profile.rpc_url:
         return Endpoints(node, node_from, profile.rpc_url, f"the profile ({path()})", known)
     return Endpoints(node, node_from, None, f"the node {node} (/v1/node rpcUrl)", known)

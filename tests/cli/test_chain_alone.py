@@ -19,9 +19,7 @@ from twinledger.chain.localchain import LocalChain, free_port, rpc_call
 
 
 @pytest.fixture
-def node(
-    anvil: str, deployment: Deployment, accounts: list[LocalAccount], tmp_path: Path
-) -> Iterator[RunningNode]:
+def node(anvil: str, deployment: Deployment, accounts: list[LocalAccount], tmp_path: Path) -> Iterator[RunningNode]:
     """A node of its own (this test stops it), publishing the session's anvil as its clients' RPC URL."""
     snapshot = rpc_call(anvil, "evm_snapshot")
     running = start_node(tmp_path / "node", anvil, deployment, accounts[8], public_rpc_url=anvil)

@@ -171,13 +171,16 @@ class ChainClient:
                     }
                 )
             except (ContractCustomError, ContractLogicError, Web3RPCError) as error:
-                raise translate(error) from None
+                raise _refusal(translate(error), account.address) from None
             # The estimate runs against the latest block; the transaction lands in a later one whose timestamp
             # (and so what it writes, e.g. a grant's grantedAt) differs. A margin keeps such a transaction from
             # running out of gas; only the gas actually used is paid.
             tx["gas"] = int(tx["gas"] * GAS_MARGIN) + GAS_HEADROOM
             signed = account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as error:
+                raise _refusal(error, account.address) from None
         return self.wait(tx_hash, decoder)
 
     def send_raw(self, build: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
@@ -214,3 +217,18 @@ class ChainClient:
 
     def chain_time(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+
+def _refusal(error: Exception, sender: str) -> Exception:
+    """What the node's RPC refused a transaction for, said for the person who sent it (a revert stays a revert)."""
+    if not isinstance(error, Web3RPCError):
+        return error
+    detail = error.rpc_response.get("error", {}) if error.rpc_response else {}
+    message = str((detail.get("message") if isinstance(detail, dict) else None) or error)
+    if "insufficient funds" in message.lower():
+        return InvalidInput(
+            f"the account {sender} cannot pay for the transaction's gas ({message})",
+            hint="fund that account, or let the node's relayer pay with --relay where the command offers it",
+        )
+    return Unavailable(f"the chain refused the transaction from {sender}: {message}", hint="retry; if it persists, "
+                       "check the account's nonce and balance with the chain's operator")  # fmt: skip

@@ -82,6 +82,8 @@ def deploy(
                 hint="deploy anew with `twinledger contracts deploy --force`, or point at another chain",
             )
         # No code at the recorded addresses: the chain was reset. Deploy anew.
+    # Where the record goes is made (or found unusable) before any gas is spent on contracts it could not record.
+    path.parent.mkdir(parents=True, exist_ok=True)
     ledger_address, first = client.deploy("TwinLedger")
     federated_address, _ = client.deploy("FederatedLedger", [Web3.to_checksum_address(ledger_address)])
     deployment = Deployment(
@@ -96,7 +98,6 @@ def deploy(
     problems = verify(client, deployment)
     if problems:
         raise IntegrityError("deployment did not verify: " + "; ".join(problems))
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(deployment.to_json())
     tmp.replace(path)

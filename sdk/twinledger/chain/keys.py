@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,13 +13,10 @@ from twinledger.errors import AuthError, InvalidInput, NotFound
 
 
 def load_keystore(path: Path, passphrase: str) -> LocalAccount:
-    """Decrypt an eth-account keystore v3 file."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise NotFound(f"no keystore at {path}", hint="create one with `twinledger wallet create`") from None
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"{path} is not a keystore (JSON): {error.msg}") from None
+    """Decrypt an eth-account keystore v3 file (a damaged one, or not one, is said so: not a wrong passphrase)."""
+    from twinledger.wallet.store import read_keystore
+
+    data = read_keystore(Path(path))
     try:
         key = Account.decrypt(data, passphrase)
     except ValueError:

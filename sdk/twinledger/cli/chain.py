@@ -27,9 +27,13 @@ def _chain(data_dir: Path | None, port: int | None = None, chain_id: int = DEFAU
 def up(
     data_dir: Path | None = DataDirOption,
     port: int | None = typer.Option(
-        None, "--port", help="RPC port on 127.0.0.1 (default: the port it last had, else 8545, else a free one)"
+        None,
+        "--port",
+        min=1,
+        max=65535,
+        help="RPC port on 127.0.0.1 (default: the port it last had, else 8545, else a free one)",
     ),
-    chain_id: int = typer.Option(DEFAULT_CHAIN_ID, "--chain-id", help="chain id of the local chain"),
+    chain_id: int = typer.Option(DEFAULT_CHAIN_ID, "--chain-id", min=1, help="chain id of the local chain"),
     json_out: bool = JsonOption,
 ) -> None:
     """Start the local chain, or reuse the one already running for this data directory."""

@@ -60,7 +60,8 @@ def set_(
     if node is None and rpc_url is None:
         raise InvalidInput("nothing to set", hint="pass --node URL and/or --rpc-url URL")
     current = profile.load()
-    node_url = (node or current.node_url or profile.DEFAULT_NODE).rstrip("/")
+    where = profile.endpoints(node, rpc_url)  # both URLs checked for form before anything is asked
+    node_url = where.node_url
     facts = current.facts(node_url)
     if node is not None:
         with Client(node_url) as tl:

@@ -9,7 +9,7 @@ import sys
 import typer
 from rich.console import Console
 
-from twinledger.errors import TwinledgerError
+from twinledger.errors import InvalidInput, NotFound, TwinledgerError
 
 app = typer.Typer(
     name="twinledger",
@@ -70,14 +70,11 @@ def _run() -> int:
         result = app(standalone_mode=False)
         return result if isinstance(result, int) else 0
     except TwinledgerError as error:
-        if _wants_json(sys.argv[1:]):
-            _print_problem(error)
-            return error.exit_code
-        err = Console(stderr=True, emoji=False, soft_wrap=True)  # an error is one line, whatever the terminal width
-        err.print(f"[bold red]error:[/] {error.message}", highlight=False)
-        if error.hint:
-            err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
-        return error.exit_code
+        return _report(error)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        return _report(_file_error(error))
     except typer.Abort:
         return 130
     except SystemExit as done:
@@ -86,8 +83,34 @@ def _run() -> int:
         show = getattr(click_error, "show", None)
         if show is None:
             raise
+        if _wants_json(sys.argv[1:]):
+            usage = InvalidInput(click_error.format_message(), hint="see the command's --help")  # type: ignore[attr-defined]
+            usage.exit_code = int(getattr(click_error, "exit_code", 2))
+            return _report(usage)
         show()
         return int(getattr(click_error, "exit_code", 2))
+
+
+def _report(error: TwinledgerError) -> int:
+    if _wants_json(sys.argv[1:]):
+        _print_problem(error)
+        return error.exit_code
+    err = Console(stderr=True, emoji=False, soft_wrap=True)  # an error is one line, whatever the terminal width
+    err.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    if error.hint:
+        err.print(f"[yellow]hint:[/] {error.hint}", highlight=False)
+    return error.exit_code
+
+
+def _file_error(error: OSError) -> TwinledgerError:
+    """A path the command could not use (a directory given for a file, a file for a directory, a parent that does
+    not exist, no permission), named as the user gave it. Commands check the paths they expect to be wrong; this
+    is the net under the rest, so none of them ends in a traceback."""
+    what = f"{error.filename}: {error.strerror or error.__class__.__name__}"
+    if isinstance(error, FileNotFoundError):
+        return NotFound(f"cannot use {what}", hint="check the path (and that its directory exists)")
+    return InvalidInput(f"cannot use {what}", hint="check the path: a file where a file belongs, a directory where a "
+                        "directory does")  # fmt: skip
 
 
 def _wants_json(args: list[str]) -> bool:

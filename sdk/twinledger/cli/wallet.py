@@ -154,6 +154,10 @@ def create(
 ) -> None:
     """Create a wallet: a new Ethereum key and a new did:key, encrypted with your passphrase (scrypt), files 0600.
     The did:key is registered with the node as your recovery key: your twins' snapshots are sealed to it."""
+    if not offline:
+        from twinledger.profile import endpoints
+
+        endpoints(node)  # a malformed node URL is refused before the wallet is made
     secret = passphrase(passphrase_file, confirm=True, prompt="new wallet passphrase")
     store = WalletStore()
     info = store.create(name, secret)
@@ -225,7 +229,7 @@ def list_(json_out: bool = JsonOption) -> None:
 def show(
     name: str = NameOption,
     passphrase_file: Path | None = PassFileOption,
-    chain_id: int = typer.Option(31337, "--chain-id", help="chain of the did:pkh shown"),
+    chain_id: int = typer.Option(31337, "--chain-id", min=1, help="chain of the did:pkh shown"),
     private_key: bool = typer.Option(False, "--private-key", help="also print the Ethereum private key"),
     yes: bool = typer.Option(False, "--yes-i-understand", help="confirm printing a private key without a prompt"),
     json_out: bool = JsonOption,
@@ -277,12 +281,15 @@ def passwd(
     json_out: bool = JsonOption,
 ) -> None:
     """Change a wallet's passphrase (both keys re-encrypted; each file replaced atomically)."""
+    store = WalletStore()
+    store.info(name)  # a missing or damaged wallet is reported before any passphrase is asked
     old = passphrase(passphrase_file, prompt="current passphrase")
+    store.unlock(name, old)  # and a wrong current passphrase before the new one is
     if new_passphrase_file is not None:
         new = read_passphrase_file(new_passphrase_file)
     else:
         new = str(typer.prompt("new passphrase", hide_input=True, confirmation_prompt=True))
-    info = WalletStore().change_passphrase(name, old, new)
+    info = store.change_passphrase(name, old, new)
     if json_out:
         print_json({"name": info.name, "changed": True})
     else:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import httpx
-from web3 import Web3
 
 from twinledger.chain.client import ChainClient
 from twinledger.chain.errors import ContractRevert
-from twinledger.chain.ledger import GrantRequest, TwinLedger
+from twinledger.chain.ledger import GrantRequest, TwinLedger, recipient_address
 from twinledger.chain.types import BatchKind, Scope, TwinKind, purpose_code
 from twinledger.client import chain_reads
 from twinledger.client.errors import NodeUnavailable, NotOwner, from_problem
@@ -324,7 +323,7 @@ class Client:
 
     def twins(self, owner: str | None = None) -> list[Twin]:
         """Twins owned by `owner` (default: the wallet), read from the chain."""
-        owner = Web3.to_checksum_address(owner or self._wallet().address)
+        owner = recipient_address(owner) if owner else self._wallet().address
         return chain_reads.twins_of(self.ledger, owner, self.facts.deploy_block)
 
     def bind_device(self, twin_id: int, device_did: str) -> TxOutcome:

@@ -94,7 +94,13 @@ class Wallet:
 def read_passphrase_file(path: Path) -> str:
     """The first line of `path` (trailing newline dropped), refusing files others can read."""
     check_private(path, "passphrase file")
-    return path.read_text().splitlines()[0] if path.read_text() else ""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"the passphrase file {path} is not text", hint="write the passphrase as its first line (UTF-8)"
+        ) from None
+    return text.splitlines()[0] if text else ""
 
 
 def read_keystore(path: Path) -> dict[str, Any]:
