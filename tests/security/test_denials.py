@@ -296,6 +296,10 @@ def test_denials_are_bounded_per_did_and_per_twin_and_survive_a_clean_stop(site:
     assert sum(d["data"]["count"] for d in sprayed) == 20
     assert all(len(entries) <= PER_TWIN + 1 for entries in _by_minute(sprayed).values())
     assert any(d["data"]["requester"] is None for d in sprayed)  # the twin-wide count past the cap
+    for twin, who in ((one_did, prober.did), (many_dids, "DIDs past the twin's cap")):
+        table = tl(site.env(), "audit", str(twin), "--name", "owner")
+        assert table.returncode == 0, table.stderr
+        assert f"more refused reads by {who} in the minute from" in " ".join(table.stdout.split()), table.stdout
 
     site.node.runtime.anchors.tick(force=True)
     for twin, records in ((one_did, probed), (many_dids, sprayed)):
