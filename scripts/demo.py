@@ -174,7 +174,10 @@ def lifecycle(node_url: str, rpc: str, info: dict) -> int:  # type: ignore[type-
 
     step(10, "twinledger verify: the whole provenance of the component, checked against the chain alone")
     report = owner.verify(components[0].twin_id, on_check=lambda line: say(line))
-    say(f"verified: {report.snapshots} snapshots, {report.receipts} access receipts, {report.batches} anchored batches")
+    say(
+        f"verified: {report.snapshots} snapshots, {report.receipts} access receipts, {report.denials} denial records "
+        f"(refused reads), {report.batches} anchored batches"
+    )
 
     console.rule("[bold green]done", align="left")
     say(f"in {time.monotonic() - started:.0f}s. The chain keeps its state in {DEMO / 'chain'}; next:")

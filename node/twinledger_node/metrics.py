@@ -1,4 +1,5 @@
-"""Prometheus metrics of one node: requests, consent decisions by outcome, index lag, anchor queue depth.
+"""Prometheus metrics of one node: requests, consent decisions by outcome, refused reads, index lag, anchor queue
+depth.
 
 With `node up --workers N` the supervisor points PROMETHEUS_MULTIPROC_DIR at a directory it empties at start, so
 the counters of every API process (each in its own memory-mapped file) add up in whichever process answers
@@ -39,6 +40,19 @@ class NodeMetrics:
             "twinledger_consent_decisions", "Consent decisions by outcome", ["outcome"], registry=self.registry
         )
         self.receipts = Counter("twinledger_access_receipts", "Access receipts written", registry=self.registry)
+        # refused reads (services/denials.py): records written to twins' logs by kind (single, counted, aggregate),
+        # denials folded into a counted record instead, and refusals of requests whose signer is not known
+        self.denials_recorded = Counter(
+            "twinledger_denials_recorded", "Denial records written to twins' logs", ["kind"], registry=self.registry
+        )
+        self.denials_aggregated = Counter(
+            "twinledger_denials_aggregated", "Refused reads counted in a per-minute record, not recorded one by one",
+            registry=self.registry,
+        )  # fmt: skip
+        self.denials_unattributed = Counter(
+            "twinledger_denials_unattributed", "Signed-route requests refused before their signer was known "
+            "(unsigned, forged, replayed): in no twin's log", ["reason"], registry=self.registry,
+        )  # fmt: skip
         self.snapshots = Counter("twinledger_snapshots_ingested", "Snapshots accepted", registry=self.registry)
         self.group_commits = Counter(
             "twinledger_group_commits", "Group commits by path: one-trip (as expected) or careful (after a surprise: "

@@ -31,6 +31,7 @@ from twinledger_node.metrics import NodeMetrics
 from twinledger_node.problem import Problem
 from twinledger_node.services.anchoring import AnchorWorker
 from twinledger_node.services.commit import GroupCommitter, NonceWork
+from twinledger_node.services.denials import DenialLog
 from twinledger_node.services.receipts import ReceiptLog
 from twinledger_node.services.relayer import Relayer
 from twinledger_node.services.snapshots import CONTENT_PROFILE, SnapshotService
@@ -231,6 +232,11 @@ class NodeRuntime:
         )  # fmt: skip
         self.metrics = NodeMetrics()
         self.commits.on_commit = lambda path: self.metrics.group_commits.labels(path).inc()
+        self.denials = DenialLog(
+            self.commits, self.node_key, chain_id=chain_id, registry=registry, anchorer=anchorer,
+            per_did=settings.denials_per_did_per_minute, per_twin=settings.denials_per_twin_per_minute,
+            metrics=self.metrics,
+        )  # fmt: skip
         self.metrics.bind(
             lag=lambda: max(0, self.head.number - self.head.indexed_to) if self.head.number >= 0 else -1,
             age=lambda: min(self.head.age(), 1e9),
@@ -291,6 +297,7 @@ class NodeRuntime:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
+        self.denials.close()  # the counted denials join the queue, committed below
         self.commits.stop()  # what is queued is committed (and answered) first
         # Every thread's sessions end here (on PostgreSQL, a stopped node's would otherwise hold server slots).
         self.index.close()

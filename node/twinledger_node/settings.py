@@ -75,6 +75,13 @@ class NodeSettings(BaseSettings):
     commit_queue: int = Field(
         1024, ge=1, description="pushes and reads waiting for their group commit; past it the node answers 503"
     )
+    # refused reads in the twins' logs (services/denials.py), counted per process and per minute
+    denials_per_did_per_minute: int = Field(
+        10, ge=0, description="refused reads of one DID on a twin recorded one by one a minute; past it, one count"
+    )
+    denials_per_twin_per_minute: int = Field(
+        100, ge=1, description="denial records a twin's log gets a minute; past it, one aggregate count for the rest"
+    )
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
     # Per-client limits (refused relays) key on the client's address: behind a reverse proxy every client has the
     # proxy's, so one abuser would spend everyone's budget, unless the proxy is trusted to name the client.

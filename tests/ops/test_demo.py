@@ -31,6 +31,8 @@ def test_demo_tells_the_whole_story(tmp_path):
         "fl verify: passed",
         "refused: the grant on twin",  # the read after the revocation
         "federated-use",  # the audit timeline
-        "verified: 1 snapshots, 1 access receipts, 2 anchored batches",  # offline verify, nothing pending
+        "denial",  # the refused read, in the owner's audit timeline
+        # offline verify, nothing pending, the refused read's denial record included
+        "verified: 1 snapshots, 1 access receipts, 1 denial records (refused reads)",
     ):
         assert expected in out, f"missing {expected!r} in the demo's output:\n{out[-3000:]}"

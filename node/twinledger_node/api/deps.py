@@ -12,9 +12,10 @@ from twinledger.chain.types import Scope, purpose_code
 from twinledger.errors import InvalidInput
 from twinledger.identity import did_hash
 from twinledger_node.api.problems import Problem
-from twinledger_node.auth import Caller
+from twinledger_node.auth import AuthProblem, Caller
 from twinledger_node.consent.decision import Decision, Outcome, decide
 from twinledger_node.db.base import Row
+from twinledger_node.problem import PROBLEM_TYPE_BASE
 from twinledger_node.runtime import NodeRuntime
 
 TITLES = {
@@ -52,7 +53,12 @@ Runtime = Annotated[NodeRuntime, Depends(runtime)]
 
 
 async def authenticated(request: Request) -> Caller:
-    return await runtime_of(request).auth(request)
+    rt = runtime_of(request)
+    try:
+        return await rt.auth(request)
+    except AuthProblem as problem:  # nobody to name: counted, never written to a twin's log (services/denials.py)
+        rt.metrics.denials_unattributed.labels(str(problem.problem["type"]).removeprefix(PROBLEM_TYPE_BASE)).inc()
+        raise
 
 
 # Its nonce is spent durably by the end of the request whatever the route did: by the route's own commit, or else
@@ -124,16 +130,16 @@ def admit(
     twin = rt.snapshots.twin(twin_id)
     if rt.snapshots.is_owner(twin, caller.did):
         rt.metrics.decisions.labels("owner").inc()
-        return Consent(caller, twin, code or b"\x00" * 32, scope, None)
+        return Consent(caller, twin, code or NO_PURPOSE, scope, None)
     if code is None:
         if acts_as_an_owner(rt, caller.did):  # e.g. the owner before a transfer: say so, not "give a purpose"
-            raise Problem(
+            raise refused(rt, caller, twin_id, NO_PURPOSE, scope, Problem(
                 403, "not-owner", "Not the twin's owner",
                 f"{caller.did} does not own twin {twin_id}; {twin['owner']} does (a transfer ends the previous "
                 "owner's access to the twin, its snapshots included)",
                 hint="read under a grant of the current owner: they run `twinledger consent grant ...`, you pass "
                 "a purpose (?purpose=...)",
-            )  # fmt: skip
+            ))  # fmt: skip
         parse_purpose(purpose)  # raises the purpose-required problem
         raise AssertionError("unreachable")
     decision = decide(rt.index.connection(), twin_id, did_hash(caller.did), code, scope, rt.chain_now(), twin=twin)
@@ -141,9 +147,20 @@ def admit(
     if not decision.allowed:
         status, title = TITLES[decision.outcome]
         grant_cmd = f"twinledger consent grant {twin_id} {caller.did} --scope {','.join(scope.names())} --purpose ..."
-        raise Problem(status, f"consent/{decision.outcome.value}", title, decision.detail,
-                      hint=f"ask the twin's owner to run `{grant_cmd}`")  # fmt: skip
+        problem = Problem(status, f"consent/{decision.outcome.value}", title, decision.detail,
+                          hint=f"ask the twin's owner to run `{grant_cmd}`")  # fmt: skip
+        raise refused(rt, caller, twin_id, code, scope, problem)
     return Consent(caller, twin, code, scope, decision)
+
+
+NO_PURPOSE = b"\x00" * 32  # what a record names when the caller gave none (as an owner's read does)
+
+
+def refused(rt: NodeRuntime, caller: Caller, twin_id: int, purpose: bytes, scope: Scope, problem: Problem) -> Problem:
+    """`problem`, the refusal of a verified caller's read of a registered twin, once noted in the twin's log
+    (services/denials.py: a signed denial record, or a count past its bounds; nothing is waited for)."""
+    rt.denials.refused(caller, twin_id, purpose, scope, problem)
+    return problem
 
 
 def acts_as_an_owner(rt: NodeRuntime, did: str) -> bool:

@@ -28,6 +28,7 @@ from twinledger_node.api.deps import (
     admitted,
     consent_required,
     parse_purpose,
+    refused,
 )
 from twinledger_node.api.limits import upload
 from twinledger_node.api.models import SnapshotInfo, SnapshotList
@@ -96,7 +97,7 @@ def history(
     }
 
 
-def _readable(consent: Consent, snapshot: StoredSnapshot) -> StoredSnapshot:
+def _readable(rt: NodeRuntime, consent: Consent, snapshot: StoredSnapshot) -> StoredSnapshot:
     """`snapshot`, unless a grant reader asks for one pushed in another ownership period than the grant's.
 
     A live grant belongs to the twin's current period (a transfer ends it for good), so what it may serve is what
@@ -105,18 +106,18 @@ def _readable(consent: Consent, snapshot: StoredSnapshot) -> StoredSnapshot:
     current = int(consent.twin["period"])
     if consent.as_owner or snapshot.period == current:
         return snapshot
-    raise Problem(
+    raise refused(rt, consent.caller, snapshot.twin_id, consent.purpose, consent.scope, Problem(
         403, "consent/snapshot-from-another-period", "Snapshot from another ownership period",
         f"snapshot #{snapshot.seq} of twin {snapshot.twin_id} was pushed in ownership period {snapshot.period}; "
         f"your grant belongs to period {current} and serves only what was pushed in it",
         hint=f"list the snapshots the grant covers: GET /v1/twins/{snapshot.twin_id}/snapshots?purpose=...",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 async def _serve(rt: NodeRuntime, consent: Consent, snapshot: StoredSnapshot) -> Response:
     """Decrypt (small snapshots inline, larger ones in one thread hop), append the access receipt in the next group
     commit, and send the plaintext with its provenance only once that receipt and the read's nonce are durable."""
-    _readable(consent, snapshot)
+    _readable(rt, consent, snapshot)
     plaintext = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed below or by the response
     try:
         if snapshot.size <= INLINE_BYTES:
@@ -198,4 +199,4 @@ async def read_seq(
 @router.get("/{seq}/manifest", responses=problem_responses(400, 401, 403, 404, 503))
 def manifest(rt: Runtime, consent: ReadConsent, twin_id: TwinId, seq: Seq) -> dict[str, object]:
     """The signed manifest of snapshot `seq` (the block its CID names)."""
-    return rt.snapshots.manifest(_readable(consent, rt.snapshots.get(twin_id, seq)))
+    return rt.snapshots.manifest(_readable(rt, consent, rt.snapshots.get(twin_id, seq)))

@@ -1,10 +1,12 @@
-"""A twin's audit trail: what the chain says happened to it and what this node did with it, each with its proof."""
+"""A twin's audit trail: what the chain says happened to it and what this node did with it (reads served and
+refused), each with its proof."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from twinledger.provenance import DENIAL_TYPE
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.state import NodeState
 
@@ -50,6 +52,10 @@ def audit_trail(
         })  # fmt: skip
     for row in db.execute("SELECT * FROM receipts WHERE twin_id = ? ORDER BY twin_id, id", (twin_id,)):
         body = json.loads(row["body"])
+        if body.get("type") == DENIAL_TYPE:  # a refused read, in the same chain (services/denials.py)
+            entries.append({"kind": "denial", "time": row["created"], "data": denial_facts(body),
+                            "proof": _batch_proof(row, "receiptDigest", row["digest"])})  # fmt: skip
+            continue
         entries.append({
             "kind": "read", "time": row["created"],
             "data": {"seq": row["seq"], "reader": row["reader"], "purpose": row["purpose"], "receipt": body},
@@ -58,6 +64,18 @@ def audit_trail(
     entries.sort(key=lambda e: e["time"])  # stable: chain events keep block and log order within a second
     page = entries[after : after + limit]
     return {"twinId": twin_id, "entries": page, "next": after + len(page) if after + len(page) < len(entries) else None}
+
+
+def denial_facts(record: dict[str, Any]) -> dict[str, Any]:
+    """Who was refused (None: the twin-wide count of many DIDs), how many times (1 for a record of its own), for
+    which purposes and why, in which minute (a count's), and the signed record itself."""
+    one = "count" not in record
+    return {
+        "requester": record.get("requester"), "count": 1 if one else record["count"],
+        "purposes": [record["purpose"]] if one else record.get("purposes", []),
+        "reasons": {record["reason"]: 1} if one else record.get("reasons", {}),
+        "window": record.get("window"), "record": record,
+    }  # fmt: skip
 
 
 def _batch_proof(row: Any, digest_name: str, digest: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ What a group writes:
   the head the push was built on; if another process moved that twin's head meanwhile, the push is refused with
   `HeadMoved` and its caller rebuilds it on the new head (its blocks, never pinned, are left to gc).
 - receipts (`ReceiptWork`): each twin's head is read inside the transaction (so receipts chain correctly across
-  processes sharing the file), the receipt is built, node-signed and inserted, and the read's nonce inserted.
+  processes sharing the file), the receipt is built, node-signed and inserted, and the read's nonce inserted. A
+  refused read's denial record (services/denials.py) is a ReceiptWork too, in the same chain; nobody waits for it.
 - nonces alone (`NonceWork`): a signed request that writes nothing else still spends its nonce durably.
 
 Nonces: the `nonces` table's primary key is the durable replay check. An in-memory set in each process answers most
@@ -418,7 +419,9 @@ class GroupCommitter:
         into `rows`."""
         signed = work.build(heads[work.twin_id])
         digest = "0x" + receipt_digest(signed).hex()
-        rows.append((work.twin_id, signed["seq"], signed["reader"], signed["purpose"], digest, json.dumps(signed),
+        # a denial record (services/denials.py) names no snapshot, and a twin-wide count no requester
+        seq, who = signed.get("seq", 0), signed.get("reader", signed.get("requester")) or ""
+        rows.append((work.twin_id, seq, who, signed.get("purpose", ""), digest, json.dumps(signed),
                      signed["time"]))  # fmt: skip
         heads[work.twin_id] = digest
         return signed

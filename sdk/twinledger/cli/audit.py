@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +19,27 @@ app = typer.Typer(help="A twin's audit trail as a timeline.", context_settings={
 
 
 OWNER_PURPOSE = "0x" + "00" * 32  # what an owner's read records: the owner needs no purpose
+PROBLEM_TYPE_BASE = "urn:twinledger:problem:"  # a refusal's reason is its problem type; shown without this prefix
+
+
+def local_time(seconds: int, timespec: str = "seconds") -> str:
+    """ISO 8601 in the reader's own time zone, its offset shown."""
+    return datetime.fromtimestamp(seconds, UTC).astimezone().isoformat(sep=" ", timespec=timespec)
+
+
+def denial_text(d: dict[str, Any]) -> str:
+    """A refused read: on its own (who, for what, why), or a count of one DID's, or of many DIDs past the twin's
+    cap, in one minute (the node counts rather than records each past its bounds)."""
+    from twinledger.chain.types import purpose_text
+
+    purposes = ", ".join("no purpose" if str(p).lower() == OWNER_PURPOSE else purpose_text(p) for p in d["purposes"])
+    reasons = {str(r).removeprefix(PROBLEM_TYPE_BASE): n for r, n in d["reasons"].items()}
+    if d.get("window") is None:
+        return f"refused read by {d['requester']} for {purposes}: {', '.join(reasons)}"
+    why = ", ".join(f"{reason} ×{n}" for reason, n in reasons.items())
+    who = d["requester"] or "DIDs past the twin's cap"
+    minute = local_time(int(d["window"]["start"]), "minutes")
+    return f"{d['count']} more refused reads by {who} in the minute from {minute} for {purposes}: {why}"
 
 
 def known_dids(entries: list[AuditEntry]) -> dict[str, str]:
@@ -68,6 +89,8 @@ def describe(entry: AuditEntry, dids: dict[str, str] | None = None) -> str:
             if str(d["purpose"]).lower() == OWNER_PURPOSE:
                 return f"read of snapshot #{d['seq']} by the owner ({d['reader']})"
             return f"read of snapshot #{d['seq']} by {d['reader']} for {purpose_text(d['purpose'])}"
+        case "denial":
+            return denial_text(d)
     return f"{entry.event or entry.kind}: {d}"
 
 
@@ -89,7 +112,8 @@ def audit(
     session: Session,
     json_out: bool = JsonOption,
 ) -> None:
-    """Everything that happened to TWIN_ID: ownership, devices, grants, revocations, snapshots, reads."""
+    """Everything that happened to TWIN_ID: ownership, devices, grants, revocations, snapshots, reads, and the reads
+    the node refused (who tried, for what, why)."""
     with session.connect() as tl:
         entries = tl.audit(twin_id, purpose=purpose)
     if json_out:
@@ -100,7 +124,5 @@ def audit(
         table.add_column(column)
     dids = known_dids(entries)
     for entry in entries:
-        # ISO 8601 in the reader's own time zone, its offset shown
-        when = datetime.fromtimestamp(entry.time, UTC).astimezone().isoformat(sep=" ", timespec="seconds")
-        table.add_row(when, entry.kind, describe(entry, dids), proof_text(entry))
+        table.add_row(local_time(entry.time), entry.kind, describe(entry, dids), proof_text(entry))
     console.print(table)

@@ -33,8 +33,8 @@ def verify(
     json_out: bool = JsonOption,
 ) -> None:
     """Check the whole snapshot chain (hash links, producer and node signatures, Merkle proofs to on-chain batch
-    roots) and the access receipts, from the chain plus the node's or a file's provenance CAR. Exit code 4 at the
-    first mismatch."""
+    roots), the access receipts and the denial records of refused reads, from the chain plus the node's or a
+    file's provenance CAR. Exit code 4 at the first mismatch."""
     from twinledger.chain.client import ChainClient
     from twinledger.chain.ledger import TwinLedger
     from twinledger.profile import chain_url
@@ -68,6 +68,7 @@ def verify(
     console.print(
         f"[bold green]verified[/] twin {twin_id}: {report.snapshots} snapshots, {report.receipts} access "
         f"receipts, {report.batches} anchored batches"
+        + (f"; {report.denials} denial records (refused reads)" if report.denials else "")
         + (f"; {len(report.pending)} not anchored yet" if report.pending else "")
         + (f"; {len(report.withheld)} manifests withheld (audit view)" if report.withheld else ""),
         highlight=False,

@@ -1,7 +1,8 @@
 """Provenance records shared by the node (which writes them) and `twinledger verify` (which checks them):
-snapshot manifests, access receipts, and the Merkle leaves that anchor them on chain."""
+snapshot manifests, access receipts, denial records, and the Merkle leaves that anchor them on chain."""
 
 from twinledger.provenance.records import (
+    DENIAL_TYPE,
     RECEIPT_GENESIS,
     RECEIPT_LEAF_TYPES,
     SNAPSHOT_LEAF_TYPES,
@@ -16,6 +17,7 @@ from twinledger.provenance.records import (
 )
 
 __all__ = [
+    "DENIAL_TYPE",
     "RECEIPT_GENESIS",
     "RECEIPT_LEAF_TYPES",
     "SNAPSHOT_LEAF_TYPES",

@@ -28,6 +28,10 @@ RECEIPT_LEAF_TYPES = ("uint256", "bytes32")  # twin id, receipt digest
 # What a twin's first access receipt names as `previous`; each later one names the digest of the twin's receipt
 # before it.
 RECEIPT_GENESIS = "0x" + "00" * 32
+# A refused read's node-signed record (services/denials.py in the node): it joins the same per-twin chain as the
+# access receipts (`previous`), and is anchored as a receipt leaf, so a twin's log holds who was refused as well as
+# who was served.
+DENIAL_TYPE = "twinledger/access-denial"
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,9 @@ def check_anchor(
     return found
 
 
-async def check_reader_request(receipt: dict[str, Any], what: str) -> str:
-    """The reader's own signed GET kept in an access receipt (a read has an empty body)."""
+async def check_reader_request(receipt: dict[str, Any], what: str, *, signer: str = "reader") -> str:
+    """The reader's own signed GET kept in an access receipt, or the requester's in a denial record (`signer`: the
+    field naming the DID; a read has an empty body)."""
     request = receipt.get("request") or {}
     headers = {
         "signature-input": request.get("signatureInput", ""),
@@ -180,10 +181,31 @@ async def check_reader_request(receipt: dict[str, Any], what: str) -> str:
             request.get("method", ""), request.get("target", ""), headers, b"", now=int(receipt["time"])
         )
     except TwinledgerError as error:
-        raise _fail(f"{what}: the reader's signed request does not verify: {error.message}") from None
-    if verified.did != canonical_did(str(receipt.get("reader", ""))):
-        raise _fail(f"{what}: the request was signed by {verified.did}, not the reader {receipt.get('reader')}")
+        raise _fail(f"{what}: the {signer}'s signed request does not verify: {error.message}") from None
+    if verified.did != canonical_did(str(receipt.get(signer, ""))):
+        raise _fail(f"{what}: the request was signed by {verified.did}, not the {signer} {receipt.get(signer)}")
     return verified.did
+
+
+def check_denial(record: dict[str, Any], what: str) -> str | None:
+    """A denial record's own facts (its node signature, chain link and anchor are checked as a receipt's): for a
+    refusal recorded on its own, the requester's signed GET of this twin; for a count, a positive count over one
+    window. Returns the requester (None: a twin-wide count of many DIDs)."""
+    if "count" not in record:
+        requester = run(check_reader_request(record, what, signer="requester"))
+        request = record.get("request") or {}
+        path = urlsplit(str(request.get("target", ""))).path
+        twin = f"/v1/twins/{record['twinId']}"
+        if request.get("method") != "GET" or not (path == twin or path.startswith(twin + "/")):
+            raise _fail(f"{what}: the requester signed {request.get('method')} {path}, not a read of twin "
+                        f"{record['twinId']}")  # fmt: skip
+        return requester
+    count, window, counted_for = record.get("count"), record.get("window") or {}, record.get("requester")
+    if type(count) is not int or count < 1 or not all(type(window.get(k)) is int for k in ("start", "seconds")):
+        raise _fail(f"{what}: a denial count needs a positive count and a window (start, seconds)")
+    if counted_for is not None and not isinstance(counted_for, str):
+        raise _fail(f"{what}: a denial count names requester {counted_for!r}")
+    return counted_for
 
 
 def sha256(data: bytes) -> bytes:

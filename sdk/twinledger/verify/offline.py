@@ -12,7 +12,14 @@ from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.types import BatchKind
 from twinledger.errors import TwinledgerError
 from twinledger.ipfs import parse_cid
-from twinledger.provenance import RECEIPT_GENESIS, read_json_block, receipt_digest, receipt_leaf, snapshot_leaf
+from twinledger.provenance import (
+    DENIAL_TYPE,
+    RECEIPT_GENESIS,
+    read_json_block,
+    receipt_digest,
+    receipt_leaf,
+    snapshot_leaf,
+)
 from twinledger.verify.bundle import Entry, read_bundle
 from twinledger.verify.checks import (
     RECEIPT_TYPE,
@@ -20,6 +27,7 @@ from twinledger.verify.checks import (
     VerificationFailed,
     _fail,
     check_anchor,
+    check_denial,
     check_node_signature,
     check_producer,
     check_reader_request,
@@ -38,6 +46,7 @@ class VerifyReport:
     twin_id: int
     snapshots: int = 0
     receipts: int = 0
+    denials: int = 0  # denial records (refused reads) in the same chain as the receipts
     batches: int = 0
     pending: list[str] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)  # manifests left out of an AUDIT-only view (CID only)
@@ -51,6 +60,7 @@ class VerifyReport:
             "verified": True,
             "snapshots": self.snapshots,
             "receipts": self.receipts,
+            "denials": self.denials,
             "batches": self.batches,
             "pending": self.pending,
             "withheld": self.withheld,
@@ -119,8 +129,9 @@ def verify_twin(
     registry, its `previous` hash link, the node's signature and the producer's own request signature; that every
     snapshot's leaf (twin, seq, manifest digest) and every receipt's leaf reach, by their Merkle proofs, a batch
     root anchored on chain as a batch of that kind; every receipt's node signature, the reader's signed request,
-    the snapshot it names, and its `previous` link to the twin's receipt before it; and that the twin's on-chain
-    head anchor, if any, is within the snapshots.
+    the snapshot it names, and its `previous` link to the twin's receipt before it; every denial record (a refused
+    read, in the same chain) likewise, with the requester's signed request when it was recorded on its own; and that
+    the twin's on-chain head anchor, if any, is within the snapshots.
 
     A CAR made for an AUDIT-only grantee has no manifest blocks (they name the plaintext's sha256 and size): with
     `allow_withheld`, such a snapshot is checked by its manifest's CID, leaf and proof alone, and listed in
@@ -212,9 +223,10 @@ def verify_twin(
             receipt = read_json_block(cid, blocks.get(cid))
         except TwinledgerError as error:
             raise _fail(f"{what}: {error.message}") from None
-        if receipt.get("type") != RECEIPT_TYPE or receipt.get("twinId") != twin_id:
-            raise _fail(f"{what} is not an access receipt of twin {twin_id}")
-        if snapshots.get(bytes(_cid_or_none(receipt.get("manifestCid")) or b"")) != receipt.get("seq"):
+        denial = receipt.get("type") == DENIAL_TYPE
+        if receipt.get("type") not in (RECEIPT_TYPE, DENIAL_TYPE) or receipt.get("twinId") != twin_id:
+            raise _fail(f"{what} is not an access receipt nor a denial record of twin {twin_id}")
+        if not denial and snapshots.get(bytes(_cid_or_none(receipt.get("manifestCid")) or b"")) != receipt.get("seq"):
             raise _fail(
                 f"{what}: names snapshot #{receipt.get('seq')} ({receipt.get('manifestCid')}), which is not "
                 f"in the chain of manifests"
@@ -225,7 +237,7 @@ def verify_twin(
                 "(the twin's receipt before it)"
             )
         report.node_dids.add(run(check_node_signature(receipt, what)))
-        reader = run(check_reader_request(receipt, what))
+        reader = check_denial(receipt, what) if denial else run(check_reader_request(receipt, what))
         receipt_anchorer = record_anchorer(receipt, what)
         signed_anchorers.add(receipt_anchorer)
         digest = receipt_digest(receipt)
@@ -240,6 +252,11 @@ def verify_twin(
             allow_pending,
             receipt_anchorer,
         )
+        if denial:
+            report.denials += 1
+            _denial_checked(ok, receipt, str(cid), reader, anchor, report)
+            continue
+        report.receipts += 1
         facts = {"seq": receipt["seq"], "cid": str(cid), "reader": reader, "purpose": receipt["purpose"]}
         if anchor is None:
             report.pending.append(str(cid))
@@ -253,7 +270,6 @@ def verify_twin(
             f"{anchor.anchorer}",
             **facts, anchored=True, batchRoot=anchor.root, anchorer=anchor.anchorer,
         )  # fmt: skip
-    report.receipts = len(index.receipts)
     for what, anchorer in withheld_anchorers.items():
         # Only the index names a withheld manifest's anchorer; it must be an account the node named in what it signed.
         if signed_anchorers and anchorer not in signed_anchorers:
@@ -263,6 +279,24 @@ def verify_twin(
             )
     report.batches = len(seen)
     return report
+
+
+def _denial_checked(
+    ok: Callable[..., None], record: dict[str, Any], cid: str, requester: str | None, anchor: AnchorCheck | None,
+    report: VerifyReport,
+) -> None:  # fmt: skip
+    """The check line of a denial record (see `twinledger_node.services.denials` for what one says)."""
+    count = record.get("count", 1)
+    who = requester or "DIDs past the twin's cap"
+    what = f"refused read by {who}" if "count" not in record else f"{count} refused reads by {who} (counted)"
+    signed = "record signed, hash-linked" + (", requester's request signed" if "count" not in record else "")
+    facts = {"cid": cid, "requester": requester, "count": count}
+    if anchor is None:
+        report.pending.append(cid)
+        ok("denial", f"{what}: {signed}; NOT YET ANCHORED", **facts, anchored=False)
+        return
+    ok("denial", f"{what}: {signed}, Merkle proof to root {anchor.root[:18]}… anchored on chain by {anchor.anchorer}",
+       **facts, anchored=True, batchRoot=anchor.root, anchorer=anchor.anchorer)  # fmt: skip
 
 
 __all__ = ["VerificationFailed", "VerifyReport", "verify_twin"]
