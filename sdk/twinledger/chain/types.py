@@ -105,12 +105,37 @@ def purpose_code(purpose: str | bytes) -> bytes:
     return keccak(text=purpose_iri(purpose))
 
 
+# Purposes of the W3C Data Privacy Vocabulary (DPV 2.x, https://w3id.org/dpv#), so an audit or a consent list names
+# a grant made for one of them (as `dpv:X` or its full IRI) instead of printing its hash. Not exhaustive: the
+# branches a twin's data is most often shared for.
+DPV_NAMESPACE = "https://w3id.org/dpv#"
+DPV_PURPOSES = (
+    "AcademicResearch", "AccountManagement", "CombatClimateChange", "CommercialPurpose", "CommercialResearch",
+    "CommunicationManagement", "CustomerManagement", "DataAltruism", "EnforceAccessControl", "EnforceSecurity",
+    "EstablishContractualAgreement", "FraudPreventionAndDetection", "FulfilmentOfContractualObligation",
+    "FulfilmentOfObligation", "HumanResourceManagement", "ImprovePublicServices", "ImproveTransportMobility",
+    "IncreaseServiceRobustness", "InternalResourceOptimisation", "Marketing", "NonCommercialPurpose",
+    "NonCommercialResearch", "OptimisationForConsumer", "OptimisationForController", "OrganisationGovernance",
+    "OrganisationRiskManagement", "Personalisation", "ProvideOfficialStatistics", "PublicBenefit", "RecordManagement",
+    "ResearchAndDevelopment", "ScientificResearch", "ServiceManagement", "ServiceMonitoring", "ServiceOptimisation",
+    "ServicePersonalisation", "ServiceProvision", "ServiceUsageAnalytics", "VendorManagement",
+)  # fmt: skip
+
+
+@functools.cache
+def _known_purposes() -> dict[bytes, str]:
+    labels = {}
+    for name in DPV_PURPOSES:
+        labels[keccak(text=DPV_NAMESPACE + name)] = f"dpv:{name} ({DPV_NAMESPACE}{name})"
+        labels[keccak(text=f"dpv:{name}")] = f"dpv:{name}"
+    for alias, iri in PURPOSE_ALIASES.items():  # last: an alias names its IRI's code
+        labels[keccak(text=iri)] = f"{alias} ({iri})"
+    return labels
+
+
 def purpose_label(code: bytes) -> str:
-    """The alias or IRI whose code is `code`, else its hex."""
-    for alias, iri in PURPOSE_ALIASES.items():
-        if keccak(text=iri) == code:
-            return f"{alias} ({iri})"
-    return "0x" + code.hex()
+    """The alias or DPV purpose whose code is `code`, else its hex."""
+    return _known_purposes().get(bytes(code)) or "0x" + bytes(code).hex()
 
 
 def purpose_text(value: object) -> str:
