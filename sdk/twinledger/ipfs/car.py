@@ -6,7 +6,7 @@ varint(len(cid) + len(data)) + cid + data. CIDv0 blocks carry their bare multiha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Protocol
 
 import dag_cbor
@@ -30,13 +30,18 @@ class StagingArea(Protocol):
 
 
 def write_car(out: BinaryIO, roots: list[CID], blocks: Iterable[tuple[CID, bytes]]) -> None:
+    for chunk in car_stream(roots, blocks):
+        out.write(chunk)
+
+
+def car_stream(roots: list[CID], blocks: Iterable[tuple[CID, bytes]]) -> Iterator[bytes]:
+    """The CAR as it is written, the header then one piece per block: what a server streams, holding one block."""
     header = dag_cbor.encode({"roots": list[dag_cbor.IPLDKind](roots), "version": 1})
-    out.write(uvarint(len(header)) + header)
+    yield uvarint(len(header)) + header
     for cid, data in blocks:
         cid_bytes = bytes(cid)
-        out.write(uvarint(len(cid_bytes) + len(data)))
-        out.write(cid_bytes)
-        out.write(data)
+        yield uvarint(len(cid_bytes) + len(data)) + cid_bytes
+        yield data
 
 
 def _corrupt(message: str) -> IntegrityError:

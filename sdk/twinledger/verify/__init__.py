@@ -15,10 +15,12 @@ from twinledger.verify.bundle import (
     ProvenanceIndex,
     index_block,
     read_bundle,
+    read_bundle_file,
+    stream_bundle,
     write_bundle,
 )
 from twinledger.verify.checks import VerificationFailed
-from twinledger.verify.offline import VerifyReport, verify_twin
+from twinledger.verify.offline import VerifyReport, verify_bundle, verify_twin
 
 __all__ = [
     "PROVENANCE_TYPE",
@@ -29,6 +31,9 @@ __all__ = [
     "VerifyReport",
     "index_block",
     "read_bundle",
+    "read_bundle_file",
+    "stream_bundle",
+    "verify_bundle",
     "verify_twin",
     "write_bundle",
 ]
