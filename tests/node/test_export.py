@@ -89,7 +89,9 @@ def test_only_the_owner_exports_not_a_grantee_nor_the_owner_before_a_transfer(
 ):
     twin, _ = owner.ledger.register("asset")
     grantee = DidKey.generate()
-    owner.ledger.grant(GrantRequest.of(twin, grantee.did, PURPOSE, "read,audit", owner.ledger.client.chain_time() + 3600))
+    owner.ledger.grant(
+        GrantRequest.of(twin, grantee.did, PURPOSE, "read,audit", owner.ledger.client.chain_time() + 3600)
+    )
     node.wait_indexed()
     with node.client(owner.pkh) as http:
         assert http.post(f"/v1/twins/{twin}/snapshots", content=b"mine").status_code == 202

@@ -21,7 +21,7 @@ from twinledger.crypto import Envelope
 from twinledger.crypto.envelope import unseal_data_key
 from twinledger.crypto.errors import NotARecipient
 from twinledger.crypto.stream import decrypt_stream
-from twinledger.errors import InvalidInput, NotFound, TwinledgerError
+from twinledger.errors import IntegrityError, InvalidInput, NotFound, TwinledgerError
 from twinledger.identity import DidKey
 from twinledger.ipfs import parse_cid
 from twinledger.ipfs.dag import cat_blocks
@@ -50,7 +50,12 @@ class ExportCar:
     """An export CAR read from a seekable file; its blocks stay in the file (one is held at a time)."""
 
     def __init__(self, file: BinaryIO) -> None:
-        self.index, self.blocks = read_bundle_file(file)
+        try:
+            self.index, self.blocks = read_bundle_file(file)
+        except IntegrityError as error:
+            raise IntegrityError(
+                error.message, hint="the file is damaged or not an export: nothing was written; export the twin again"
+            ) from None
         self.twin_id = self.index.twin_id
         if self.index.snapshots and all(entry.content is None for entry in self.index.snapshots):
             raise InvalidInput(
