@@ -123,6 +123,8 @@ def test_the_data_comes_home_after_the_node_and_its_key_are_gone(home: Home, tmp
     assert tl(home.env, "verify", home.twin, "--name", "owner", "--save-car", str(provenance)).returncode == 0
     assert tl(home.env, "verify", home.twin, "--car", str(car)).returncode == 0  # an export is a provenance CAR
     _interop(car, tmp_path)
+    trail = tl(home.env, "audit", home.twin)
+    assert "export of snapshots #1-#4 by the owner" in trail.stdout, trail.stdout
 
     # the node stops; its data directory (block store, databases, node key) is deleted
     home.node.stop()

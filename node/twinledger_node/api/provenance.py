@@ -76,15 +76,19 @@ async def export_car(
     Recorded as one access receipt naming the newest snapshot (whose manifest hash-links every earlier one),
     durable before the first byte is sent; the CAR holds the receipts from before it."""
     bundle = await run_in_threadpool(_bundles(rt).plan, twin_id, manifests=True, content=True)
-    if bundle.head_manifest is None:
-        raise Problem(404, "unknown-snapshot", "Nothing to export", f"twin {twin_id} has no snapshots yet",
-                      hint=f"push one first: `twinledger snapshot push {twin_id} FILE`")  # fmt: skip
-    with replay_refused():
-        await asyncio.wrap_future(
-            rt.receipts.append(
-                twin_id=twin_id, seq=bundle.last_seq, manifest_cid=bundle.head_manifest, purpose=consent.purpose,
-                scope=consent.scope, caller=consent.caller, nonce=consent.caller.replay,
-            )
-        )  # fmt: skip
+    try:
+        if bundle.head_manifest is None:
+            raise Problem(404, "unknown-snapshot", "Nothing to export", f"twin {twin_id} has no snapshots yet",
+                          hint=f"push one first: `twinledger snapshot push {twin_id} FILE`")  # fmt: skip
+        with replay_refused():
+            await asyncio.wrap_future(
+                rt.receipts.append(
+                    twin_id=twin_id, seq=bundle.last_seq, manifest_cid=bundle.head_manifest,
+                    purpose=consent.purpose, scope=consent.scope, caller=consent.caller, nonce=consent.caller.replay,
+                )
+            )  # fmt: skip
+    except BaseException:
+        bundle.pages.close()  # nothing will stream it
+        raise
     rt.metrics.receipts.inc()
     return _car(rt, bundle, f"twin-{twin_id}-export.car")

@@ -6,7 +6,7 @@ varint(len(cid) + len(data)) + cid + data. CIDv0 blocks carry their bare multiha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import BinaryIO, Protocol
 
 import dag_cbor
@@ -30,18 +30,26 @@ class StagingArea(Protocol):
 
 
 def write_car(out: BinaryIO, roots: list[CID], blocks: Iterable[tuple[CID, bytes]]) -> None:
-    for chunk in car_stream(roots, blocks):
-        out.write(chunk)
-
-
-def car_stream(roots: list[CID], blocks: Iterable[tuple[CID, bytes]]) -> Iterator[bytes]:
-    """The CAR as it is written, the header then one piece per block: what a server streams, holding one block."""
-    header = dag_cbor.encode({"roots": list[dag_cbor.IPLDKind](roots), "version": 1})
-    yield uvarint(len(header)) + header
+    out.write(car_header(roots))
     for cid, data in blocks:
-        cid_bytes = bytes(cid)
-        yield uvarint(len(cid_bytes) + len(data)) + cid_bytes
-        yield data
+        out.write(section_prefix(cid, len(data)))
+        out.write(data)
+
+
+def car_header(roots: list[CID]) -> bytes:
+    header = dag_cbor.encode({"roots": list[dag_cbor.IPLDKind](roots), "version": 1})
+    return uvarint(len(header)) + header
+
+
+def car_section(cid: CID, data: bytes) -> bytes:
+    """One block as a CAR holds it."""
+    return section_prefix(cid, len(data)) + data
+
+
+def section_prefix(cid: CID, size: int) -> bytes:
+    """What precedes a block of `size` bytes in a CAR: a writer that streams sends it, then the block as it is."""
+    cid_bytes = bytes(cid)
+    return uvarint(len(cid_bytes) + size) + cid_bytes
 
 
 def _corrupt(message: str) -> IntegrityError:

@@ -15,7 +15,7 @@ checked against signatures and the chain."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -25,12 +25,16 @@ from eth_utils import to_checksum_address
 from multiformats import CID
 
 from twinledger.errors import IntegrityError, NotFound
-from twinledger.ipfs.car import car_stream, read_car_into, write_car
+from twinledger.ipfs.car import read_car_into, write_car
 from twinledger.ipfs.cids import block_cid, to_cid, verify_block
 
 PROVENANCE_TYPE = "twinledger/provenance"
-VERSION = 3  # 1 carried whole batch blocks; 2 had no `content` links (read as 3 without content)
+PAGE_TYPE = "twinledger/provenance-page"
+# 1 carried whole batch blocks; 2 listed every entry in the root, one block that a twin's few thousandth record took
+# past the 2 MiB a block may have; 3 links pages of entries, and a snapshot's entry may link its content.
+VERSION = 3
 READABLE_VERSIONS = (2, 3)
+PAGE_ENTRIES = 1024  # what `index_blocks` puts in a page: some 450 KiB
 DAG_CBOR = 0x71
 
 
@@ -178,33 +182,45 @@ class ProvenanceIndex:
     receipts: list[Entry]  # in the order of their hash chain
 
 
-def index_block(
-    twin_id: int, chain_id: int, registry: str, snapshots: Iterable[Entry], receipts: Iterable[Entry]
-) -> tuple[CID, bytes]:
-    document = {
-        "type": PROVENANCE_TYPE,
-        "version": VERSION,
-        "twinId": twin_id,
-        "chainId": chain_id,
-        "registry": registry,
-        "snapshots": [e.as_cbor() for e in snapshots],
-        "receipts": [e.as_cbor() for e in receipts],
-    }
+def _cbor_block(document: Any) -> tuple[CID, bytes]:
     data = dag_cbor.encode(cast(Any, document))
     return to_cid(block_cid(data, codec=DAG_CBOR, version=1)), data
 
 
-def write_bundle(out: BinaryIO, root: tuple[CID, bytes], blocks: Iterable[tuple[CID, bytes]]) -> None:
-    unique = {bytes(root[0]): root}
-    for cid, data in blocks:
+def index_page(entries: Iterable[Entry]) -> tuple[CID, bytes]:
+    """One page of the index: consecutive snapshots or receipts (a writer chooses how many; a page stays far
+    below the 2 MiB a block may have)."""
+    return _cbor_block({"type": PAGE_TYPE, "entries": [e.as_cbor() for e in entries]})
+
+
+def index_root(
+    twin_id: int, chain_id: int, registry: str, snapshot_pages: Iterable[CID], receipt_pages: Iterable[CID]
+) -> tuple[CID, bytes]:
+    """The CAR's root: the twin, its chain and registry, and the links to its index pages in order."""
+    return _cbor_block({
+        "type": PROVENANCE_TYPE, "version": VERSION, "twinId": twin_id, "chainId": chain_id, "registry": registry,
+        "snapshots": list(snapshot_pages), "receipts": list(receipt_pages),
+    })  # fmt: skip
+
+
+def index_blocks(
+    twin_id: int, chain_id: int, registry: str, snapshots: Sequence[Entry], receipts: Sequence[Entry]
+) -> list[tuple[CID, bytes]]:
+    """The whole index of these entries, built in memory: the root first, then its pages."""
+    pages = [
+        [index_page(group[i : i + PAGE_ENTRIES]) for i in range(0, len(group), PAGE_ENTRIES)]
+        for group in (snapshots, receipts)
+    ]
+    root = index_root(twin_id, chain_id, registry, *([cid for cid, _ in group] for group in pages))
+    return [root, *pages[0], *pages[1]]
+
+
+def write_bundle(out: BinaryIO, index: Sequence[tuple[CID, bytes]], blocks: Iterable[tuple[CID, bytes]]) -> None:
+    """A provenance CAR in memory: `index` as `index_blocks` returns it (the root first), then `blocks`."""
+    unique: dict[bytes, tuple[CID, bytes]] = {}
+    for cid, data in itertools.chain(index, blocks):
         unique.setdefault(bytes(cid), (cid, data))
-    write_car(out, [root[0]], list(unique.values()))
-
-
-def stream_bundle(root: tuple[CID, bytes], blocks: Iterable[tuple[CID, bytes]]) -> Iterator[bytes]:
-    """The CAR piece by piece, root first, holding one block at a time. Unlike `write_bundle` it does not drop
-    duplicates (that needs every CID seen): the caller passes each block once."""
-    return car_stream([root[0]], itertools.chain([root], blocks))
+    write_car(out, [index[0][0]], list(unique.values()))
 
 
 def read_bundle(stream: BinaryIO) -> tuple[ProvenanceIndex, Blocks]:
@@ -236,10 +252,28 @@ def _read_index(stream: BinaryIO, blocks: StagedBlocks) -> ProvenanceIndex:
                 f"{', '.join(map(str, READABLE_VERSIONS))}",
                 hint="fetch the CAR again from an up-to-date node",
             )
-        lists = [[Entry.from_cbor(e) for e in document[k]] for k in ("snapshots", "receipts")]
+        version = document["version"]
+        lists = [
+            [Entry.from_cbor(e) for e in (document[k] if version == 2 else _paged(blocks, document[k]))]
+            for k in ("snapshots", "receipts")
+        ]
         index = ProvenanceIndex(int(document["twinId"]), int(document["chainId"]), str(document["registry"]), *lists)
     except IntegrityError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, DAGCBORDecodingError):
         raise IntegrityError(f"the CAR's root {roots[0]} is not a twinledger provenance index") from None
     return index
+
+
+def _paged(blocks: StagedBlocks, pages: Any) -> Iterator[Any]:
+    """The entries of a version 3 index, page after page."""
+    for cid in pages:
+        if not isinstance(cid, CID):
+            raise ValueError("an index page link is not a CID")
+        try:
+            page: Any = dag_cbor.decode(blocks.get(cid))
+        except NotFound:
+            raise IntegrityError(f"the CAR lacks page {cid} of its index", hint="fetch the CAR again") from None
+        if not isinstance(page, dict) or page.get("type") != PAGE_TYPE:
+            raise ValueError("not an index page")
+        yield from page["entries"]
