@@ -47,3 +47,21 @@ def test_export_to_a_file_and_a_stream_and_opened_with_the_wallet(stack: Stack, 
             return await client.export(twin, tmp_path / "async.car")
 
     assert asyncio.run(exported()) == (tmp_path / "async.car").stat().st_size
+
+
+def test_an_export_the_node_breaks_off_leaves_no_file(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from twinledger.client import NodeUnavailable
+    from twinledger_node.services import bundles
+
+    def lost(root, get):  # a content block gone from the store, found once the CAR is on its way
+        raise OSError(f"block of {root} unreadable")
+        yield  # pragma: no cover - a generator, as walk_dag is
+
+    with client_for(stack, "owner") as tl:
+        twin = tl.register_twin("asset").twin_id
+        stack.node.wait_indexed()
+        tl.push_snapshot(twin, b"reading")
+        monkeypatch.setattr(bundles, "walk_dag", lost)
+        with pytest.raises(NodeUnavailable, match="broke off the download after"):
+            tl.export(twin, tmp_path / "twin.car")
+    assert list(tmp_path.iterdir()) == []

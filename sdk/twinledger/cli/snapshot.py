@@ -177,10 +177,10 @@ def open_(
         if twin_id is not None and export.twin_id != twin_id:
             raise InvalidInput(f"{car} is an export of twin {export.twin_id}, not twin {twin_id}",
                                hint="pass the CAR of the twin you mean, or drop --twin")  # fmt: skip
+        holder = unlock(session.name, session.passphrase_file).did_key  # a wrong wallet is said before the checks
         ledger = None if no_anchors else _ledger(session.rpc_url, export.index.chain_id, export.index.registry)
         echo = None if json_out else (lambda line: console.print(f"[green]✓[/] {line}", highlight=False))
         report = export.verify(ledger, allow_pending=allow_pending, on_check=echo)
-        holder = unlock(session.name, session.passphrase_file).did_key
         seqs = list(range(1, export.latest + 1)) if every else [seq or export.latest]
         opened, skipped = _open_all(export, seqs, holder, out, every)
     if json_out:

@@ -677,11 +677,17 @@ class Client:
 
 def _copy(response: httpx.Response, sink: IO[bytes], progress: Progress | None) -> int:
     written = 0
-    for chunk in response.iter_bytes(CHUNK):
-        sink.write(chunk)
-        written += len(chunk)
-        if progress:
-            progress(written, None)
+    try:
+        for chunk in response.iter_bytes(CHUNK):
+            sink.write(chunk)
+            written += len(chunk)
+            if progress:
+                progress(written, None)
+    except httpx.HTTPError as error:  # the node broke off a stream it had begun (its answer was already 200)
+        raise NodeUnavailable(
+            f"the node broke off the download after {written} bytes: {error.__class__.__name__}",
+            hint="retry; a file download leaves no partial file",
+        ) from None
     return written
 
 
