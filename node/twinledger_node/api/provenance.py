@@ -61,7 +61,7 @@ def provenance_car(
     response_class=StreamingResponse,
     responses={
         200: {"content": {CAR_MEDIA_TYPE: {}}, "description": "CAR v1: the provenance CAR plus every content block"},
-        **problem_responses(401, 403, 404, 503),
+        **problem_responses(400, 401, 403, 404, 503),
     },
 )
 @spends_nonce_in_commit
