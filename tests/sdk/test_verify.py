@@ -16,7 +16,7 @@ from twinledger.client import parse_expiry
 from twinledger.identity import DidKey
 from twinledger.merkle import StandardMerkleTree
 from twinledger.provenance import json_block
-from twinledger.verify import Anchor, Entry, VerificationFailed, index_block, read_bundle, verify_twin, write_bundle
+from twinledger.verify import Anchor, Entry, VerificationFailed, index_blocks, read_bundle, verify_twin, write_bundle
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _rebuild(car: bytes, replace: dict[bytes, bytes]) -> bytes:
         out_blocks[bytes(new)] = new_data
         for name, group in lists.items():
             lists[name] = [Entry(new, e.anchor) if bytes(e.cid) == old else e for e in group]
-    root = index_block(index.twin_id, index.chain_id, index.registry, lists["snapshots"], lists["receipts"])
+    root = index_blocks(index.twin_id, index.chain_id, index.registry, lists["snapshots"], lists["receipts"])
     out = io.BytesIO()
     write_bundle(out, root, [(CID.decode(k), v) for k, v in out_blocks.items()])
     return out.getvalue()
@@ -88,7 +88,7 @@ def test_tampered_receipt_fails(stack: Stack, provenance: tuple[int, bytes]):
 
 def _reindex(car: bytes, snapshots: list[Entry], receipts: list[Entry]) -> bytes:
     index, blocks = read_bundle(io.BytesIO(car))
-    root = index_block(index.twin_id, index.chain_id, index.registry, snapshots, receipts)
+    root = index_blocks(index.twin_id, index.chain_id, index.registry, snapshots, receipts)
     out = io.BytesIO()
     write_bundle(out, root, [(CID.decode(k), v) for k, v in blocks.data.items()])
     return out.getvalue()
@@ -132,7 +132,7 @@ def test_a_withheld_manifest_fails_unless_allowed_and_is_then_reported(stack: St
     twin, car = provenance
     index, blocks = read_bundle(io.BytesIO(car))
     kept = {k: v for k, v in blocks.data.items() if k != bytes(index.snapshots[0].cid)}
-    root = index_block(index.twin_id, index.chain_id, index.registry, index.snapshots, index.receipts)
+    root = index_blocks(index.twin_id, index.chain_id, index.registry, index.snapshots, index.receipts)
     out = io.BytesIO()
     write_bundle(out, root, [(CID.decode(k), v) for k, v in kept.items()])
     with client_for(stack, "owner") as tl:
@@ -158,10 +158,42 @@ def test_only_the_anchorer_the_node_signed_counts(stack: Stack, provenance: tupl
         relabelled = _reindex(car, [claimed, *index.snapshots[1:]], index.receipts)
         assert verify_twin(tl.ledger, twin, io.BytesIO(relabelled)).snapshots == len(index.snapshots)
         kept = {k: v for k, v in blocks.data.items() if k != bytes(first.cid)}
-        root = index_block(
+        root = index_blocks(
             index.twin_id, index.chain_id, index.registry, [claimed, *index.snapshots[1:]], index.receipts
         )
         out = io.BytesIO()
         write_bundle(out, root, [(CID.decode(k), v) for k, v in kept.items()])
         with pytest.raises(VerificationFailed, match=rf"says {copier.address} anchored it, but the node's signed"):
             verify_twin(tl.ledger, twin, io.BytesIO(out.getvalue()), allow_withheld=True)
+
+
+def test_a_version_2_car_with_its_entries_in_the_root_still_verifies(stack: Stack, provenance: tuple[int, bytes]):
+    """Version 3 links pages of entries from the root; a version 2 CAR (every entry in the root, as nodes before
+    the export served) is still read."""
+    import dag_cbor
+
+    from twinledger.ipfs.cids import block_cid, to_cid
+    from twinledger.verify.bundle import PAGE_TYPE
+
+    twin, car = provenance
+    index, blocks = read_bundle(io.BytesIO(car))
+    root_cid = CID.decode(bytes(next(iter(blocks.data))))  # the root comes first
+    pages = dag_cbor.decode(blocks.get(root_cid))
+    assert pages["version"] == 3 and all(isinstance(p, CID) for p in pages["snapshots"] + pages["receipts"])
+    assert dag_cbor.decode(blocks.get(pages["snapshots"][0]))["type"] == PAGE_TYPE
+    document = {
+        "type": "twinledger/provenance", "version": 2, "twinId": index.twin_id, "chainId": index.chain_id,
+        "registry": index.registry, "snapshots": [e.as_cbor() for e in index.snapshots],
+        "receipts": [e.as_cbor() for e in index.receipts],
+    }  # fmt: skip
+    data = dag_cbor.encode(document)
+    old = io.BytesIO()
+    records = [
+        (CID.decode(k), v)
+        for k, v in blocks.data.items()
+        if k not in {bytes(root_cid), *map(bytes, pages["snapshots"] + pages["receipts"])}
+    ]
+    write_bundle(old, [(to_cid(block_cid(data, codec=0x71, version=1)), data)], records)
+    assert read_bundle(io.BytesIO(old.getvalue()))[0] == index
+    with client_for(stack, "owner") as tl:
+        assert verify_twin(tl.ledger, twin, io.BytesIO(old.getvalue())).snapshots == 2

@@ -163,6 +163,30 @@ def refused(rt: NodeRuntime, caller: Caller, twin_id: int, purpose: bytes, scope
     return problem
 
 
+def owner_required(action: str):
+    """A dependency that admits the twin's owner alone (its account's did:pkh or its registered recovery key), on a
+    fresh index: no grant, whatever its scopes, lets anyone else `action`."""
+
+    async def check(rt: Runtime, caller: AuthenticatedCaller, twin_id: TwinId) -> Consent:
+        rt.require_fresh()
+
+        def owner() -> Consent:
+            twin = rt.snapshots.twin(twin_id)
+            if not rt.snapshots.is_owner(twin, caller.did):
+                raise refused(rt, caller, twin_id, NO_PURPOSE, Scope.READ, Problem(
+                    403, "not-owner", "Not the twin's owner",
+                    f"{caller.did} does not own twin {twin_id} ({twin['owner']} does); only its owner may {action}",
+                    hint="sign with the owner's wallet; a grantee reads snapshots one by one (`twinledger snapshot "
+                    "get TWIN SEQ --purpose ...`)",
+                ))  # fmt: skip
+            rt.metrics.decisions.labels("owner").inc()
+            return Consent(caller, twin, NO_PURPOSE, Scope.READ, None)
+
+        return await rt.index.run(owner)
+
+    return check
+
+
 def acts_as_an_owner(rt: NodeRuntime, did: str) -> bool:
     """Whether `did` speaks for an account (did:pkh) or is some account's registered recovery key: a caller who
     reads with no purpose believes they own the twin."""

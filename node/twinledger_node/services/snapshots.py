@@ -25,13 +25,13 @@ from twinledger.ipfs import BlockStore, FileBlockStore, ImportOptions, cat, impo
 from twinledger.ipfs.cids import cid_text
 from twinledger.ipfs.importer import import_stream
 from twinledger.provenance import json_block, read_json_block
+from twinledger.streams import HashingWriter, IteratorReader
 from twinledger_node.consent.decision import decide
 from twinledger_node.db.base import Row
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.problem import Problem
 from twinledger_node.services.cache import LRU
 from twinledger_node.services.commit import GroupCommitter, HeadMoved, PushWork
-from twinledger_node.services.streams import HashingWriter, IteratorReader
 from twinledger_node.state import NodeState
 
 if TYPE_CHECKING:

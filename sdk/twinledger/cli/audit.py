@@ -86,6 +86,9 @@ def describe(entry: AuditEntry, dids: dict[str, str] | None = None) -> str:
             size = f" ({d['size']} bytes)" if "size" in d else ""  # not shown to an AUDIT-only grantee
             return f"snapshot #{d['seq']}{size} by {d['producer']}"
         case "read":
+            target = str(((d.get("receipt") or {}).get("request") or {}).get("target", ""))
+            if target.split("?")[0].endswith("/export.car"):  # the owner's export: one receipt names the head
+                return f"export of snapshots #1-#{d['seq']} by the owner ({d['reader']})"
             if str(d["purpose"]).lower() == OWNER_PURPOSE:
                 return f"read of snapshot #{d['seq']} by the owner ({d['reader']})"
             return f"read of snapshot #{d['seq']} by {d['reader']} for {purpose_text(d['purpose'])}"

@@ -34,6 +34,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("twinledger.cli.snapshot", "snapshot"),
     ("twinledger.cli.audit", "audit"),
     ("twinledger.cli.verify", "verify"),
+    ("twinledger.cli.export", "export"),
     ("twinledger.cli.fl", "fl"),
     # The node is a separate import package (the SDK never imports it); its command is composed in here.
     ("twinledger_node.cli", "node"),

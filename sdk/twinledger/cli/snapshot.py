@@ -1,4 +1,4 @@
-"""`twinledger snapshot push|get|history`."""
+"""`twinledger snapshot push|get|history|open`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_mapping, print_rows
 from twinledger.cli.wallet import Session, wallet_options
 from twinledger.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from twinledger.chain.ledger import TwinLedger
+    from twinledger.identity import DidKey
+    from twinledger.verify.export import ExportCar, OpenedSnapshot
 
 app = typer.Typer(help="Push, read and list a twin's snapshots.", no_args_is_help=True)
 PurposeOption = typer.Option(None, "--purpose", help="why you read (needed unless you own the twin)")
@@ -134,3 +140,111 @@ def history(
         for s in snapshots
     ]
     print_rows(f"snapshots of twin {twin_id}", ["seq", "created (UTC)", "bytes", "manifest", "anchor tx"], rows)
+
+
+@app.command("open")
+@wallet_options
+def open_(
+    seq: int | None = typer.Argument(None, min=1, help="sequence number (default the latest)"),
+    car: Path = typer.Option(..., "--car", help="an export CAR (`twinledger export TWIN -o FILE`)"),
+    out: Path = typer.Option(..., "-o", "--out", help="the file to write (with --all: a new directory)"),
+    every: bool = typer.Option(False, "--all", help="write every snapshot into the directory -o, one file per seq"),
+    twin_id: int | None = typer.Option(None, "--twin", min=1, help="refuse the CAR unless it is this twin's"),
+    no_anchors: bool = typer.Option(
+        False, "--no-anchors", help="do not ask the chain: signatures and hash links only, anchors NOT checked"
+    ),
+    allow_pending: bool = typer.Option(False, "--allow-pending", help="accept records not anchored yet"),
+    *,
+    session: Session,
+    json_out: bool = JsonOption,
+) -> None:
+    """Open snapshots from an export CAR with your wallet's did:key alone, no node: the manifests' node and
+    producer signatures, the hash links, the access receipts and the on-chain anchors (--rpc-url) are verified,
+    then each content block is checked against its CID and the manifest before the plaintext is written."""
+    from twinledger.cli.export import new_path
+    from twinledger.cli.wallet import unlock
+    from twinledger.verify.export import ExportCar
+
+    if every and seq is not None:
+        raise InvalidInput("give SEQ or --all, not both", hint="--all writes every snapshot into the directory -o")
+    new_path(out, "snapshots" if every else "snapshot")
+    try:
+        file = car.open("rb")
+    except (FileNotFoundError, IsADirectoryError):
+        raise NotFound(f"no CAR file {car}", hint="export one with `twinledger export TWIN -o FILE`") from None
+    with file:
+        export = ExportCar(file)
+        if twin_id is not None and export.twin_id != twin_id:
+            raise InvalidInput(f"{car} is an export of twin {export.twin_id}, not twin {twin_id}",
+                               hint="pass the CAR of the twin you mean, or drop --twin")  # fmt: skip
+        holder = unlock(session.name, session.passphrase_file).did_key  # a wrong wallet is said before the checks
+        ledger = (
+            None if no_anchors else _ledger(session.node, session.rpc_url, export.index.chain_id, export.index.registry)
+        )
+        echo = None if json_out else (lambda line: console.print(f"[green]✓[/] {line}", highlight=False))
+        report = export.verify(ledger, allow_pending=allow_pending, on_check=echo)
+        seqs = list(range(1, export.latest + 1)) if every else [seq or export.latest]
+        opened, skipped = _open_all(export, seqs, holder, out, every)
+    if json_out:
+        print_json({"twinId": export.twin_id, "anchorsChecked": report.anchors_checked, "pending": report.pending,
+                    "opened": [o.as_dict() | {"file": str(f)} for o, f in opened], "skipped": skipped})  # fmt: skip
+        return
+    for snapshot, path in opened:
+        console.print(f"snapshot #{snapshot.seq} of twin {export.twin_id} → {path}: {snapshot.size} bytes, sha256 "
+                      f"{snapshot.sha256} (signed by {snapshot.producer}, verified)", highlight=False)  # fmt: skip
+    for item in skipped:
+        console.print(f"[yellow]skipped[/] snapshot #{item['seq']}: {item['reason']}", highlight=False)
+    if not report.anchors_checked:
+        console.print("[yellow]anchors NOT checked[/] (--no-anchors): signatures and hash links only", highlight=False)
+
+
+def _ledger(node: str | None, rpc_url: str | None, chain_id: int, registry: str) -> TwinLedger:
+    """The CAR's registry on the chain (the option's, the profile's, ...), which must be the CAR's chain and hold
+    the contract."""
+    from twinledger.chain.client import ChainClient
+    from twinledger.chain.ledger import TwinLedger
+    from twinledger.errors import Unavailable
+    from twinledger.profile import ChainFacts, chain_url, check_chain
+
+    try:
+        client = ChainClient(chain_url(node, rpc_url))
+    except (Unavailable, InvalidInput) as error:
+        raise Unavailable(
+            f"{error.message}: the export's anchors cannot be checked",
+            hint=f"pass --rpc-url of chain {chain_id}, or --no-anchors to open it unanchored (signatures and hash "
+            "links still checked)",
+        ) from None
+    check_chain(client, ChainFacts(chain_id, registry), f"the export (registry {registry})")
+    return TwinLedger(client, registry)
+
+
+def _open_all(
+    export: ExportCar, seqs: list[int], holder: DidKey, out: Path, every: bool
+) -> tuple[list[tuple[OpenedSnapshot, Path]], list[dict[str, object]]]:
+    """Each snapshot into its file, which appears only once verified; with --all, one not sealed to `holder`
+    (pushed under another owner) is skipped and reported, not fatal."""
+    import os
+    import tempfile
+
+    from twinledger.crypto.errors import NotARecipient
+
+    if every:
+        out.mkdir()
+    opened: list[tuple[OpenedSnapshot, Path]] = []
+    skipped: list[dict[str, object]] = []
+    for seq in seqs:
+        path = out / f"{seq:06d}" if every else out
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                try:
+                    opened.append((export.open(seq, holder, sink), path))
+                except NotARecipient as error:
+                    if not every:
+                        raise
+                    skipped.append({"seq": seq, "reason": error.message})
+                    continue
+            os.link(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return opened, skipped

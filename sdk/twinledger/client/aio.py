@@ -62,4 +62,5 @@ class AsyncClient:
     issue_consent_receipt = _threaded(Client.issue_consent_receipt)
     audit = _threaded(Client.audit)
     provenance_car = _threaded(Client.provenance_car)
+    export = _threaded(Client.export)
     verify = _threaded(Client.verify)

@@ -30,13 +30,26 @@ class StagingArea(Protocol):
 
 
 def write_car(out: BinaryIO, roots: list[CID], blocks: Iterable[tuple[CID, bytes]]) -> None:
-    header = dag_cbor.encode({"roots": list[dag_cbor.IPLDKind](roots), "version": 1})
-    out.write(uvarint(len(header)) + header)
+    out.write(car_header(roots))
     for cid, data in blocks:
-        cid_bytes = bytes(cid)
-        out.write(uvarint(len(cid_bytes) + len(data)))
-        out.write(cid_bytes)
+        out.write(section_prefix(cid, len(data)))
         out.write(data)
+
+
+def car_header(roots: list[CID]) -> bytes:
+    header = dag_cbor.encode({"roots": list[dag_cbor.IPLDKind](roots), "version": 1})
+    return uvarint(len(header)) + header
+
+
+def car_section(cid: CID, data: bytes) -> bytes:
+    """One block as a CAR holds it."""
+    return section_prefix(cid, len(data)) + data
+
+
+def section_prefix(cid: CID, size: int) -> bytes:
+    """What precedes a block of `size` bytes in a CAR: a writer that streams sends it, then the block as it is."""
+    cid_bytes = bytes(cid)
+    return uvarint(len(cid_bytes) + size) + cid_bytes
 
 
 def _corrupt(message: str) -> IntegrityError:

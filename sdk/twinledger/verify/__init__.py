@@ -13,12 +13,15 @@ from twinledger.verify.bundle import (
     Anchor,
     Entry,
     ProvenanceIndex,
-    index_block,
+    index_blocks,
+    index_page,
+    index_root,
     read_bundle,
+    read_bundle_file,
     write_bundle,
 )
 from twinledger.verify.checks import VerificationFailed
-from twinledger.verify.offline import VerifyReport, verify_twin
+from twinledger.verify.offline import VerifyReport, verify_bundle, verify_twin
 
 __all__ = [
     "PROVENANCE_TYPE",
@@ -27,8 +30,12 @@ __all__ = [
     "ProvenanceIndex",
     "VerificationFailed",
     "VerifyReport",
-    "index_block",
+    "index_blocks",
+    "index_page",
+    "index_root",
     "read_bundle",
+    "read_bundle_file",
+    "verify_bundle",
     "verify_twin",
     "write_bundle",
 ]

@@ -20,7 +20,7 @@ from twinledger.provenance import (
     receipt_leaf,
     snapshot_leaf,
 )
-from twinledger.verify.bundle import Entry, read_bundle
+from twinledger.verify.bundle import Entry, ProvenanceIndex, StagedBlocks, read_bundle
 from twinledger.verify.checks import (
     RECEIPT_TYPE,
     AnchorCheck,
@@ -53,6 +53,7 @@ class VerifyReport:
     lines: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)  # the same checks, one object each, for --json
     node_dids: set[str] = field(default_factory=set)
+    anchors_checked: bool = True  # False when verified without the chain: signatures and hash links only
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class VerifyReport:
             "pending": self.pending,
             "withheld": self.withheld,
             "nodeDids": sorted(self.node_dids),
+            "anchorsChecked": self.anchors_checked,
             "checks": self.checks,
         }
 
@@ -88,7 +90,7 @@ def _record_digest(entry: Entry, what: str) -> bytes:
 
 
 def _anchored(
-    ledger: TwinLedger,
+    ledger: TwinLedger | None,
     kind: BatchKind,
     leaf: tuple[Any, ...],
     entry: Entry,
@@ -98,7 +100,10 @@ def _anchored(
     anchorer: str | None,
 ) -> AnchorCheck | None:
     """The entry's leaf and Merkle proof against its batch root as anchored on chain by `anchorer` (the account the
-    node-signed record names); None for a pending one, when allowed."""
+    node-signed record names); None for a pending one, when allowed, and for every one without a chain (`ledger`
+    None: the caller said the anchors are not to be checked)."""
+    if ledger is None:
+        return None
     if entry.anchor is None:
         if not allow_pending:
             raise _fail(
@@ -140,7 +145,25 @@ def verify_twin(
     >>> with open("twin-7.car", "rb") as car:  # doctest: +SKIP
     ...     report = verify_twin(ledger, 7, car)
     """
-    report = VerifyReport(twin_id)
+    index, blocks = read_bundle(car)
+    return verify_bundle(
+        ledger, twin_id, index, blocks, allow_pending=allow_pending, allow_withheld=allow_withheld, on_check=on_check
+    )
+
+
+def verify_bundle(
+    ledger: TwinLedger | None,
+    twin_id: int,
+    index: ProvenanceIndex,
+    blocks: StagedBlocks,
+    *,
+    allow_pending: bool = False,
+    allow_withheld: bool = False,
+    on_check: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """`verify_twin` of a CAR already read (`read_bundle`). With `ledger` None nothing is asked of the chain: the
+    signatures and hash links are checked, the anchors and the on-chain head are not (`report.anchors_checked`)."""
+    report = VerifyReport(twin_id, anchors_checked=ledger is not None)
 
     def ok(check: str, line: str, **facts: Any) -> None:
         report.lines.append(line)
@@ -148,19 +171,22 @@ def verify_twin(
         if on_check:
             on_check(line)
 
-    index, blocks = read_bundle(car)
-    chain_id, registry = ledger.client.chain_id, ledger.address
     if index.twin_id != twin_id:
         raise _fail(f"the CAR is the provenance of twin {index.twin_id}, not twin {twin_id}")
+    if ledger is None:
+        chain_id, registry = index.chain_id, index.registry
+    else:
+        chain_id, registry = ledger.client.chain_id, ledger.address
     if index.chain_id != chain_id or index.registry.lower() != registry.lower():
         raise _fail(
             f"the CAR is for chain {index.chain_id} / {index.registry}, the RPC is chain {chain_id} / {registry}",
             hint="pass the --rpc-url of the chain this twin lives on",
         )
-    ok("blocks", f"CAR: {len(blocks.data)} blocks, each matches its CID", blocks=len(blocks.data))
-    record = ledger.twin(twin_id)
-    ok("twin", f"twin {twin_id} exists on chain {chain_id} (owner {record.owner})",
-       twinId=twin_id, chainId=chain_id, owner=record.owner)  # fmt: skip
+    ok("blocks", f"CAR: {len(blocks)} blocks, each matches its CID", blocks=len(blocks))
+    record = ledger.twin(twin_id) if ledger is not None else None
+    if record is not None:
+        ok("twin", f"twin {twin_id} exists on chain {chain_id} (owner {record.owner})",
+           twinId=twin_id, chainId=chain_id, owner=record.owner)  # fmt: skip
     seen: dict[tuple[str, bytes], AnchorCheck] = {}
     signed_anchorers: set[str] = set()  # the accounts node-signed records name as their anchorer
     withheld_anchorers: dict[str, str] = {}  # what -> the anchorer only the index names
@@ -196,7 +222,9 @@ def verify_twin(
         leaf = snapshot_leaf(twin_id, seq, _record_digest(entry, what))
         anchor = _anchored(ledger, BatchKind.SNAPSHOTS, leaf, entry, what, seen, allow_pending, anchorer)
         facts = {"seq": seq, "cid": str(cid), "producer": producer, "withheld": producer is None}
-        if anchor is None:
+        if ledger is None:
+            ok("snapshot", f"snapshot #{seq}: {checked}; anchor NOT CHECKED", **facts, anchored=None)
+        elif anchor is None:
             report.pending.append(str(cid))
             ok("snapshot", f"snapshot #{seq}: {checked}; NOT YET ANCHORED", **facts, anchored=False)
         else:
@@ -209,7 +237,7 @@ def verify_twin(
         snapshots[bytes(cid)] = seq
         previous = cid
     report.snapshots = len(index.snapshots)
-    if record.head_seq:
+    if record is not None and record.head_seq:
         if record.head_seq > len(index.snapshots):
             raise _fail(f"the chain's head anchor is snapshot #{record.head_seq}, the CAR has {len(index.snapshots)}")
         ok("head-anchor", f"on-chain head anchor #{record.head_seq} is within the chain of manifests",
@@ -254,14 +282,17 @@ def verify_twin(
         )
         if denial:
             report.denials += 1
-            _denial_checked(ok, receipt, str(cid), reader, anchor, report)
+            _denial_checked(ok, receipt, str(cid), reader, anchor, report, unchecked=ledger is None)
             continue
         report.receipts += 1
         facts = {"seq": receipt["seq"], "cid": str(cid), "reader": reader, "purpose": receipt["purpose"]}
         if anchor is None:
-            report.pending.append(str(cid))
-            ok("receipt", f"read of snapshot #{receipt['seq']} by {reader}: signed, hash-linked; NOT YET ANCHORED",
-               **facts, anchored=False)  # fmt: skip
+            unchecked = ledger is None
+            if not unchecked:
+                report.pending.append(str(cid))
+            ok("receipt", f"read of snapshot #{receipt['seq']} by {reader}: signed, hash-linked; "
+               + ("anchor NOT CHECKED" if unchecked else "NOT YET ANCHORED"),
+               **facts, anchored=None if unchecked else False)  # fmt: skip
             continue
         ok(
             "receipt",
@@ -283,7 +314,7 @@ def verify_twin(
 
 def _denial_checked(
     ok: Callable[..., None], record: dict[str, Any], cid: str, requester: str | None, anchor: AnchorCheck | None,
-    report: VerifyReport,
+    report: VerifyReport, *, unchecked: bool = False,
 ) -> None:  # fmt: skip
     """The check line of a denial record (see `twinledger_node.services.denials` for what one says)."""
     count = record.get("count", 1)
@@ -291,12 +322,14 @@ def _denial_checked(
     what = f"refused read by {who}" if "count" not in record else f"{count} refused reads by {who} (counted)"
     signed = "record signed, hash-linked" + (", requester's request signed" if "count" not in record else "")
     facts = {"cid": cid, "requester": requester, "count": count}
-    if anchor is None:
-        report.pending.append(cid)
-        ok("denial", f"{what}: {signed}; NOT YET ANCHORED", **facts, anchored=False)
+    if anchor is None:  # no chain to ask (`unchecked`), or not in an anchored batch yet
+        if not unchecked:
+            report.pending.append(cid)
+        ok("denial", f"{what}: {signed}; " + ("anchor NOT CHECKED" if unchecked else "NOT YET ANCHORED"), **facts,
+           anchored=None if unchecked else False)  # fmt: skip
         return
     ok("denial", f"{what}: {signed}, Merkle proof to root {anchor.root[:18]}… anchored on chain by {anchor.anchorer}",
        **facts, anchored=True, batchRoot=anchor.root, anchorer=anchor.anchorer)  # fmt: skip
 
 
-__all__ = ["VerificationFailed", "VerifyReport", "verify_twin"]
+__all__ = ["VerificationFailed", "VerifyReport", "verify_bundle", "verify_twin"]

@@ -1,4 +1,4 @@
-"""Small stream adapters the services need to keep memory flat."""
+"""Small stream adapters that keep memory flat: the node decrypting what it serves, the SDK what it opens."""
 
 from __future__ import annotations
 
