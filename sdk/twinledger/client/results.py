@@ -13,6 +13,7 @@ class NodeInfo:
     chain_id: int
     twin_ledger: str
     relayer: str | None
+    federated_ledger: str | None = None  # None from a node older than the federated endpoints
 
 
 @dataclass(frozen=True)
