@@ -210,6 +210,10 @@ def test_bad_input_is_refused_before_the_chain(cli_node: CliNode, tmp_path: Path
     assert "is not open" in again["detail"]
     stranger = _refused(run, 6, "fl", "checkpoint", task_id, "2", "--name", "bob")
     assert "did not open task" in stranger["detail"]
+    # a revocation after the checkpoint shows in the status's consent column
+    run.ok("consent", "revoke", str(twins["alice"]), aggregator_did, "--purpose", "research", "--name", "alice")
+    (update,) = run.ok("fl", "status", task_id, "1", "--name", "aggregator")["updates"]
+    assert update["consent"]["train"] is False and update["consent"]["outcome"] == "grant-revoked"
 
 
 def test_where_verify_finds_the_contracts(cli_node: CliNode, deployment: Deployment, tmp_path: Path) -> None:
