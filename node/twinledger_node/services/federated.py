@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from twinledger.chain.ledger import SignedCommit
+from twinledger.chain.types import Scope
 from twinledger.federated import Aggregator, DirectoryCatalog, Participant, Verifier
 from twinledger.federated.aggregator import RoundResult
 from twinledger.federated.context import FederatedContext
 from twinledger.federated.participant import SubmittedUpdate
 from twinledger.federated.records import TaskSpec
-from twinledger.identity.did import parse_did
-from twinledger_node.db.base import Row
+from twinledger.identity.did import did_hash, parse_did
+from twinledger_node.consent.decision import decide
+from twinledger_node.db.base import Connection, Row
 from twinledger_node.problem import Problem
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.gas_budget import GasBudget, MeteredFederatedLedger
@@ -139,6 +141,8 @@ class FederatedService:
             state = "open"
         else:
             state = "closed" if task["closed"] else "future"
+        consent = _TrainConsent(db, task, self.rt.chain_now())
+        submitted = {int(u["twin_id"]) for u in updates}
         record_cid = self.catalog.round(task_id, round_)
         excluded: list[dict[str, Any]] = []
         if record_cid is not None:
@@ -157,8 +161,14 @@ class FederatedService:
                     "numSamples": u["num_samples"],
                     "block": u["block_number"],
                     "tx": u["tx_hash"],
+                    "consent": consent.of(int(u["twin_id"])),
                 }
                 for u in updates
+            ],
+            "missing": [
+                {"twinId": twin, "consent": consent.of(twin)}
+                for twin in _expected_twins(db, task, round_)
+                if twin not in submitted
             ],
             "checkpoint": None
             if checkpoint is None
@@ -173,6 +183,32 @@ class FederatedService:
             "roundRecord": None if record_cid is None else str(record_cid),
             "excluded": excluded,
         }
+
+
+class _TrainConsent:
+    """Whether TRAIN for the task's purpose is in force now for its aggregator DID, per twin, from the index."""
+
+    def __init__(self, db: Connection, task: Row, chain_now: int) -> None:
+        self.db = db
+        self.did_hash = did_hash(str(task["aggregator_did"]))
+        self.purpose = bytes.fromhex(str(task["purpose"]).removeprefix("0x"))
+        self.chain_now = chain_now
+
+    def of(self, twin_id: int) -> dict[str, Any]:
+        decision = decide(self.db, twin_id, self.did_hash, self.purpose, Scope.TRAIN, self.chain_now)
+        return {"train": decision.allowed, "outcome": decision.outcome.value, "detail": decision.detail}
+
+
+def _expected_twins(db: Connection, task: Row, round_: int) -> list[int]:
+    """Who a round waits for (the task has no member list): twins with a TRAIN grant to the aggregator DID for the
+    task's purpose that is not revoked (expired ones too, so their owner sees why), and twins that committed to an
+    earlier round."""
+    rows = db.execute(
+        "SELECT twin_id FROM grants WHERE did_hash = ? AND purpose = ? AND revoked_block IS NULL AND (scopes & ?) <> 0 "
+        "UNION SELECT twin_id FROM model_updates WHERE task_id = ? AND round < ?",
+        (_hex(did_hash(str(task["aggregator_did"]))), str(task["purpose"]), int(Scope.TRAIN), task["task_id"], round_),
+    ).fetchall()
+    return sorted(int(r["twin_id"]) for r in rows)
 
 
 def _hex(value: Any) -> str:

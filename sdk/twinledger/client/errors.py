@@ -16,7 +16,7 @@ class NotOwner(AuthError):
 
 
 class ConsentDenied(AuthError):
-    """The node refused a read: no live grant for this DID, purpose and scope."""
+    """The node refused a read (or a federated update): no live grant for this DID, purpose and scope."""
 
     exit_code = 7
 
@@ -40,7 +40,7 @@ def from_problem(response: httpx.Response) -> TwinledgerError:
     message = f"{detail} [{slug or response.status_code}]"
     hint = body.get("hint")
     status = response.status_code
-    if status == 403 and slug.startswith("consent/"):
+    if status == 403 and (slug.startswith("consent/") or slug == "fl/not-authorized"):  # no TRAIN grant: consent
         return ConsentDenied(message, hint=hint)
     if status in (401, 403):
         return AuthError(message, hint=hint)

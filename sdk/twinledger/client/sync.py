@@ -134,11 +134,14 @@ class Client:
         params: dict[str, Any] | None = None,
         stream: bool = False,
         progress: Progress | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         url = httpx.URL(self.node_url + path, params={k: v for k, v in (params or {}).items() if v is not None})
+        given = headers or {}
         headers = {"Content-Length": str(len(body))} if method != "GET" else {}
         if method != "GET" and "/snapshots" not in path:  # everything but a snapshot's plaintext is JSON
             headers["Content-Type"] = "application/json"
+        headers |= given
         if signer is not None:
             headers |= sign_request(signer, method, str(url), body)
         content: Any = body if progress is None or method == "GET" else self._chunks(body, progress)

@@ -11,6 +11,7 @@ from web3 import Web3
 
 from twinledger.chain.client import TxResult
 from twinledger.chain.ledger import SignedCommit, recover_commit_signer
+from twinledger.chain.types import purpose_label
 from twinledger.crypto.envelope import seal_bytes
 from twinledger.errors import AuthError, IntegrityError, InvalidInput
 from twinledger.federated import chainview, tensors
@@ -71,11 +72,12 @@ class Participant(FederatedContext):
                 )
         spec = self.task_spec(task_id)
         if not chainview.trains_at(self.ledger, twin_id, spec.aggregator_did, spec.purpose):
+            purpose = purpose_label(spec.purpose)
             raise AuthError(
-                f"twin {twin_id}'s owner has not granted TRAIN for purpose 0x{spec.purpose.hex()} to the "
+                f"twin {twin_id}'s owner has not granted TRAIN for purpose {purpose} to the "
                 f"aggregator {spec.aggregator_did} (or the grant was revoked or expired)",
                 hint=f"the owner grants it with `twinledger consent grant {twin_id} {spec.aggregator_did} "
-                "--scopes train --purpose ...`",
+                f"--scope train --purpose {purpose.split(' (')[0]}`",  # the alias, else the hex code
             )
 
     def submit(

@@ -278,12 +278,24 @@ class FileBlockStore:
             ) from None
         self._gc_lock = self.root / "gc.lock"
         self.packed = PackedBlocks(self.root / "blocks.sqlite")
-        self.pin_index = pins or _pin_index_of(self.root)
+        try:
+            self._pins: PinIndex | IntegrityError = pins or _pin_index_of(self.root)
+        except IntegrityError as unreachable:
+            # The pins are in a database this process cannot open (a node's PostgreSQL): its blocks can still be
+            # read (`fl verify` on the node's store), and whatever needs the pins fails closed with this error.
+            self._pins = unreachable
+            return
         if pins is not None and pins.location() != str((self.root / "pins.sqlite").resolve()):
             # Whoever opens this root later (`twinledger ipfs gc` on a node's store) must see these pins, or gc
             # would take every block of the node: the root names the database that holds them.
             _write_atomically(self.root / PIN_INDEX_POINTER, pins.location().encode())
         self.pin_index.migrate_json(self.root / "pins.json")
+
+    @property
+    def pin_index(self) -> PinIndex:
+        if isinstance(self._pins, IntegrityError):
+            raise IntegrityError(self._pins.message, hint=self._pins.hint)
+        return self._pins
 
     def __repr__(self) -> str:
         return f"FileBlockStore({str(self.root)!r})"
