@@ -58,7 +58,8 @@ def _values(files: dict[str, Path]) -> tuple[dict[str, str], dict[str, list[str]
         "twin_id": "1", "did": GOOD_DID, "device": GOOD_DID, "to": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
         "purpose": "research", "tx": "0x" + "ab" * 32, "seq": "1", "task": "1", "round_": "1", "cid": GOOD_CID,
         "key": "node", "file": str(files["garbage"]), "path": str(files["garbage"]), "out": str(files["missing"]),
-        "output": str(files["missing"]),
+        "output": str(files["missing"]), "twin": "1", "samples": "10", "update": str(files["garbage"]),
+        "model": str(files["garbage"]), "car": str(files["garbage"]),
     }  # fmt: skip
     malformed = {
         "twin_id": ["0", "abc", str(2**41)], "seq": ["0", "x"], "task": ["0", "x"], "round_": ["-1", "x"],
@@ -74,7 +75,8 @@ def _values(files: dict[str, Path]) -> tuple[dict[str, str], dict[str, list[str]
         "device_key": file_cases, "metadata": [str(files["missing"]), str(files["a-directory"])],
         "car": file_cases, "config_file": file_cases[:2], "out": nowhere, "output": nowhere, "save_car": nowhere,
         "data_dir": not_a_dir, "repo": not_a_dir, "store": not_a_dir, "catalog": not_a_dir,
-        "deployments_dir": not_a_dir,
+        "deployments_dir": not_a_dir, "twin": ["0", "x"], "samples": ["0", "x"], "update": file_cases,
+        "model": file_cases,
     }  # fmt: skip
     return plausible, malformed
 
@@ -83,7 +85,7 @@ def _values(files: dict[str, Path]) -> tuple[dict[str, str], dict[str, list[str]
 NOT_MALFORMABLE = {
     "json_out", "force", "yes", "offline", "relay", "private_key", "private", "require_anchor", "allow_pending",
     "allow_withheld", "recursive", "quieter", "only_hash", "raw_leaves", "trickle", "hidden", "pin", "pin_roots",
-    "profile", "host",
+    "profile", "host", "every", "no_anchors", "encrypt",
 }  # fmt: skip
 # Values that are not malformed for that command: any text is a new wallet's passphrase, any name a new wallet's;
 # commands that read only a wallet's public file neither need its passphrase nor mind a damaged keystore.
