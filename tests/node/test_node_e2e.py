@@ -189,3 +189,36 @@ def test_the_owner_before_a_transfer_is_told_they_no_longer_own_it(node: Running
     with node.client(DidKey.generate()) as http:  # anyone else still learns that a read needs a purpose
         stranger = http.get(f"/v1/twins/{twin}/snapshots/latest")
     assert stranger.status_code == 400 and _problem(stranger) == "purpose-required"
+
+
+def test_how_far_a_twin_is_anchored_is_told_to_its_owner_and_readers_only(node: RunningNode, owner: Owner):
+    device, reader, stranger = DidKey.generate(), DidKey.generate(), DidKey.generate()
+    twin, _ = owner.ledger.register("asset", device_did=device.did)
+    owner.ledger.grant(GrantRequest.of(twin, reader.did, "research", "audit", owner.ledger.client.chain_time() + 3600))
+    node.wait_indexed()
+    with node.client(device) as http:
+        for i in range(2):
+            assert http.post(f"/v1/twins/{twin}/snapshots", content=b"reading %d" % i).status_code == 202
+    for _ in range(400):  # both anchored in a batch: the chain's own per-twin head stays 0
+        if node.runtime.anchors.queue_depth() == 0:
+            break
+        time.sleep(0.025)
+    with node.client(device) as http:
+        assert http.post(f"/v1/twins/{twin}/snapshots", content=b"pending").status_code == 202
+    public = node.client().get(f"/v1/twins/{twin}").json()
+    assert public["anchoredSeq"] is None and public["latestSeq"] is None and public["chainHeadSeq"] == 0
+    with node.client(owner.pkh) as http:
+        mine = http.get(f"/v1/twins/{twin}").json()
+    assert mine["anchoredSeq"] >= 2 and mine["latestSeq"] == 3  # the third may still wait for its batch
+    with node.client(reader) as http:
+        audited = http.get(f"/v1/twins/{twin}", params={"purpose": "research"}).json()
+        unsaid = http.get(f"/v1/twins/{twin}", params={"purpose": "maintenance"}).json()
+    assert audited["latestSeq"] == 3 and unsaid["latestSeq"] is None
+    receipts = "SELECT COUNT(*) FROM receipts WHERE twin_id = ?"
+    before = node.runtime.state.connection().execute(receipts, (twin,)).fetchone()[0]
+    with node.client(stranger) as http:
+        theirs = http.get(f"/v1/twins/{twin}", params={"purpose": "research"})
+    assert theirs.status_code == 200 and theirs.json()["latestSeq"] is None  # the public record, not a refusal
+    assert node.runtime.state.connection().execute(receipts, (twin,)).fetchone()[0] == before  # nor a denial
+    forged = node.client().get(f"/v1/twins/{twin}", headers={"Signature-Input": "sig1=()", "Signature": "sig1=:AA==:"})
+    assert forged.status_code in (400, 401) and _problem(forged)  # a bad signature is refused, not taken for anonymous

@@ -35,7 +35,7 @@ from twinledger.client import Client
 from twinledger.identity import DidKey, sign_record
 from twinledger.identity.http_signatures import sign_request
 from twinledger.provenance import json_block
-from twinledger.verify import Entry, index_block, read_bundle, write_bundle
+from twinledger.verify import Entry, index_blocks, read_bundle, write_bundle
 from twinledger.wallet import WalletStore
 
 PASSPHRASE = "correct horse battery staple"
@@ -228,7 +228,7 @@ def _rewritten(car: Path, out: Path, change) -> Path:
         receipts.append(entry)
     assert replaced
     kept = [(e.cid, blocks.get(e.cid)) for e in index.snapshots if blocks.has(e.cid)]
-    root = index_block(index.twin_id, index.chain_id, index.registry, index.snapshots, receipts)
+    root = index_blocks(index.twin_id, index.chain_id, index.registry, index.snapshots, receipts)
     with out.open("wb") as stream:
         write_bundle(stream, root, kept + [(b.cid, b.data) for b in records])
     return out

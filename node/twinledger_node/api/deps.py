@@ -66,6 +66,17 @@ async def authenticated(request: Request) -> Caller:
 AuthenticatedCaller = Annotated[Caller, Depends(authenticated)]
 
 
+async def optional_caller(request: Request) -> Caller | None:
+    """The verified caller of a route that serves the public anyway and a signed caller more: None when the request
+    carries no signature; one that carries a bad one is refused, as everywhere (it is not taken for anonymous)."""
+    if "signature" not in request.headers and "signature-input" not in request.headers:
+        return None
+    return await authenticated(request)
+
+
+OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
+
+
 def parse_purpose(purpose: str | None, *, required: bool = True) -> bytes | None:
     if purpose is None or not purpose.strip():
         if required:

@@ -42,7 +42,15 @@ class TwinInfo(Model):
     kind: str
     device_did: str | None = Field(None, alias="deviceDid")
     metadata_digest: str = Field(alias="metadataDigest")
-    anchored_seq: int = Field(alias="anchoredSeq")
+    chain_head_seq: int = Field(
+        alias="chainHeadSeq", description="the last snapshot anchored on its own on chain (most are in batches)"
+    )
+    anchored_seq: int | None = Field(
+        alias="anchoredSeq",
+        description="the last snapshot anchored on chain, alone or in a batch; null unless the request is signed by "
+        "the owner or a holder of READ or AUDIT for ?purpose= (a twin's snapshot count is not public)",
+    )
+    latest_seq: int | None = Field(alias="latestSeq", description="the last snapshot stored; null as anchoredSeq")
     period: int = Field(description="ownership period: 0 from the mint, one more with every transfer")
 
 

@@ -244,6 +244,17 @@ class SnapshotService:
             hint="retry the push; nothing of it was stored",
         )  # fmt: skip
 
+    def anchored_and_latest(self, twin_id: int) -> tuple[int, int]:
+        """The last snapshot anchored on chain (alone or in a batch; 0 for none) and the last stored. Reads the
+        primary key backwards from the newest: as many rows as wait for their batch, not every snapshot stored."""
+        db = self.state.connection()
+        anchored = db.execute(
+            "SELECT seq FROM snapshots WHERE twin_id = ? AND anchor_tx IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (twin_id,),
+        ).fetchone()
+        head = self._head(twin_id)
+        return (int(anchored["seq"]) if anchored else 0), (int(head["seq"]) if head else 0)
+
     def _head(self, twin_id: int) -> Row | None:
         return (
             self.state.connection()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from twinledger.cli.output import JsonOption, TwinArgument, console, print_json, print_mapping, print_rows
-from twinledger.cli.wallet import NodeOption, RpcOption, Session, connect, say_via, wallet_options
+from twinledger.cli.wallet import NodeOption, PassFileOption, RpcOption, Session, connect, say_via, wallet_options
 from twinledger.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -41,17 +41,33 @@ def register(
 
 @app.command()
 def show(
-    twin_id: int = TwinArgument, node: str | None = NodeOption, rpc_url: str | None = RpcOption,
+    twin_id: int = TwinArgument,
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        "-n",
+        help="sign as this wallet (the owner, or a READ/AUDIT grantee with --purpose) to be told "
+        "the last anchored and stored snapshot, which are not public",
+    ),
+    purpose: str | None = typer.Option(None, "--purpose", help="your grant's purpose (not needed as the owner)"),
+    passphrase_file: Path | None = PassFileOption,
+    node: str | None = NodeOption,
+    rpc_url: str | None = RpcOption,
     json_out: bool = JsonOption,
-) -> None:  # fmt: skip
-    """Owner, kind, parent, device and anchored sequence of a twin (from the chain while the node is down)."""
-    with connect(node, rpc_url, None, None) as tl:
-        twin = tl.twin(twin_id)
+) -> None:
+    """Owner, kind, parent and device of a twin (from the chain while the node is down); with --name, also how far
+    its snapshots are stored and anchored."""
+    with connect(node, rpc_url, name, passphrase_file) as tl:
+        twin = tl.twin(twin_id, purpose=purpose, signed=name is not None)
     if json_out:
         print_json(twin.as_dict())
-    else:
-        print_mapping(f"twin {twin_id}", {k: v for k, v in twin.as_dict().items() if k != "tx_hash"})
-        say_via(tl)
+        return
+    shown = {k: v for k, v in twin.as_dict().items() if k != "tx_hash"}
+    if twin.anchored_seq is None:
+        told = "the node's to say" if tl.via()["node"] is None else "sign with --name to be told"
+        shown |= {"anchored_seq": f"- ({told})", "latest_seq": "-"}
+    print_mapping(f"twin {twin_id}", shown)
+    say_via(tl)
 
 
 @app.command("list")
@@ -72,8 +88,8 @@ def list_(
     else:
         print_rows(
             "twins",
-            ["id", "kind", "parent", "anchored seq", "owner"],
-            [(t.twin_id, t.kind, t.parent_id or "-", t.anchored_seq, t.owner) for t in twins],
+            ["id", "kind", "parent", "owner"],
+            [(t.twin_id, t.kind, t.parent_id or "-", t.owner) for t in twins],
         )
         say_via(tl)
 

@@ -30,7 +30,8 @@ def twin(ledger: TwinLedger, twin_id: int, deploy_block: int) -> Twin:
     record = ledger.twin(twin_id)
     bound = _events(ledger, "DeviceBound", deploy_block, twin_id)
     device = str(bound[-1].args["deviceDid"]) if bound else ""
-    return Twin(twin_id, record.owner, record.kind.name.lower(), record.parent_id, device or None, record.head_seq)
+    # how far it is anchored is the node's to say (most snapshots are anchored in batches, which name no twin)
+    return Twin(twin_id, record.owner, record.kind.name.lower(), record.parent_id, device or None, None)
 
 
 def twins_of(ledger: TwinLedger, owner: str, deploy_block: int) -> list[Twin]:
@@ -40,7 +41,7 @@ def twins_of(ledger: TwinLedger, owner: str, deploy_block: int) -> list[Twin]:
     for twin_id in sorted(received):
         record = ledger.twin(twin_id)
         if record.owner == owner:
-            found.append(Twin(twin_id, record.owner, record.kind.name.lower(), record.parent_id, None, record.head_seq))
+            found.append(Twin(twin_id, record.owner, record.kind.name.lower(), record.parent_id, None, None))
     return found
 
 

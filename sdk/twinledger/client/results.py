@@ -40,8 +40,9 @@ class Twin:
     kind: str
     parent_id: int
     device_did: str | None
-    anchored_seq: int
+    anchored_seq: int | None  # the last snapshot anchored on chain; None when not told (unsigned, or not allowed)
     tx_hash: str | None = None
+    latest_seq: int | None = None  # the last snapshot stored, told as anchored_seq is
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -315,16 +315,21 @@ class Client:
         digest = hashlib.sha256(metadata).digest() if metadata else b"\x00" * 32
         twin_id, tx = self.ledger.register(kind, parent_id=parent_id, metadata_digest=digest, device_did=device)
         self._until_indexed(f"twin {twin_id}", lambda: self.twin(twin_id) is not None)
-        return Twin(twin_id, self._wallet().address, kind.name.lower(), parent_id, device or None, 0, tx.tx_hash)
+        return Twin(twin_id, self._wallet().address, kind.name.lower(), parent_id, device or None, 0, tx.tx_hash, 0)
 
-    def twin(self, twin_id: int) -> Twin:
-        """The twin as the node indexed it; from the chain alone while the node cannot be reached (the anchored
-        sequence is then the last snapshot anchored on its own, not in a batch: batches are the node's to read)."""
+    def twin(self, twin_id: int, *, purpose: str | None = None, signed: bool = False) -> Twin:
+        """The twin as the node indexed it; from the chain alone while the node cannot be reached. With `signed`
+        (the owner, or a READ or AUDIT grantee for `purpose`) the node also tells its last anchored and last stored
+        snapshot, which are not public; otherwise those are None."""
         if not self.node_reachable() and self._known is not None:
             self._owner_of(twin_id)
             return chain_reads.twin(self.ledger, twin_id, self.facts.deploy_block)
-        data = self._request("GET", f"/v1/twins/{int(twin_id)}").json()
-        return Twin(twin_id, data["owner"], data["kind"], data["parentId"], data.get("deviceDid"), data["anchoredSeq"])
+        signer = self.identity(twin_id) if signed else None
+        data = self._request("GET", f"/v1/twins/{int(twin_id)}", signer=signer, params={"purpose": purpose}).json()
+        return Twin(
+            twin_id, data["owner"], data["kind"], data["parentId"], data.get("deviceDid"), data.get("anchoredSeq"),
+            latest_seq=data.get("latestSeq"),
+        )  # fmt: skip
 
     def twins(self, owner: str | None = None) -> list[Twin]:
         """Twins owned by `owner` (default: the wallet), read from the chain."""
