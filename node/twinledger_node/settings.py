@@ -70,6 +70,10 @@ class NodeSettings(BaseSettings):
     commit_queue: int = Field(
         1024, ge=1, description="pushes and reads waiting for their group commit; past it the node answers 503"
     )
+    # Snapshot streams (GET …/snapshots/stream) hold a connection each; counted per API process.
+    streams_per_did: int = Field(4, ge=1, description="open snapshot streams one DID may hold; past it 429")
+    streams_total: int = Field(1000, ge=1, description="open snapshot streams in all; past it 429")
+    stream_heartbeat: float = Field(15.0, gt=0, description="seconds between keep-alive comments on an idle stream")
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
     # Per-client limits (refused relays) key on the client's address: behind a reverse proxy every client has the
     # proxy's, so one abuser would spend everyone's budget, unless the proxy is trusted to name the client.

@@ -348,14 +348,29 @@ class SnapshotService:
         self, twin_id: int, *, after: int = 0, limit: int = 100, period: int | None = None
     ) -> list[StoredSnapshot]:
         """The twin's snapshots after `after`, in order; only those pushed in ownership period `period` if given."""
+        return [StoredSnapshot.from_row(r) for r in self.history_rows(twin_id, after=after, limit=limit, period=period)]
+
+    def history_rows(self, twin_id: int, *, after: int, limit: int, period: int | None = None) -> list[Row]:
+        """`history`'s rows as stored (with the producer's DID, which `StoredSnapshot` leaves out)."""
         conn = self.state.connection()
         if period is None:
             query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-            rows = conn.execute(query, (twin_id, after, limit)).fetchall()
-        else:
-            query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND period = ? ORDER BY seq LIMIT ?"
-            rows = conn.execute(query, (twin_id, after, period, limit)).fetchall()
-        return [StoredSnapshot.from_row(r) for r in rows]
+            return conn.execute(query, (twin_id, after, limit)).fetchall()
+        query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND period = ? ORDER BY seq LIMIT ?"
+        return conn.execute(query, (twin_id, after, period, limit)).fetchall()
+
+    def head_seq(self, twin_id: int) -> int:
+        """The twin's newest snapshot's sequence number (0: none yet)."""
+        head = self._head(twin_id)
+        return int(head["seq"]) if head else 0
+
+    def head_seqs(self, twin_ids: list[int]) -> dict[int, int]:
+        """`head_seq` of many twins in one indexed query (twins without snapshots are left out)."""
+        if not twin_ids:
+            return {}
+        marks = ", ".join("?" * len(twin_ids))
+        query = f"SELECT twin_id, MAX(seq) FROM snapshots WHERE twin_id IN ({marks}) GROUP BY twin_id"  # noqa: S608
+        return {int(row[0]): int(row[1]) for row in self.state.connection().execute(query, twin_ids).fetchall()}
 
     def manifest(self, snapshot: StoredSnapshot) -> dict[str, Any]:
         """The parsed, signed manifest (cached by CID: a manifest block is immutable; callers must not mutate it)."""
