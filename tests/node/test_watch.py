@@ -225,3 +225,21 @@ def test_the_async_client_watches_until_the_grant_is_revoked(node: RunningNode, 
     assert got == [(1, b"one"), (2, b"two")]
     assert isinstance(ended, ConsentDenied) and "revoked" in ended.message and ended.hint
     assert receipts_of(node, watched.twin, watched.reader.did) == [1, 2]
+
+
+def test_an_inherited_grant_ends_the_stream_when_the_way_to_its_ancestor_is_cut(node: RunningNode, owner: Owner):
+    """An INHERIT grant on a system reaches its component through the asset between them: moving the asset out from
+    under the system (an event of neither the component nor the grant's twin) ends the component's stream too."""
+    device, reader = DidKey.generate(), DidKey.generate()
+    system, _ = owner.ledger.register("system")
+    asset, _ = owner.ledger.register("asset", parent_id=system)
+    component, _ = owner.ledger.register("component", parent_id=asset, device_did=device.did)
+    expiry = owner.ledger.client.chain_time() + 3600
+    owner.ledger.grant(GrantRequest.of(system, reader.did, "research", "read,inherit", expiry))
+    node.wait_indexed()
+    with stream(node.url, reader, component) as events:
+        push(node, Watched(device, reader, component), b"inherited")
+        assert events.next_event().id == "1"
+        owner.ledger.set_parent(asset, 0)
+        ended = events.rest()
+    assert [problem_type(e) for e in ended] == ["consent/no-grant"]

@@ -52,7 +52,7 @@ from twinledger_node.auth import Caller
 from twinledger_node.db.base import Row
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.snapshots import StoredSnapshot
-from twinledger_node.services.watch import SnapshotWatch, Watcher
+from twinledger_node.services.watch import SnapshotWatch, Watcher, consent_twins
 
 router = APIRouter(prefix="/v1/twins/{twin_id}/snapshots", tags=["snapshots"])
 PAGE = 100  # rows a stream reads at a time while it catches up
@@ -79,6 +79,11 @@ def end_streams(app: object) -> None:
     hub = getattr(getattr(app, "state", None), HUB, None)
     if hub is not None:
         hub.shutdown()
+
+
+def basis(rt: NodeRuntime, twin_id: int, consent: Consent) -> frozenset[int]:
+    """The twins whose indexed events may end `consent` (the owner's: the twin's own transfer)."""
+    return consent_twins(rt.index, twin_id, consent.decision.via_twin if consent.decision else None)
 
 
 def event(kind: str, data: dict[str, object], event_id: int | None = None) -> str:
@@ -129,12 +134,15 @@ async def stream(
     """New snapshots of the twin as Server-Sent Events while the caller may read them (the owner, or a READ grant
     for ?purpose=); ends with a problem event when consent ends. Read each snapshot with GET …/snapshots/{seq}."""
     resume = resume_point(last_event_id)
-    consent, head = await admitted(rt, caller, twin_id, purpose, Rights.READ, lambda _: rt.snapshots.head_seq(twin_id))
+
+    def head_and_basis(consent: Consent) -> tuple[int, frozenset[int]]:
+        return rt.snapshots.head_seq(twin_id), basis(rt, twin_id, consent)
+
+    consent, (head, depends_on) = await admitted(rt, caller, twin_id, purpose, Rights.READ, head_and_basis)
     cursor = resume if resume is not None else head if after is None else after
     hub = hub_of(request)
     watcher = hub.open(twin_id, caller.did, head)
-    decision = consent.decision
-    watcher.admitted(decision.via_twin if decision else None, decision.expiry if decision else None)
+    watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None)
     events = _events(rt, caller, twin_id, purpose, watcher, cursor, request.url.path)
     return SnapshotStream(events, hub, watcher)
 
@@ -147,12 +155,13 @@ async def _events(
     while not watcher.ended:
         watcher.wake.clear()  # before reading: a wake that comes during the read is not lost
 
-        def page(consent: Consent, after: int = cursor) -> list[Row]:
+        def page(consent: Consent, after: int = cursor) -> tuple[list[Row], frozenset[int]]:
             period = None if consent.as_owner else int(consent.twin["period"])  # as the snapshot list filters
-            return rt.snapshots.history_rows(twin_id, after=after, limit=PAGE, period=period)
+            rows = rt.snapshots.history_rows(twin_id, after=after, limit=PAGE, period=period)
+            return rows, basis(rt, twin_id, consent)
 
         try:
-            consent, rows = await admitted(rt, caller, twin_id, purpose, Rights.READ, page)
+            consent, (rows, depends_on) = await admitted(rt, caller, twin_id, purpose, Rights.READ, page)
         except Problem as refusal:
             yield event("problem", refusal.body(path))
             return
@@ -162,8 +171,7 @@ async def _events(
                               f"the node's database failed: {reason}", hint="reconnect shortly")  # fmt: skip
             yield event("problem", failure.body(path))
             return
-        decision = consent.decision
-        watcher.admitted(decision.via_twin if decision else None, decision.expiry if decision else None)
+        watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None)
         for row in rows:
             snapshot = StoredSnapshot.from_row(row)
             yield event("snapshot", {**snapshot.as_json(), "producer": row["producer"]}, snapshot.seq)

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from twinledger_node.consent.decision import MAX_DEPTH
 from twinledger_node.problem import Problem
 
 if TYPE_CHECKING:
@@ -48,10 +49,26 @@ class Watcher:
     ended: bool = False  # the node is shutting down
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def admitted(self, via_twin: int | None, expiry: int | None) -> None:
-        """What the latest consent decision rests on (the twin itself, or the ancestor an INHERIT grant is on)."""
-        self.depends_on = frozenset({self.twin_id} | ({via_twin} if via_twin else set()))
-        self.expiry = expiry
+    def admitted(self, depends_on: frozenset[int], expiry: int | None) -> None:
+        """What the latest consent decision rests on (`consent_twins`) and when its grant expires."""
+        self.depends_on, self.expiry = depends_on, expiry
+
+
+def consent_twins(index: Database, twin_id: int, via_twin: int | None) -> frozenset[int]:
+    """The twins whose events may end a decision for `twin_id` that a grant on `via_twin` allowed: the twin (a
+    transfer, a new parent, the grant itself), and for an INHERIT grant on an ancestor every twin up to that
+    ancestor (a transfer or a new parent on the way cuts the inheritance). At most MAX_DEPTH indexed reads, and only
+    for inherited grants."""
+    twins = {twin_id}
+    current = twin_id
+    conn = index.connection()
+    while via_twin and current != via_twin and len(twins) <= MAX_DEPTH:
+        row = conn.execute("SELECT parent_id FROM twins WHERE twin_id = ?", (current,)).fetchone()
+        if row is None or not int(row["parent_id"]):
+            break
+        current = int(row["parent_id"])
+        twins.add(current)
+    return frozenset(twins)
 
 
 def changed_twins(index: Database, after_block: int, to_block: int) -> set[int]:
