@@ -243,3 +243,18 @@ def test_an_inherited_grant_ends_the_stream_when_the_way_to_its_ancestor_is_cut(
         owner.ledger.set_parent(asset, 0)
         ended = events.rest()
     assert [problem_type(e) for e in ended] == ["consent/no-grant"]
+
+
+def test_a_stale_index_ends_the_stream_closed(anvil, deployment, accounts, tmp_path: Path):
+    """Fail closed: when the index stops seeing the chain head, consent cannot be decided, and the stream ends."""
+    stalling = start_node(tmp_path / "node", anvil, deployment, accounts[7], freshness_window=1)
+    try:
+        owner = owner_at(stalling, anvil, deployment, accounts[6])
+        watched = twin_with_reader(stalling, owner)
+        with stream(stalling.url, watched.reader, watched.twin) as events:
+            stalling.runtime._stop.set()  # the indexer stops: the head it saw ages past the freshness window
+            ended = events.rest()
+        assert [problem_type(e) for e in ended] == ["index-stale"]
+        assert json.loads(ended[0].data)["status"] == 503
+    finally:
+        stalling.stop()
