@@ -47,7 +47,7 @@ from twinledger_node.api.deps import (
     admitted,
     runtime_of,
 )
-from twinledger_node.api.problems import Problem, problem_responses
+from twinledger_node.api.problems import Problem, database_unavailable, problem_responses
 from twinledger_node.auth import Caller
 from twinledger_node.db.base import Row
 from twinledger_node.runtime import NodeRuntime
@@ -166,10 +166,7 @@ async def _events(
             yield event("problem", refusal.body(path))
             return
         except sqlite3.OperationalError as error:  # either engine's: fail closed, the client reconnects later
-            reason = (str(error).strip().splitlines() or ["no answer"])[0][:200]
-            failure = Problem(503, "database-unavailable", "Database unavailable",
-                              f"the node's database failed: {reason}", hint="reconnect shortly")  # fmt: skip
-            yield event("problem", failure.body(path))
+            yield event("problem", database_unavailable(error).body(path))
             return
         watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None)
         for row in rows:

@@ -365,12 +365,13 @@ class SnapshotService:
         return int(head["seq"]) if head else 0
 
     def head_seqs(self, twin_ids: list[int]) -> dict[int, int]:
-        """`head_seq` of many twins in one indexed query (twins without snapshots are left out)."""
+        """`head_seq` of many twins in one statement: a row of one `MAX(seq)` subquery per twin, each a single seek
+        of the (twin_id, seq) key (`… IN (…) GROUP BY twin_id` reads every row of each twin instead)."""
         if not twin_ids:
             return {}
-        marks = ", ".join("?" * len(twin_ids))
-        query = f"SELECT twin_id, MAX(seq) FROM snapshots WHERE twin_id IN ({marks}) GROUP BY twin_id"  # noqa: S608
-        return {int(row[0]): int(row[1]) for row in self.state.connection().execute(query, twin_ids).fetchall()}
+        newest = ", ".join(["(SELECT MAX(seq) FROM snapshots WHERE twin_id = ?)"] * len(twin_ids))
+        row = self.state.connection().execute(f"SELECT {newest}", twin_ids).fetchone()
+        return {twin: int(seq or 0) for twin, seq in zip(twin_ids, row, strict=True)}
 
     def manifest(self, snapshot: StoredSnapshot) -> dict[str, Any]:
         """The parsed, signed manifest (cached by CID: a manifest block is immutable; callers must not mutate it)."""
