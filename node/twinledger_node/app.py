@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import twinledger
-from twinledger_node.api import consents, federated, ops, provenance, snapshots, twins
+from twinledger_node.api import consents, federated, ops, provenance, snapshots, twins, watch
 from twinledger_node.api import problems as problems_api
 from twinledger_node.api.limits import BodyLimit
 from twinledger_node.api.problems import problem_responses
@@ -65,6 +65,20 @@ def server_config(app: ASGIApp, settings: NodeSettings, **where: Any) -> uvicorn
     )
 
 
+def node_server(app: FastAPI, settings: NodeSettings, **where: Any) -> uvicorn.Server:
+    """uvicorn's server for the node, which ends the app's snapshot streams as soon as it begins to stop: uvicorn
+    waits for open responses (up to its graceful timeout) before the lifespan's shutdown, so a stream left to the
+    lifespan would hold a SIGTERM that long."""
+    import uvicorn
+
+    class NodeServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            watch.end_streams(app)
+            await super().shutdown(sockets)
+
+    return NodeServer(server_config(app, settings, **where))
+
+
 def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +110,8 @@ def create_app(runtime: NodeRuntime, *, start_workers: bool = True) -> FastAPI:
         BodyLimit, json_limit=runtime.settings.max_json_body_bytes, upload_limit=runtime.settings.max_body_bytes
     )
     app.add_middleware(RequestMetrics, runtime=runtime)
-    for router in (ops.router, twins.router, snapshots.router, consents.router, provenance.router, federated.router):
+    # watch.router first: its /snapshots/stream would otherwise be taken for a snapshot's /{seq}
+    routers = (ops.router, twins.router, watch.router, snapshots.router, consents.router, provenance.router)
+    for router in (*routers, federated.router):
         app.include_router(router)
     return app

@@ -57,13 +57,11 @@ def up(
     # one per core this process may use (its CPU affinity, not every core of the machine)
     count = len(os.sched_getaffinity(0)) if settings.workers is None else settings.workers
     if count == 0:
-        import uvicorn
-
-        from twinledger_node.app import create_app, server_config
+        from twinledger_node.app import create_app, node_server
         from twinledger_node.runtime import NodeRuntime
 
         app = create_app(NodeRuntime(settings))
-        uvicorn.Server(server_config(app, settings, host=settings.host, port=settings.port)).run()
+        node_server(app, settings, host=settings.host, port=settings.port).run()
         return
     from twinledger_node.workers import Supervisor
 

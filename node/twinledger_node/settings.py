@@ -82,6 +82,10 @@ class NodeSettings(BaseSettings):
     denials_per_twin_per_minute: int = Field(
         100, ge=1, description="denial records a twin's log gets a minute; past it, one aggregate count for the rest"
     )
+    # Snapshot streams (GET …/snapshots/stream) hold a connection each; counted per API process.
+    streams_per_did: int = Field(4, ge=1, description="open snapshot streams one DID may hold; past it 429")
+    streams_total: int = Field(1000, ge=1, description="open snapshot streams in all; past it 429")
+    stream_heartbeat: float = Field(15.0, gt=0, description="seconds between keep-alive comments on an idle stream")
     public_url: str | None = Field(None, description="the URL clients use, when the node sits behind a proxy")
     # Per-client limits (refused relays) key on the client's address: behind a reverse proxy every client has the
     # proxy's, so one abuser would spend everyone's budget, unless the proxy is trusted to name the client.

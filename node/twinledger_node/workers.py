@@ -265,9 +265,7 @@ def _settle_garbage_collector() -> None:
 
 
 def _run_api(settings: Any, port: int, go_fd: int) -> None:
-    import uvicorn
-
-    from twinledger_node.app import create_app, server_config
+    from twinledger_node.app import create_app, node_server
     from twinledger_node.runtime import NodeRuntime
 
     # Imports done; the chain connection waits for the background process, which deploys the contracts if needed.
@@ -278,7 +276,7 @@ def _run_api(settings: Any, port: int, go_fd: int) -> None:
     app = create_app(NodeRuntime(settings, role="api"))
     _settle_garbage_collector()
     sock = reuseport_socket(settings.host, port, listen=True)
-    uvicorn.Server(server_config(app, settings)).run(sockets=[sock])
+    node_server(app, settings).run(sockets=[sock])
 
 
 def _run_background(settings: Any, ready_fd: int) -> None:

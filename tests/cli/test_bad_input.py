@@ -76,7 +76,7 @@ def _values(files: dict[str, Path]) -> tuple[dict[str, str], dict[str, list[str]
         "car": file_cases, "config_file": file_cases[:2], "out": nowhere, "output": nowhere, "save_car": nowhere,
         "data_dir": not_a_dir, "repo": not_a_dir, "store": not_a_dir, "catalog": not_a_dir,
         "deployments_dir": not_a_dir, "twin": ["0", "x"], "samples": ["0", "x"], "update": file_cases,
-        "model": file_cases,
+        "model": file_cases, "after": ["-1", "x"],
     }  # fmt: skip
     return plausible, malformed
 

@@ -20,7 +20,7 @@ from twinledger.chain.ledger import TwinLedger
 from twinledger.chain.localchain import free_port
 from twinledger.identity import DidAuth, DidKey, EthereumDid
 from twinledger.provenance import recovery_key_binding
-from twinledger_node.app import create_app, server_config
+from twinledger_node.app import create_app, node_server
 from twinledger_node.indexer.db import IndexDB
 from twinledger_node.runtime import ChainSetup, NodeRuntime
 from twinledger_node.settings import NodeSettings
@@ -63,7 +63,7 @@ def start_node(
     config = NodeSettings(data_dir=data_dir, rpc_url=rpc_url, port=port, **{**defaults, **settings})  # type: ignore[arg-type]
     chain = ChainSetup(ChainClient(rpc_url, account), deployment, None)
     runtime = NodeRuntime(config, chain)
-    server = uvicorn.Server(server_config(create_app(runtime), config, host="127.0.0.1", port=port))
+    server = node_server(create_app(runtime), config, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(400):

@@ -50,6 +50,8 @@ def test_no_server_errors_and_responses_match_the_schema(node: RunningNode, owne
     answers: dict[str, list[tuple[str, int]]] = {signer: [] for signer in sessions}
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.path.endswith("/snapshots/stream"):  # an endless response when let in (tests/node/test_watch.py)
+            continue
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             for signer, session in sessions.items():

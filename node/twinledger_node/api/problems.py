@@ -45,6 +45,14 @@ def from_error(error: TwinledgerError) -> Problem:
     return Problem(500, "internal", "Internal error", error.message)
 
 
+def database_unavailable(error: sqlite3.OperationalError) -> Problem:
+    """Fail closed and say so: a lost PostgreSQL connection, a SQLite I/O error or lock timeout. The engine opens a
+    new connection for the next request; what this one was writing was rolled back with its transaction."""
+    reason = (str(error).strip().splitlines() or ["no answer"])[0][:200]
+    return Problem(503, "database-unavailable", "Database unavailable", f"the node's database failed: {reason}",
+                   hint="retry shortly")  # fmt: skip
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -56,12 +64,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(sqlite3.OperationalError)  # either engine's (db/postgres.py raises a subclass)
     async def _database(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
-        # Fail closed and say so: a lost PostgreSQL connection, a SQLite I/O error or lock timeout. The engine opens
-        # a new connection for the next request; what this one was writing was rolled back with its transaction.
-        reason = (str(exc).strip().splitlines() or ["no answer"])[0][:200]
-        problem = Problem(503, "database-unavailable", "Database unavailable", f"the node's database failed: {reason}",
-                          hint="retry shortly")  # fmt: skip
-        return problem_response(problem, request)
+        return problem_response(database_unavailable(exc), request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -33,6 +33,7 @@ from twinledger_node.api.deps import (
 from twinledger_node.api.limits import upload
 from twinledger_node.api.models import SnapshotInfo, SnapshotList
 from twinledger_node.api.problems import Problem, problem_responses
+from twinledger_node.api.watch import snapshot_pushed
 from twinledger_node.auth import AuthProblem, spends_nonce_in_commit
 from twinledger_node.runtime import NodeRuntime
 from twinledger_node.services.snapshots import INLINE_BYTES, StoredSnapshot
@@ -76,6 +77,7 @@ async def push_snapshot(
             twin_id, body, caller, code, rt.chain_now(), require_fresh=rt.require_fresh, nonce=caller.replay
         )
     rt.metrics.snapshots.inc()
+    snapshot_pushed(request, twin_id, stored.seq)
     return stored.as_json()
 
 

@@ -359,14 +359,30 @@ class SnapshotService:
         self, twin_id: int, *, after: int = 0, limit: int = 100, period: int | None = None
     ) -> list[StoredSnapshot]:
         """The twin's snapshots after `after`, in order; only those pushed in ownership period `period` if given."""
+        return [StoredSnapshot.from_row(r) for r in self.history_rows(twin_id, after=after, limit=limit, period=period)]
+
+    def history_rows(self, twin_id: int, *, after: int, limit: int, period: int | None = None) -> list[Row]:
+        """`history`'s rows as stored (with the producer's DID, which `StoredSnapshot` leaves out)."""
         conn = self.state.connection()
         if period is None:
             query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-            rows = conn.execute(query, (twin_id, after, limit)).fetchall()
-        else:
-            query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND period = ? ORDER BY seq LIMIT ?"
-            rows = conn.execute(query, (twin_id, after, period, limit)).fetchall()
-        return [StoredSnapshot.from_row(r) for r in rows]
+            return conn.execute(query, (twin_id, after, limit)).fetchall()
+        query = "SELECT * FROM snapshots WHERE twin_id = ? AND seq > ? AND period = ? ORDER BY seq LIMIT ?"
+        return conn.execute(query, (twin_id, after, period, limit)).fetchall()
+
+    def head_seq(self, twin_id: int) -> int:
+        """The twin's newest snapshot's sequence number (0: none yet)."""
+        head = self._head(twin_id)
+        return int(head["seq"]) if head else 0
+
+    def head_seqs(self, twin_ids: list[int]) -> dict[int, int]:
+        """`head_seq` of many twins in one statement: a row of one `MAX(seq)` subquery per twin, each a single seek
+        of the (twin_id, seq) key (`… IN (…) GROUP BY twin_id` reads every row of each twin instead)."""
+        if not twin_ids:
+            return {}
+        newest = ", ".join(["(SELECT MAX(seq) FROM snapshots WHERE twin_id = ?)"] * len(twin_ids))
+        row = self.state.connection().execute(f"SELECT {newest}", twin_ids).fetchone()
+        return {twin: int(seq or 0) for twin, seq in zip(twin_ids, row, strict=True)}
 
     def manifest(self, snapshot: StoredSnapshot) -> dict[str, Any]:
         """The parsed, signed manifest (cached by CID: a manifest block is immutable; callers must not mutate it)."""

@@ -1,7 +1,8 @@
-"""`twinledger snapshot push|get|history|open`."""
+"""`twinledger snapshot push|get|history|watch|open`."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -140,6 +141,47 @@ def history(
         for s in snapshots
     ]
     print_rows(f"snapshots of twin {twin_id}", ["seq", "created (UTC)", "bytes", "manifest", "anchor tx"], rows)
+
+
+@app.command()
+@wallet_options
+def watch(
+    twin_id: int = TwinArgument,
+    purpose: str | None = PurposeOption,
+    out: Path | None = typer.Option(None, "-o", "--out", help="write each snapshot's content to DIR/<seq>"),
+    after: int | None = typer.Option(
+        None, "--after", min=0, help="start after this sequence number (default: only snapshots pushed from now on)"
+    ),
+    *,
+    session: Session,
+    json_out: bool = JsonOption,
+) -> None:
+    """Follow a twin live: each new snapshot is read and verified as `get` does (one access receipt each), one line
+    per snapshot (--json: one JSON object per line), until the grant ends (exit 7) or Ctrl-C (exit 0)."""
+    if out is not None and not out.is_dir():  # checked first: every snapshot the watch reads is receipted
+        raise NotFound(f"no directory {out} to write the snapshots into", hint="create it, or choose another -o")
+    try:
+        with session.connect() as tl:
+            for fetched in tl.watch(twin_id, purpose=purpose, after=after):
+                path = None
+                if out is not None:
+                    path = out / str(fetched.seq)
+                    path.write_bytes(fetched.data or b"")
+                v = fetched.verification
+                if json_out:
+                    line = {**fetched.as_dict(), "twinId": twin_id, "path": str(path) if path else None}
+                    typer.echo(json.dumps(line, sort_keys=True))
+                else:
+                    where = f" → {path}" if path else ""
+                    anchored = "anchored" if v.anchored else "not anchored yet"
+                    console.print(
+                        f"snapshot #{fetched.seq} of twin {twin_id}: {fetched.size} bytes, manifest {v.manifest_cid}, "
+                        f"producer {v.producer} (verified, {anchored}){where}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+    except KeyboardInterrupt:  # Ctrl-C is how a watch is meant to end
+        return
 
 
 @app.command("open")

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ParamSpec, TypeVar
 
+import httpx
+
+from twinledger.client.errors import from_problem
+from twinledger.client.results import FetchedSnapshot
 from twinledger.client.sync import Client
+from twinledger.client.watch import RETRIES, RETRYABLE, WatchCursor
+from twinledger.identity import sign_request
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,3 +70,38 @@ class AsyncClient:
     provenance_car = _threaded(Client.provenance_car)
     export = _threaded(Client.export)
     verify = _threaded(Client.verify)
+
+    async def watch(
+        self, twin_id: int, *, purpose: str | None = None, after: int | None = None, retries: int = RETRIES
+    ) -> AsyncIterator[FetchedSnapshot]:
+        """`Client.watch` as an async iterator: the stream is read on the event loop (so cancelling the task ends
+        it at once), each snapshot fetched and verified in a worker thread like the other calls."""
+        sync = self.sync
+        cursor = WatchCursor(twin_id, after, retries=retries)
+        async with httpx.AsyncClient(base_url=sync.node_url, timeout=sync._http.timeout) as http:
+            while True:
+                try:
+                    async for seq in self._stream_once(http, cursor, purpose):
+                        yield await asyncio.to_thread(sync.fetch_snapshot, twin_id, seq, purpose=purpose)
+                        cursor.delivered(seq)
+                    delay = cursor.lost(None, sync.node_url)
+                except RETRYABLE as error:
+                    delay = cursor.lost(error, sync.node_url)
+                await asyncio.sleep(delay)
+
+    async def _stream_once(
+        self, http: httpx.AsyncClient, cursor: WatchCursor, purpose: str | None
+    ) -> AsyncIterator[int]:
+        signer = await asyncio.to_thread(self.sync.identity, cursor.twin_id)  # may ask the chain who owns the twin
+        params = {k: v for k, v in cursor.params(purpose).items() if v is not None}
+        url = str(httpx.URL(self.sync.node_url + cursor.path, params=params))
+        headers = cursor.headers() | sign_request(signer, "GET", url, b"")
+        async with http.stream("GET", url, headers=headers) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise from_problem(response)
+            cursor.connected()
+            async for line in response.aiter_lines():
+                seq = cursor.feed(line)
+                if seq is not None:
+                    yield seq

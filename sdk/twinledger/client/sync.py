@@ -35,6 +35,7 @@ from twinledger.client.results import (
     TxOutcome,
     Verification,
 )
+from twinledger.client.watch import RETRIES, RETRYABLE, WatchCursor
 from twinledger.errors import Declined, InvalidInput, NotFound
 from twinledger.identity import ConsentGrant, DidSigner, canonical_did, issue_consent_receipt, sign_request
 from twinledger.identity.credentials import owner_key_evidence
@@ -456,6 +457,43 @@ class Client:
         else:
             out.write(data)
         return FetchedSnapshot(served_seq, len(data), manifest_json, verification)
+
+    def watch(
+        self, twin_id: int, *, purpose: str | None = None, after: int | None = None, retries: int = RETRIES
+    ) -> Iterator[FetchedSnapshot]:
+        """The twin's new snapshots as they are pushed (after `after`, else from now on), each read and verified as
+        `fetch_snapshot` reads it (one access receipt each), until consent ends: then the mapped error is raised
+        (ConsentDenied for a revoked or expired grant). A dropped connection is resumed with Last-Event-ID after a
+        backoff; `retries` failed attempts in a row raise NodeUnavailable.
+
+        >>> for snapshot in tl.watch(7, purpose="research"):  # doctest: +SKIP
+        ...     print(snapshot.seq, snapshot.data)
+        """
+        cursor = WatchCursor(twin_id, after, retries=retries)
+        while True:
+            try:
+                for seq in self._stream_once(cursor, purpose):
+                    yield self.fetch_snapshot(twin_id, seq, purpose=purpose)
+                    cursor.delivered(seq)
+                delay = cursor.lost(None, self.node_url)
+            except RETRYABLE as error:
+                delay = cursor.lost(error, self.node_url)
+            time.sleep(delay)
+
+    def _stream_once(self, cursor: WatchCursor, purpose: str | None) -> Iterator[int]:
+        """One connection's snapshot seqs (raises for its problem event, or a refused open)."""
+        response = self._request(
+            "GET", cursor.path, signer=self.identity(cursor.twin_id), params=cursor.params(purpose),
+            headers=cursor.headers(), stream=True,
+        )  # fmt: skip
+        try:
+            cursor.connected()
+            for line in response.iter_lines():
+                seq = cursor.feed(line)
+                if seq is not None:
+                    yield seq
+        finally:
+            response.close()
 
     def _verify_fetched(
         self,
