@@ -129,6 +129,8 @@ def main() -> None:
               "--name", "alice", "--relay")  # fmt: skip
 
         s.say("bob watches the twin live; the device pushes; alice revokes: the watch ends")
+        (work / "from-bob").mkdir()
+        print("$ mkdir from-bob")
         watch = s.start("snapshot", "watch", twin, "--purpose", "research", "--name", "bob", "-o", "from-bob")
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(watch.stdout or []), daemon=True)

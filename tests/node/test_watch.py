@@ -19,6 +19,7 @@ from twinledger.chain.ledger import GrantRequest
 from twinledger.client import AsyncClient, Client, ConsentDenied
 from twinledger.client.watch import EventParser, ServerSentEvent
 from twinledger.identity import DidAuth, DidKey
+from twinledger.verify.checks import RECEIPT_TYPE
 
 STREAM = "/v1/twins/{}/snapshots/stream"
 
@@ -98,10 +99,11 @@ def problem_type(event: ServerSentEvent) -> str:
 
 
 def receipts_of(node: RunningNode, twin: int, reader: str) -> list[int]:
+    """The seqs of `reader`'s access receipts (a stream ended by a revocation also leaves a denial record: not one)."""
     rows = node.runtime.state.connection().execute(
-        "SELECT seq FROM receipts WHERE twin_id = ? AND reader = ? ORDER BY id", (twin, reader)
+        "SELECT seq, body FROM receipts WHERE twin_id = ? AND reader = ? ORDER BY id", (twin, reader)
     )
-    return [int(row["seq"]) for row in rows.fetchall()]
+    return [int(row["seq"]) for row in rows.fetchall() if json.loads(row["body"])["type"] == RECEIPT_TYPE]
 
 
 def test_a_grantee_sees_new_snapshots_in_order_until_the_grant_is_revoked(node: RunningNode, owner: Owner):

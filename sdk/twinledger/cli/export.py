@@ -42,13 +42,15 @@ def export(
         size = tl.export(twin_id, out, progress=progress)
     with out.open("rb") as file:  # every block re-hashed: what was written is what the node sent
         index = ExportCar(file).index
+    # `receipts`: the twin's receipt chain, access receipts and denial records alike (`verify` tells them apart)
     facts = {"twinId": twin_id, "file": str(out), "bytes": size, "snapshots": len(index.snapshots),
              "receipts": len(index.receipts)}  # fmt: skip
     if json_out:
         print_json(facts)
         return
     console.print(
-        f"exported twin {twin_id} → {out}: {facts['snapshots']} snapshots, {facts['receipts']} access receipts, "
+        f"exported twin {twin_id} → {out}: {facts['snapshots']} snapshots, {facts['receipts']} records of reads and "
+        "refused reads, "
         f"{size} bytes; open it with `twinledger snapshot open --car {out}`",
         highlight=False,
     )
