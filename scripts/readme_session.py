@@ -145,6 +145,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             stop(watch)
         reader.join(timeout=5)
+        s.say("bob's terminal, where the watch was started before that push:")
         s.echo(["snapshot", "watch", twin, "--purpose", "research", "--name", "bob", "-o", "from-bob"], "".join(lines),
                watch.returncode)  # fmt: skip
 
