@@ -45,12 +45,19 @@ def up(
         help="HTTP API processes, plus one background process that indexes and anchors (env TWINLEDGER_WORKERS; "
         "default: one per core); 0: everything in this one process",
     ),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="a refusal to start (bad settings, a database or chain out of reach) as a problem object "
+        "on stdout; the logs are JSON lines on stderr either way",
+    ),
 ) -> None:
     """Run the node. With no settings: the local anvil (started or reused), contracts deployed if needed, the
     embedded block store in the data directory, serving on 127.0.0.1."""
     from twinledger_node import logs
     from twinledger_node.settings import resolve_settings
 
+    del json_out  # read by twinledger.cli.main, which prints a refusal to start as a problem object under --json
     logs.configure(log_level.value)
     overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None, "workers": workers}
     settings = resolve_settings(config_file, **overrides)

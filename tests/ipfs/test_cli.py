@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +32,12 @@ def test_add_cat_pin_car_gc(tmp_path: Path) -> None:
     v1 = _run(repo, "add", "-Q", "--cid-version=1", "h.txt", cwd=tmp_path).stdout.strip()
     assert v1 == "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
     assert _run(repo, "cat", v1, cwd=tmp_path).stdout == "hello world"
+    as_json = json.loads(_run(repo, "cat", v1, "--json", cwd=tmp_path).stdout)
+    assert as_json == {"cid": v1, "base64": base64.b64encode(b"hello world").decode(), "size": 11}
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * 5000)  # several blocks, lengths not multiples of 3
+    big = _run(repo, "add", "-Q", "--chunker=size-1000", "big.bin", cwd=tmp_path).stdout.strip()
+    streamed = json.loads(_run(repo, "cat", big, "--json", cwd=tmp_path).stdout)
+    assert base64.b64decode(streamed["base64"]) == bytes(range(256)) * 5000 and streamed["size"] == 1_280_000
     assert _run(repo, "car", "export", v1, "-o", "h.car", cwd=tmp_path).returncode == 0
     assert _run(repo, "pin", "rm", v1, cwd=tmp_path).returncode == 0
     assert "1 blocks removed" in _run(repo, "gc", cwd=tmp_path).stdout

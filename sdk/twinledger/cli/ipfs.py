@@ -133,14 +133,35 @@ def add(
 
 
 @app.command("cat")
-def cat_command(cid: str, repo: RepoOption = None) -> None:
+def cat_command(
+    cid: str,
+    repo: RepoOption = None,
+    json_out: bool = typer.Option(
+        False, "--json", help='print {"cid", "size", "base64"} instead of the raw bytes (errors as a problem object)'
+    ),
+) -> None:
     """Write a file's bytes to stdout (every block verified against its CID)."""
+    import base64
+
     from twinledger.ipfs import cat, parse_cid
 
     root = parse_cid(cid)
     out = sys.stdout.buffer
+    if not json_out:
+        for chunk in cat(_store(repo), root):
+            out.write(chunk)
+        out.flush()
+        return
+    # Streamed into the JSON string in base64 groups of whole 3-byte units, so a large file is never held whole.
+    out.write(b'{"cid": "%s", "base64": "' % str(root).encode())
+    size, carry = 0, b""
     for chunk in cat(_store(repo), root):
-        out.write(chunk)
+        size += len(chunk)
+        data = carry + chunk
+        cut = len(data) - len(data) % 3
+        out.write(base64.b64encode(data[:cut]))
+        carry = data[cut:]
+    out.write(base64.b64encode(carry) + b'", "size": %d}\n' % size)
     out.flush()
 
 

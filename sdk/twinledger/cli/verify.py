@@ -37,7 +37,7 @@ def verify(
     file's provenance CAR. Exit code 4 at the first mismatch."""
     from twinledger.chain.client import ChainClient
     from twinledger.chain.ledger import TwinLedger
-    from twinledger.profile import chain_url
+    from twinledger.profile import ChainFacts, chain_url, check_chain
     from twinledger.verify import read_bundle, verify_twin
 
     if car is not None:
@@ -48,8 +48,11 @@ def verify(
                 f"no CAR file {car}", hint="fetch one with `twinledger verify TWIN --save-car FILE`"
             ) from None
         # The CAR's registry is only a default: the chain decides whether anything in it is anchored.
-        address = ledger_address or read_bundle(io.BytesIO(data))[0].registry
+        index = read_bundle(io.BytesIO(data))[0]
+        address = ledger_address or index.registry
         ledger = TwinLedger(ChainClient(chain_url(session.node, session.rpc_url)), address)
+        # the CAR's chain, and code at the ledger: else every anchor would fail one by one, for the wrong reason
+        check_chain(ledger.client, ChainFacts(index.chain_id, address), f"the CAR (registry {address})")
     else:
         with session.connect() as tl:
             data = tl.provenance_car(twin_id, purpose=purpose)
