@@ -75,7 +75,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """RPC URL of an anvil started for this session; stopped by PID at the end."""
-    chain = LocalChain(tmp_path_factory.mktemp("anvil"), port=free_port())
+    chain = LocalChain(tmp_path_factory.mktemp("anvil"), port=free_port(), die_with_parent=True)
     status = chain.up()
     assert status.rpc_url is not None
     try:

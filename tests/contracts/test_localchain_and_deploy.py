@@ -116,3 +116,35 @@ def test_cli_chain_and_contracts_commands(tmp_path):
     unreachable = run("contracts", "deploy", "--rpc-url", "http://127.0.0.1:9")
     assert unreachable.returncode == 5
     assert "cannot reach the chain" in unreachable.stderr and "twinledger chain up" in unreachable.stderr
+
+
+def test_a_test_anvil_dies_with_the_process_that_started_it(tmp_path):
+    """A test run killed before its teardown (a timeout, a Ctrl-C twice) must not leave its anvil behind."""
+    import time
+
+    code = (
+        "import sys, time\nfrom twinledger.chain.localchain import LocalChain, free_port\n"
+        "status = LocalChain(sys.argv[1], port=free_port(), die_with_parent=True).up()\n"
+        "print(status.pid, flush=True)\ntime.sleep(600)\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert starter.stdout is not None
+    pid = int(starter.stdout.readline())
+
+    def alive() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"  # a zombie is dead, waiting for whoever inherited it to reap it
+
+    assert alive()
+    starter.kill()
+    starter.wait()
+    for _ in range(200):
+        if not alive():
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        raise AssertionError(f"anvil {pid} outlived the process that started it")

@@ -98,7 +98,11 @@ class LocalChain:
         chain_id: int = DEFAULT_CHAIN_ID,
         state_interval: int = 1,
         anvil_args: Sequence[str] = (),
+        die_with_parent: bool = False,
     ) -> None:
+        # `chain up` leaves anvil running for the commands after it; a test's anvil must not outlive a test run that
+        # was killed before its teardown (the kernel kills it with the process that started it)
+        self.die_with_parent = die_with_parent
         self.data_dir = Path(data_dir) if data_dir else config.data_dir() / "chain"
         self.anvil_args = tuple(anvil_args)  # e.g. ("--steps-tracing",) for opcode traces
         self.host = host
@@ -182,6 +186,7 @@ class LocalChain:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         url = f"http://{self.host}:{port}"
         self.port_file.write_text(f"{port}\n")
@@ -271,3 +276,10 @@ def _reap(pid: int) -> None:
     # Collect the exit status when anvil is our own child, so it does not linger as a zombie.
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the process that started it dies (PR_SET_PDEATHSIG survives exec)."""
+    from twinledger.libc import libc
+
+    libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
