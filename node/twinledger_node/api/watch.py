@@ -138,11 +138,12 @@ async def stream(
     def head_and_basis(consent: Consent) -> tuple[int, frozenset[int]]:
         return rt.snapshots.head_seq(twin_id), basis(rt, twin_id, consent)
 
+    checked_to = rt.head.indexed_to  # before the decision: what is indexed later, the hub's ticker looks at
     consent, (head, depends_on) = await admitted(rt, caller, twin_id, purpose, Rights.READ, head_and_basis)
     cursor = resume if resume is not None else head if after is None else after
     hub = hub_of(request)
     watcher = hub.open(twin_id, caller.did, head)
-    watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None)
+    watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None, checked_to)
     events = _events(rt, caller, twin_id, purpose, watcher, cursor, request.url.path)
     return SnapshotStream(events, hub, watcher)
 
@@ -160,6 +161,7 @@ async def _events(
             rows = rt.snapshots.history_rows(twin_id, after=after, limit=PAGE, period=period)
             return rows, basis(rt, twin_id, consent)
 
+        checked_to = rt.head.indexed_to
         try:
             consent, (rows, depends_on) = await admitted(rt, caller, twin_id, purpose, Rights.READ, page)
         except Problem as refusal:
@@ -168,7 +170,7 @@ async def _events(
         except sqlite3.OperationalError as error:  # either engine's: fail closed, the client reconnects later
             yield event("problem", database_unavailable(error).body(path))
             return
-        watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None)
+        watcher.admitted(depends_on, consent.decision.expiry if consent.decision else None, checked_to)
         for row in rows:
             snapshot = StoredSnapshot.from_row(row)
             yield event("snapshot", {**snapshot.as_json(), "producer": row["producer"]}, snapshot.seq)

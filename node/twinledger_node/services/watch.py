@@ -46,12 +46,18 @@ class Watcher:
     depends_on: frozenset[int] = frozenset()  # twins whose indexed events may end its consent
     expiry: int | None = None  # its grant's (None: the owner)
     seen_head: int = 0  # the twin's newest seq when it was last woken for new snapshots (or opened)
+    # the indexed block its consent is known to hold at: read before its last decision, moved on by every tick
+    # whose newly indexed events spare it. A tick looks for events after the oldest of these, so an event indexed
+    # between a decision and the next tick (or before the ticker's first) is never skipped.
+    checked_to: int = -1
     ended: bool = False  # the node is shutting down
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def admitted(self, depends_on: frozenset[int], expiry: int | None) -> None:
-        """What the latest consent decision rests on (`consent_twins`) and when its grant expires."""
+    def admitted(self, depends_on: frozenset[int], expiry: int | None, checked_to: int) -> None:
+        """What the latest consent decision rests on (`consent_twins`), when its grant expires, and the indexed
+        block read before it was made."""
         self.depends_on, self.expiry = depends_on, expiry
+        self.checked_to = max(self.checked_to, checked_to)
 
 
 def consent_twins(index: Database, twin_id: int, via_twin: int | None) -> frozenset[int]:
@@ -92,7 +98,6 @@ class SnapshotWatch:
         self.per_did, self.total, self.poll = settings.streams_per_did, settings.streams_total, settings.poll_interval
         self._by_twin: dict[int, set[Watcher]] = {}
         self._per_did: Counter[str] = Counter()
-        self._indexed_to: int | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -154,7 +159,6 @@ class SnapshotWatch:
     # ------------------------------------------------------------------ the ticker
 
     async def _tick_while_watched(self) -> None:
-        self._indexed_to = None
         while self._by_twin and not self._closed:
             await asyncio.sleep(self.poll)
             try:
@@ -174,13 +178,12 @@ class SnapshotWatch:
                 watcher.wake.set()
             return
         indexed_to = rt.head.indexed_to
+        since = min(w.checked_to for w in watchers)
         changed: set[int] | None = set()
-        if self._indexed_to is not None and indexed_to != self._indexed_to:
-            if indexed_to < self._indexed_to:  # a reorg rolled the index back: anything may have changed
-                changed = None
-            else:
-                changed = await rt.index.run(changed_twins, rt.index, self._indexed_to, indexed_to)
-        self._indexed_to = indexed_to
+        if indexed_to < max(w.checked_to for w in watchers):  # a reorg rolled the index back: anything may have
+            changed = None
+        elif indexed_to > since:
+            changed = await rt.index.run(changed_twins, rt.index, since, indexed_to)
         twins = list(self._by_twin)
         heads: dict[int, int] = {}
         for start in range(0, len(twins), HEADS_PER_QUERY):
@@ -194,3 +197,5 @@ class SnapshotWatch:
             if moved or ended or expired:
                 watcher.seen_head = max(watcher.seen_head, head)
                 watcher.wake.set()
+            if not ended:  # nothing indexed up to here touches its consent: the next tick looks only further on
+                watcher.checked_to = max(watcher.checked_to, indexed_to)
