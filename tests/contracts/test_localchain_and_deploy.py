@@ -148,3 +148,21 @@ def test_a_test_anvil_dies_with_the_process_that_started_it(tmp_path):
     else:
         os.kill(pid, 9)
         raise AssertionError(f"anvil {pid} outlived the process that started it")
+
+
+def test_anvils_offloaded_states_stay_in_the_chain_directory_and_go_with_it(tmp_path):
+    """anvil writes old block states under $HOME/.foundry/anvil/tmp and never deletes them (66 GB of them filled
+    this machine's disk): they go to the chain's own directory instead, emptied when the chain stops."""
+    shared = Path.home() / ".foundry" / "anvil" / "tmp"
+    before = sorted(shared.iterdir()) if shared.is_dir() else []
+    chain = LocalChain(tmp_path / "chain", port=free_port())
+    status = chain.up()
+    try:
+        for _ in range(3000):  # enough blocks for anvil to start offloading states to disk
+            rpc_call(status.rpc_url, "evm_mine")
+        offloaded = list((chain.anvil_home / ".foundry" / "anvil" / "tmp").rglob("*.json"))
+        assert offloaded, "anvil offloaded nothing: the test mines too few blocks to show anything"
+    finally:
+        chain.down()
+    assert not chain.anvil_home.exists()
+    assert (sorted(shared.iterdir()) if shared.is_dir() else []) == before
