@@ -158,8 +158,7 @@ def test_anvils_offloaded_states_stay_in_the_chain_directory_and_go_with_it(tmp_
     chain = LocalChain(tmp_path / "chain", port=free_port())
     status = chain.up()
     try:
-        for _ in range(3000):  # enough blocks for anvil to start offloading states to disk
-            rpc_call(status.rpc_url, "evm_mine")
+        rpc_call(str(status.rpc_url), "anvil_mine", [hex(3000)], timeout=60)  # enough blocks to offload states
         offloaded = list((chain.anvil_home / ".foundry" / "anvil" / "tmp").rglob("*.json"))
         assert offloaded, "anvil offloaded nothing: the test mines too few blocks to show anything"
     finally:
