@@ -62,7 +62,7 @@ def set_(
     current = profile.load()
     where = profile.endpoints(node, rpc_url)  # both URLs checked for form before anything is asked
     node_url = where.node_url
-    facts = current.facts(node_url)
+    facts = where.known
     if node is not None:
         with Client(node_url) as tl:
             facts = tl.node.facts
